@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs what Herald needs to build (and, with --test, to run its test suites) on Debian 12.
+# Idempotent: packages already present are skipped, and apt is not touched when nothing is missing.
+set -euo pipefail
+
+BUILD_PACKAGES=(cmake ninja-build g++ ccache pkg-config libboost-dev libcurl4-openssl-dev
+  libnghttp2-dev libssl-dev libsqlite3-dev nlohmann-json3-dev libspdlog-dev libfmt-dev
+  libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev)
+
+want_tests=0
+[[ "${1:-}" == "--test" ]] && want_tests=1
+
+missing=()
+for pkg in "${BUILD_PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$pkg")
+  fi
+done
+if ((want_tests)) && ! command -v node >/dev/null 2>&1; then
+  missing+=(nodejs npm)  # only where the machine has no Node.js of its own
+fi
+
+if ((${#missing[@]})); then
+  echo "install-deps: installing ${missing[*]}"
+  sudo_cmd=()
+  [[ $(id -u) -ne 0 ]] && sudo_cmd=(sudo)
+  "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q
+  "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+    --no-install-recommends "${missing[@]}"
+fi
+
+if ((want_tests)); then
+  root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+  if [[ ! -d "$root/test/e2e/node_modules/@novu/api" ]]; then
+    echo "install-deps: npm ci in test/e2e"
+    (cd "$root/test/e2e" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+fi

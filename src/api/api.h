@@ -1,0 +1,89 @@
+// The Novu-compatible REST API: authentication, routes and handlers. Handlers are thin: decode
+// and validate the request, call one Store operation, encode the reply.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+#include "providers/registry.h"
+#include "server/http.h"
+#include "server/router.h"
+#include "store/store.h"
+#include "template/template.h"
+
+namespace herald::api {
+
+struct ApiOptions {
+  providers::TokenPolicy token_policy;
+  std::size_t max_tokens_per_channel = 100;
+};
+
+class Api {
+ public:
+  // `environments` are the ones the store holds (read once at start-up; keys never change while
+  // running). The store and cache must outlive the Api.
+  Api(store::Store& store, std::vector<store::Environment> environments,
+      tmpl::TemplateCache& templates, ApiOptions options);
+
+  void AddRoutes(server::Router& router);
+
+  // "ApiKey <key>" -> the environment, comparing SHA-256 digests in constant time.
+  Result<const store::Environment*> Authenticate(const server::Request& request) const;
+
+ private:
+  using Env = store::Environment;
+  using Req = server::Request;
+  using Reply = Result<server::Reply>;
+  using Method = Reply (Api::*)(Req&, const Env&);
+
+  server::Handler Bind(Method method);
+
+  // integrations.cc
+  Reply CreateIntegration(Req& r, const Env& env);
+  Reply ListIntegrations(Req& r, const Env& env);
+  Reply ListActiveIntegrations(Req& r, const Env& env);
+  Reply UpdateIntegration(Req& r, const Env& env);
+  Reply DeleteIntegration(Req& r, const Env& env);
+  Reply SetPrimaryIntegration(Req& r, const Env& env);
+
+  // subscribers.cc
+  Reply CreateSubscriberV2(Req& r, const Env& env);
+  Reply GetSubscriber(Req& r, const Env& env);
+  Reply PatchSubscriberV2(Req& r, const Env& env);
+  Reply DeleteSubscriberV2(Req& r, const Env& env);
+  Reply SearchSubscribers(Req& r, const Env& env);
+  Reply CreateSubscriberV1(Req& r, const Env& env);
+  Reply UpdateSubscriberV1(Req& r, const Env& env);
+  Reply DeleteSubscriberV1(Req& r, const Env& env);
+  Reply PutCredentials(Req& r, const Env& env);
+  Reply PatchCredentials(Req& r, const Env& env);
+  Reply DeleteCredentials(Req& r, const Env& env);
+  Reply ListDevices(Req& r, const Env& env);
+  Reply UpdateCredentials(Req& r, const Env& env, store::TokenWriteMode mode);
+
+  // topics.cc
+  Reply CreateTopic(Req& r, const Env& env);
+  Reply ListTopics(Req& r, const Env& env);
+  Reply GetTopic(Req& r, const Env& env);
+  Reply AddTopicSubscriptions(Req& r, const Env& env);
+  Reply ListTopicSubscriptions(Req& r, const Env& env);
+  Reply RemoveTopicSubscriptions(Req& r, const Env& env);
+
+  // workflows.cc
+  Reply CreateWorkflow(Req& r, const Env& env);
+  Reply ListWorkflows(Req& r, const Env& env);
+  Reply GetWorkflow(Req& r, const Env& env);
+  Reply UpdateWorkflow(Req& r, const Env& env);
+  Reply DeleteWorkflow(Req& r, const Env& env);
+  // Validates the workflow body and compiles its templates; fills `out` (steps, flags).
+  Status DecodeWorkflow(const Json& body, store::Workflow& out, bool is_update);
+
+  store::Store& store_;
+  std::vector<store::Environment> environments_;
+  tmpl::TemplateCache& templates_;
+  ApiOptions options_;
+};
+
+}  // namespace herald::api

@@ -1,0 +1,209 @@
+#include "api/dto.h"
+
+#include "providers/registry.h"
+
+namespace herald::api {
+namespace {
+
+void PutOpt(Json& out, const char* key, const std::optional<std::string>& value) {
+  if (value) out[key] = *value;
+}
+
+// Novu's SDK validates channels[].providerId against a closed enum without web-push, so web-push
+// channels are listed under Herald's own `webPushChannels` key instead.
+bool InNovuChannels(std::string_view provider_id) { return provider_id != "web-push"; }
+
+Json ChannelJson(const store::SubscriberChannel& ch) {
+  Json tokens = Json::array();
+  for (const store::DeviceToken& t : ch.tokens) {
+    if (t.status == store::TokenStatus::kActive) tokens.push_back(t.token);
+  }
+  Json credentials = {{"deviceTokens", std::move(tokens)}};
+  PutOpt(credentials, "webhookUrl", ch.webhook_url);
+  PutOpt(credentials, "channel", ch.channel);
+  return {{"_integrationId", ch.integration_id},
+          {"integrationIdentifier", ch.integration_identifier},
+          {"providerId", ch.provider_id},
+          {"credentials", std::move(credentials)}};
+}
+
+Json StepJson(const store::Workflow& w, const store::WorkflowStep& step) {
+  Json values = Json::object();
+  const Json& cv = step.control_values;
+  if (cv.contains("title")) values["subject"] = cv["title"];
+  for (const char* key : {"subject", "body", "skip"}) {
+    if (cv.contains(key)) values[key] = cv[key];
+  }
+  return {{"_id", step.id},
+          {"stepId", step.step_id},
+          {"name", step.name},
+          {"slug", step.step_id + "_" + step.id},
+          {"type", step.type},
+          {"origin", "external"},
+          {"workflowId", w.workflow_id},
+          {"workflowDatabaseId", w.id},
+          {"controls", {{"values", values}}},
+          {"controlValues", cv},
+          {"variables", Json::object()}};
+}
+
+// The request carries {user?, workflow?}; the response reports {default, user}, where `default`
+// is the workflow's own preference set (all channels enabled unless the workflow says otherwise).
+Json PreferencesJson(const Json& requested) {
+  Json defaults = {{"all", {{"enabled", true}, {"readOnly", false}}},
+                   {"channels", {{"push", {{"enabled", true}}}}}};
+  auto pick = [&](const char* key) -> Json {
+    if (!requested.is_object()) return nullptr;
+    auto it = requested.find(key);
+    if (it == requested.end() || !it->is_object() || !it->contains("all") ||
+        !(*it)["all"].is_object() || !it->contains("channels") || !(*it)["channels"].is_object()) {
+      return nullptr;
+    }
+    return *it;
+  };
+  Json workflow = pick("workflow");
+  return {{"default", workflow.is_null() ? defaults : workflow}, {"user", pick("user")}};
+}
+
+}  // namespace
+
+Json IntegrationJson(const store::Integration& i, std::string_view organization_id) {
+  const providers::ProviderSpec* spec = providers::FindProvider(i.provider_id);
+  Json out = {{"_id", i.id},
+              {"_environmentId", i.environment_id},
+              {"_organizationId", std::string(organization_id)},
+              {"name", i.name},
+              {"identifier", i.identifier},
+              {"providerId", i.provider_id},
+              {"channel", i.channel},
+              {"credentials", spec ? providers::MaskCredentials(*spec, i.credentials) : Json::object()},
+              {"active", i.active},
+              {"deleted", false},
+              {"primary", false},
+              {"priority", 0},
+              {"conditions", i.conditions},
+              {"createdAt", IsoTime(i.created_at)},
+              {"updatedAt", IsoTime(i.updated_at)}};
+  if (i.configurations.is_object() && !i.configurations.empty()) {
+    out["configurations"] = i.configurations;
+  }
+  return out;
+}
+
+Json SubscriberJson(const store::Subscriber& s, std::string_view organization_id) {
+  Json out = {{"_id", s.id},
+              {"_organizationId", std::string(organization_id)},
+              {"_environmentId", s.environment_id},
+              {"subscriberId", s.subscriber_id},
+              {"deleted", false},
+              {"createdAt", IsoTime(s.created_at)},
+              {"updatedAt", IsoTime(s.updated_at)},
+              {"__v", 0}};
+  const store::SubscriberProfile& p = s.profile;
+  PutOpt(out, "firstName", p.first_name);
+  PutOpt(out, "lastName", p.last_name);
+  PutOpt(out, "email", p.email);
+  PutOpt(out, "phone", p.phone);
+  PutOpt(out, "avatar", p.avatar);
+  PutOpt(out, "locale", p.locale);
+  PutOpt(out, "timezone", p.timezone);
+  if (p.data && p.data->is_object()) out["data"] = *p.data;
+  Json channels = Json::array(), web_push = Json::array();
+  for (const store::SubscriberChannel& ch : s.channels) {
+    (InNovuChannels(ch.provider_id) ? channels : web_push).push_back(ChannelJson(ch));
+  }
+  out["channels"] = std::move(channels);
+  out["webPushChannels"] = std::move(web_push);
+  out["topics"] = s.topics;
+  return out;
+}
+
+Json DevicesJson(const store::Subscriber& s) {
+  Json out = Json::array();
+  for (const store::SubscriberChannel& ch : s.channels) {
+    const providers::ProviderSpec* spec = providers::FindProvider(ch.provider_id);
+    for (const store::DeviceToken& t : ch.tokens) {
+      Json device = {{"providerId", ch.provider_id},
+                     {"_integrationId", ch.integration_id},
+                     {"integrationIdentifier", ch.integration_identifier},
+                     {"token", t.token},
+                     {"status", store::TokenStatusName(t.status)},
+                     {"createdAt", IsoTime(t.created_at)},
+                     {"lastActiveAt", t.last_active_at ? Json(IsoTime(*t.last_active_at)) : Json()},
+                     {"lastFailureReason",
+                      t.last_failure_reason ? Json(*t.last_failure_reason) : Json()}};
+      if (spec && ch.provider_id == "web-push") device["endpoint"] = spec->TokenIdentity(t.token);
+      out.push_back(std::move(device));
+    }
+  }
+  return out;
+}
+
+Json TopicJson(const store::Topic& t) {
+  Json out = {{"_id", t.id},
+              {"key", t.key},
+              {"createdAt", IsoTime(t.created_at)},
+              {"updatedAt", IsoTime(t.updated_at)}};
+  PutOpt(out, "name", t.name);
+  if (t.data && t.data->is_object()) out["data"] = *t.data;
+  return out;
+}
+
+Json TopicSubscriptionJson(const store::TopicSubscription& s) {
+  Json topic = {{"_id", s.topic.id}, {"key", s.topic.key}};
+  PutOpt(topic, "name", s.topic.name);
+  Json subscriber = {{"_id", s.subscriber_pk}, {"subscriberId", s.subscriber_id}};
+  PutOpt(subscriber, "firstName", s.subscriber_profile.first_name);
+  PutOpt(subscriber, "lastName", s.subscriber_profile.last_name);
+  PutOpt(subscriber, "email", s.subscriber_profile.email);
+  PutOpt(subscriber, "avatar", s.subscriber_profile.avatar);
+  return {{"_id", s.id},
+          {"identifier", s.identifier},
+          {"topic", std::move(topic)},
+          {"subscriber", std::move(subscriber)},
+          {"createdAt", IsoTime(s.created_at)},
+          {"updatedAt", IsoTime(s.updated_at)}};
+}
+
+Json WorkflowJson(const store::Workflow& w) {
+  Json steps = Json::array();
+  for (const store::WorkflowStep& step : w.steps) steps.push_back(StepJson(w, step));
+  Json out = {{"_id", w.id},
+              {"workflowId", w.workflow_id},
+              {"slug", w.workflow_id + "_" + w.id},
+              {"name", w.name},
+              {"description", w.description},
+              {"tags", w.tags},
+              {"active", w.active},
+              {"status", w.active ? "ACTIVE" : "INACTIVE"},
+              {"origin", "external"},
+              {"severity", w.severity},
+              {"steps", std::move(steps)},
+              {"preferences", PreferencesJson(w.preferences)},
+              {"createdAt", IsoTime(w.created_at)},
+              {"updatedAt", IsoTime(w.updated_at)}};
+  if (!w.payload_schema.is_null()) out["payloadSchema"] = w.payload_schema;
+  return out;
+}
+
+Json WorkflowListItemJson(const store::Workflow& w) {
+  Json steps = Json::array(), overviews = Json::array();
+  for (const store::WorkflowStep& step : w.steps) {
+    steps.push_back({{"slug", step.step_id + "_" + step.id}, {"type", step.type}});
+    overviews.push_back(step.type);
+  }
+  return {{"_id", w.id},
+          {"workflowId", w.workflow_id},
+          {"slug", w.workflow_id + "_" + w.id},
+          {"name", w.name},
+          {"tags", w.tags},
+          {"active", w.active},
+          {"status", w.active ? "ACTIVE" : "INACTIVE"},
+          {"origin", "external"},
+          {"stepTypeOverviews", std::move(overviews)},
+          {"steps", std::move(steps)},
+          {"createdAt", IsoTime(w.created_at)},
+          {"updatedAt", IsoTime(w.updated_at)}};
+}
+
+}  // namespace herald::api

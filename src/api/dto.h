@@ -1,0 +1,29 @@
+// Model -> JSON in Novu's wire shapes (underscore-prefixed ids, ISO dates). Pure functions.
+#pragma once
+
+#include "core/json.h"
+#include "store/model.h"
+
+namespace herald::api {
+
+Json IntegrationJson(const store::Integration& integration, std::string_view organization_id);
+Json SubscriberJson(const store::Subscriber& subscriber, std::string_view organization_id);
+Json DevicesJson(const store::Subscriber& subscriber);
+Json TopicJson(const store::Topic& topic);
+Json TopicSubscriptionJson(const store::TopicSubscription& subscription);
+Json WorkflowJson(const store::Workflow& workflow);
+Json WorkflowListItemJson(const store::Workflow& workflow);
+
+// {data, next, previous, totalCount, totalCountCapped}
+template <typename T, typename F>
+Json CursorPageJson(const store::Page<T>& page, F&& to_json) {
+  Json data = Json::array();
+  for (const T& item : page.items) data.push_back(to_json(item));
+  return {{"data", std::move(data)},
+          {"next", page.next ? Json(*page.next) : Json()},
+          {"previous", page.previous ? Json(*page.previous) : Json()},
+          {"totalCount", page.total_count},
+          {"totalCountCapped", page.total_count_capped}};
+}
+
+}  // namespace herald::api

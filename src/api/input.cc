@@ -1,0 +1,118 @@
+#include "api/input.h"
+
+#include <charconv>
+
+namespace herald::api {
+namespace {
+
+std::string FieldName(std::string_view key, std::string_view field) {
+  return std::string(field.empty() ? key : field);
+}
+
+}  // namespace
+
+Result<Json> ParseObjectBody(const server::Request& request, bool allow_empty) {
+  std::string_view body = request.body;
+  bool blank = body.find_first_not_of(" \t\r\n") == std::string_view::npos;
+  if (blank) {
+    if (allow_empty) return Json::object();
+    return Status::InvalidArgument("Request body must be a JSON object");
+  }
+  std::string error;
+  std::optional<Json> parsed = ParseJson(body, &error);
+  if (!parsed) return Status::InvalidArgument(error);
+  if (!parsed->is_object()) return Status::InvalidArgument("Request body must be a JSON object");
+  return std::move(*parsed);
+}
+
+Status RejectUnknownFields(const Json& object, std::span<const std::string_view> allowed,
+                           std::string_view prefix) {
+  for (const auto& [key, value] : object.items()) {
+    bool known = false;
+    for (std::string_view a : allowed) known = known || a == key;
+    if (!known) {
+      return Status::InvalidArgument("property " + std::string(prefix) + key +
+                                     " should not exist");
+    }
+  }
+  return Status::Ok();
+}
+
+Result<std::optional<std::string>> OptString(const Json& object, std::string_view key,
+                                             std::string_view field) {
+  auto it = object.find(key);
+  if (it == object.end()) return std::optional<std::string>();
+  if (!it->is_string()) return Status::InvalidArgument(FieldName(key, field) + " must be a string");
+  return std::optional<std::string>(it->get<std::string>());
+}
+
+Result<std::optional<std::optional<std::string>>> OptNullableString(const Json& object,
+                                                                    std::string_view key) {
+  using Out = std::optional<std::optional<std::string>>;
+  auto it = object.find(key);
+  if (it == object.end()) return Out();
+  if (it->is_null()) return Out(std::optional<std::string>());
+  if (!it->is_string()) return Status::InvalidArgument(std::string(key) + " must be a string");
+  return Out(it->get<std::string>());
+}
+
+Result<std::optional<bool>> OptBool(const Json& object, std::string_view key) {
+  auto it = object.find(key);
+  if (it == object.end()) return std::optional<bool>();
+  if (!it->is_boolean()) return Status::InvalidArgument(std::string(key) + " must be a boolean");
+  return std::optional<bool>(it->get<bool>());
+}
+
+Result<std::string> RequiredString(const Json& object, std::string_view key,
+                                   std::string_view field) {
+  ASSIGN_OR_RETURN(std::optional<std::string> value, OptString(object, key, field));
+  if (!value) return Status::InvalidArgument(FieldName(key, field) + " is required");
+  return std::move(*value);
+}
+
+Result<std::optional<std::vector<std::string>>> OptStringArray(const Json& object,
+                                                              std::string_view key,
+                                                              std::string_view field) {
+  using Out = std::optional<std::vector<std::string>>;
+  auto it = object.find(key);
+  if (it == object.end()) return Out();
+  std::string name = FieldName(key, field);
+  if (!it->is_array()) return Status::InvalidArgument(name + " must be an array of strings");
+  std::vector<std::string> out;
+  out.reserve(it->size());
+  for (const Json& item : *it) {
+    if (!item.is_string()) {
+      return Status::InvalidArgument(name + " must be an array of strings");
+    }
+    out.push_back(item.get<std::string>());
+  }
+  return Out(std::move(out));
+}
+
+Status CheckId(std::string_view value, std::string_view field) {
+  if (value.empty()) return Status::InvalidArgument(std::string(field) + " must not be empty");
+  if (value.size() > 256) {
+    return Status::InvalidArgument(std::string(field) + " must be at most 256 characters");
+  }
+  for (unsigned char c : value) {
+    if (c < 0x20 || c == 0x7f) {
+      return Status::InvalidArgument(std::string(field) + " must not contain control characters");
+    }
+  }
+  return Status::Ok();
+}
+
+Result<std::optional<long long>> QueryInt(const server::Request& request, std::string_view key,
+                                          long long min, long long max) {
+  const std::string* raw = request.Query(key);
+  if (!raw) return std::optional<long long>();
+  long long value = 0;
+  auto [end, ec] = std::from_chars(raw->data(), raw->data() + raw->size(), value);
+  if (ec != std::errc() || end != raw->data() + raw->size() || value < min || value > max) {
+    return Status::InvalidArgument(std::string(key) + " must be an integer between " +
+                                   std::to_string(min) + " and " + std::to_string(max));
+  }
+  return std::optional<long long>(value);
+}
+
+}  // namespace herald::api

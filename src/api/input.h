@@ -1,0 +1,52 @@
+// Reading untrusted JSON request bodies into typed values, with 400 errors that name the field.
+#pragma once
+
+#include <initializer_list>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/json.h"
+#include "core/status.h"
+#include "server/http.h"
+
+namespace herald::api {
+
+// The body as a JSON object. An empty body is `{}` when `allow_empty`; anything that is not an
+// object, malformed JSON, invalid UTF-8 or too-deep nesting is InvalidArgument.
+Result<Json> ParseObjectBody(const server::Request& request, bool allow_empty = false);
+
+// InvalidArgument naming the first member of `object` that is not in `allowed`
+// ("property foo should not exist", as Novu's validator words it).
+Status RejectUnknownFields(const Json& object, std::span<const std::string_view> allowed,
+                           std::string_view prefix = "");
+inline Status RejectUnknownFields(const Json& object,
+                                  std::initializer_list<std::string_view> allowed,
+                                  std::string_view prefix = "") {
+  return RejectUnknownFields(object, std::span(allowed.begin(), allowed.size()), prefix);
+}
+
+// Typed member readers. Absent -> nullopt; wrong type -> InvalidArgument "<field> must be a
+// string". `field` is the name used in messages (e.g. "credentials.webhookUrl").
+Result<std::optional<std::string>> OptString(const Json& object, std::string_view key,
+                                             std::string_view field = {});
+// Like OptString but also accepts null (-> engaged nullopt): for nullable profile fields.
+Result<std::optional<std::optional<std::string>>> OptNullableString(const Json& object,
+                                                                    std::string_view key);
+Result<std::optional<bool>> OptBool(const Json& object, std::string_view key);
+Result<std::string> RequiredString(const Json& object, std::string_view key,
+                                   std::string_view field = {});
+Result<std::optional<std::vector<std::string>>> OptStringArray(const Json& object,
+                                                              std::string_view key,
+                                                              std::string_view field = {});
+
+// Identifiers from paths or bodies: non-empty, at most 256 bytes, no control characters.
+Status CheckId(std::string_view value, std::string_view field);
+
+// Query parameter helpers: integers within [min, max] (InvalidArgument otherwise).
+Result<std::optional<long long>> QueryInt(const server::Request& request, std::string_view key,
+                                          long long min, long long max);
+
+}  // namespace herald::api

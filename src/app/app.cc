@@ -1,0 +1,207 @@
+#include "app/app.h"
+
+#include <signal.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+
+#include <CLI/CLI.hpp>
+
+#include "api/api.h"
+#include "app/data_dir.h"
+#include "core/log.h"
+#include "server/error_reply.h"
+#include "server/http_server.h"
+#include "server/router.h"
+#include "store/sqlite/sqlite_store.h"
+
+namespace herald::app {
+namespace {
+
+struct Options {
+  std::string listen = "127.0.0.1:3000";
+  std::string data_dir = "./herald-data";
+  std::string database;
+  std::string log_level = "info";
+  int http_threads = 2;
+};
+
+std::string EnvOr(const char* name, std::string fallback) {
+  const char* value = std::getenv(name);
+  return value && *value ? std::string(value) : std::move(fallback);
+}
+
+bool EnvFlag(const char* name) {
+  const char* value = std::getenv(name);
+  return value && (std::string_view(value) == "1" || std::string_view(value) == "true");
+}
+
+Result<std::pair<std::string, std::uint16_t>> ParseListen(const std::string& listen) {
+  std::size_t colon = listen.rfind(':');
+  if (colon == std::string::npos || colon == 0) {
+    return Status::InvalidArgument("--listen must be HOST:PORT, got '" + listen + "'");
+  }
+  std::string host = listen.substr(0, colon);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  int port = 0;
+  try {
+    std::size_t used = 0;
+    port = std::stoi(listen.substr(colon + 1), &used);
+    if (used != listen.size() - colon - 1) port = -1;
+  } catch (...) {
+    port = -1;
+  }
+  if (port < 0 || port > 65535) {
+    return Status::InvalidArgument("--listen port must be 0..65535, got '" + listen + "'");
+  }
+  return std::make_pair(host, static_cast<std::uint16_t>(port));
+}
+
+Status CheckDatabase(const Options& options) {
+  if (!options.database.empty() && options.database.rfind("sqlite:", 0) != 0) {
+    return Status::InvalidArgument("--database " + options.database.substr(0, 11) +
+                                   "... is not supported yet; the embedded SQLite store is used "
+                                   "when --database is not set");
+  }
+  return Status::Ok();
+}
+
+std::string DatabasePath(const Options& options) {
+  if (options.database.rfind("sqlite://", 0) == 0) return options.database.substr(9);
+  if (options.database.rfind("sqlite:", 0) == 0) return options.database.substr(7);
+  return options.data_dir + "/herald.db";
+}
+
+int Fail(const Status& status) {
+  std::fprintf(stderr, "herald: %s\n", status.message().c_str());
+  return 1;
+}
+
+int Serve(const Options& options) {
+  if (Status st = CheckDatabase(options); !st.ok()) return Fail(st);
+  Result<std::pair<std::string, std::uint16_t>> listen = ParseListen(options.listen);
+  if (!listen.ok()) return Fail(listen.status());
+  if (Status st = EnsureDataDir(options.data_dir); !st.ok()) return Fail(st);
+  Result<std::unique_ptr<DataDirLock>> lock = DataDirLock::Acquire(options.data_dir);
+  if (!lock.ok()) return Fail(lock.status());
+  Result<std::unique_ptr<crypto::KeyRing>> keys = LoadKeyRing(options.data_dir, /*create=*/true);
+  if (!keys.ok()) return Fail(keys.status());
+  Result<std::unique_ptr<store::Store>> store =
+      store::OpenSqliteStore({DatabasePath(options), 4}, **keys);
+  if (!store.ok()) return Fail(store.status());
+  Result<std::vector<NewKey>> generated = BootstrapEnvironments(**store, **keys);
+  if (!generated.ok()) return Fail(generated.status());
+  for (const NewKey& key : *generated) {
+    // Printed once, to stdout (never to the log); `herald keys` shows them again.
+    std::printf("API key for environment %s: %s\n", key.environment.c_str(), key.key.c_str());
+  }
+  std::fflush(stdout);
+  Result<std::vector<store::Environment>> environments = (*store)->ListEnvironments();
+  if (!environments.ok()) return Fail(environments.status());
+
+  tmpl::TemplateCache templates;
+  api::ApiOptions api_options;
+  api_options.token_policy.allow_private_targets = EnvFlag("HERALD_ALLOW_PRIVATE_TARGETS");
+  api::Api api(**store, *environments, templates, api_options);
+  server::Router router;
+  api.AddRoutes(router);
+  router.Add("GET", "/healthz", server::Sync([](server::Request&) {
+               return server::JsonReply({{"status", "ok"}});
+             }));
+  router.Add("GET", "/readyz", server::Sync([](server::Request&) {
+               return server::JsonReply({{"status", "ready"}});
+             }));
+
+  server::ServerOptions server_options;
+  server_options.host = listen->first;
+  server_options.port = listen->second;
+  server_options.threads = options.http_threads;
+  Result<std::unique_ptr<server::HttpServer>> server = server::HttpServer::Start(
+      server_options, [&router](server::Request& request, server::Done done) {
+        router.Dispatch(request, std::move(done));
+      });
+  if (!server.ok()) return Fail(server.status());
+  spdlog::info("herald serving listen={}:{} data={}", listen->first, (*server)->port(),
+               options.data_dir);
+
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  int received = 0;
+  sigwait(&signals, &received);
+  spdlog::info("herald stopping signal={}", received);
+  (*server)->Stop();
+  return 0;
+}
+
+int Keys(const Options& options) {
+  Result<std::unique_ptr<crypto::KeyRing>> keys = LoadKeyRing(options.data_dir, /*create=*/false);
+  if (!keys.ok()) return Fail(keys.status());
+  if (Status st = CheckDatabase(options); !st.ok()) return Fail(st);
+  Result<std::unique_ptr<store::Store>> store =
+      store::OpenSqliteStore({DatabasePath(options), 1}, **keys);
+  if (!store.ok()) return Fail(store.status());
+  Result<std::vector<store::Environment>> environments = (*store)->ListEnvironments();
+  if (!environments.ok()) return Fail(environments.status());
+  if (environments->empty()) return Fail(Status::NotFound("no environments yet: run herald serve"));
+  for (const store::Environment& env : *environments) {
+    Result<std::string> key = (*keys)->Open(env.api_key_sealed, env.id);
+    if (!key.ok()) return Fail(Status::Internal("cannot decrypt the API key of " + env.name));
+    std::printf("%s %s\n", env.name.c_str(), key->c_str());
+  }
+  return 0;
+}
+
+int Vapid() {
+  auto [private_key, public_key] = crypto::GenerateP256KeyPair();
+  std::printf("{\"apiKey\":\"%s\",\"secretKey\":\"%s\"}\n",
+              crypto::Base64UrlEncode(public_key).c_str(),
+              crypto::Base64UrlEncode(private_key).c_str());
+  return 0;
+}
+
+}  // namespace
+
+int Main(int argc, char** argv) {
+  // Block the stop signals in every thread; `serve` waits for them with sigwait().
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  Options options;
+  options.listen = EnvOr("HERALD_LISTEN", options.listen);
+  options.data_dir = EnvOr("HERALD_DATA_DIR", options.data_dir);
+  options.database = EnvOr("HERALD_DATABASE_URL", options.database);
+  options.log_level = EnvOr("HERALD_LOG_LEVEL", options.log_level);
+
+  CLI::App cli{"Herald: a self-hosted push notification server with Novu's API"};
+  cli.require_subcommand(1);
+  auto add_data = [&](CLI::App* cmd) {
+    cmd->add_option("--data", options.data_dir, "data directory (env HERALD_DATA_DIR)");
+    cmd->add_option("--database", options.database, "database URL (env HERALD_DATABASE_URL)");
+  };
+  CLI::App* serve = cli.add_subcommand("serve", "run the API and delivery in one process");
+  serve->add_option("--listen", options.listen, "HOST:PORT (env HERALD_LISTEN)");
+  serve->add_option("--http-threads", options.http_threads, "HTTP I/O threads")
+      ->check(CLI::Range(1, 64));
+  serve->add_option("--log-level", options.log_level, "trace|debug|info|warn|error");
+  add_data(serve);
+  CLI::App* keys = cli.add_subcommand("keys", "print the API key of each environment");
+  add_data(keys);
+  cli.add_subcommand("vapid", "generate a VAPID key pair for a web-push integration");
+  CLI11_PARSE(cli, argc, argv);
+
+  InitLogging(options.log_level);
+  if (serve->parsed()) return Serve(options);
+  if (keys->parsed()) return Keys(options);
+  return Vapid();
+}
+
+}  // namespace herald::app

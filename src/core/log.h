@@ -1,0 +1,14 @@
+// Logging: spdlog behind one set-up call. Messages are structured as `event key=value ...`;
+// never pass a secret (API key, credential, token) to a log call.
+#pragma once
+
+#include <string_view>
+
+#include <spdlog/spdlog.h>
+
+namespace herald {
+
+// Level names: trace, debug, info, warn, error. Unknown names fall back to info.
+void InitLogging(std::string_view level);
+
+}  // namespace herald

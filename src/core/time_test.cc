@@ -1,0 +1,30 @@
+#include "core/time.h"
+
+#include <gtest/gtest.h>
+
+#include "core/ids.h"
+
+namespace herald {
+namespace {
+
+TEST(TimeTest, IsoRoundTrip) {
+  EXPECT_EQ(IsoTime(0), "1970-01-01T00:00:00.000Z");
+  EXPECT_EQ(IsoTime(1704067200123), "2024-01-01T00:00:00.123Z");
+  EXPECT_EQ(ParseIsoTime("2024-01-01T00:00:00.123Z"), 1704067200123);
+  EXPECT_EQ(ParseIsoTime("2024-01-01T00:00:00Z"), 1704067200000);
+  EXPECT_FALSE(ParseIsoTime("2024-01-01").has_value());
+  EXPECT_FALSE(ParseIsoTime("2024-13-01T00:00:00Z").has_value());
+}
+
+TEST(IdsTest, Shapes) {
+  std::string id = NewObjectId();
+  EXPECT_EQ(id.size(), 24u);
+  EXPECT_NE(id, NewObjectId());
+  EXPECT_EQ(RandomAlnum(12).size(), 12u);
+  std::string uuid = NewUuid();
+  EXPECT_EQ(uuid.size(), 36u);
+  EXPECT_EQ(uuid[14], '4');
+}
+
+}  // namespace
+}  // namespace herald

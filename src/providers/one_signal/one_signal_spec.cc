@@ -1,0 +1,34 @@
+#include "providers/one_signal/one_signal_spec.h"
+
+#include "providers/basic_spec.h"
+
+namespace herald::providers {
+namespace {
+
+class OneSignalSpec final : public BasicSpec {
+ public:
+  OneSignalSpec()
+      : BasicSpec("one-signal", "OneSignal",
+                  {{"applicationId", true, false},
+                   {"apiKey", true, true},
+                   {"apiVersion", false, false}}) {}
+
+ protected:
+  Status CheckValues(const Json& credentials) const override {
+    if (!IsUuid(StringField(credentials, "applicationId"))) {
+      return FieldError("applicationId", "must be a OneSignal app id (a UUID)");
+    }
+    // Absent means the legacy player model, as in Novu.
+    std::string_view version = StringField(credentials, "apiVersion");
+    if (!version.empty() && version != "externalId" && version != "playerModel") {
+      return FieldError("apiVersion", "must be one of externalId, playerModel");
+    }
+    return Status::Ok();
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<ProviderSpec> NewOneSignalSpec() { return std::make_unique<OneSignalSpec>(); }
+
+}  // namespace herald::providers

@@ -1,0 +1,40 @@
+// The HTTP/1.1 listener. Only http_server.cc includes Boost.Beast/Asio.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "core/status.h"
+#include "server/http.h"
+
+namespace herald::server {
+
+struct ServerOptions {
+  std::string host = "127.0.0.1";
+  std::uint16_t port = 3000;            // 0 = pick a free port; see HttpServer::port()
+  int threads = 2;                      // I/O threads
+  std::size_t max_body_bytes = 1 << 20;     // larger bodies get 413 without being read
+  std::size_t max_header_bytes = 16 << 10;  // larger header blocks get 431
+  std::chrono::seconds idle_timeout{60};    // keep-alive connections idle this long are closed
+};
+
+class HttpServer {
+ public:
+  virtual ~HttpServer() = default;
+
+  // Binds, listens and starts the I/O threads. Every complete request goes to `handler`
+  // (which may answer from any thread); framing errors are answered by the server itself with
+  // Novu-shaped JSON errors (400, 413, 431). Unavailable if the address cannot be bound.
+  static Result<std::unique_ptr<HttpServer>> Start(const ServerOptions& options, Handler handler);
+
+  virtual std::uint16_t port() const = 0;
+
+  // Stops accepting, lets in-flight requests finish (up to `grace`), closes idle connections
+  // and joins the threads. Idempotent.
+  virtual void Stop(std::chrono::milliseconds grace = std::chrono::milliseconds(5000)) = 0;
+};
+
+}  // namespace herald::server

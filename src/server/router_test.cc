@@ -1,0 +1,65 @@
+#include "server/router.h"
+
+#include <gtest/gtest.h>
+
+namespace herald::server {
+namespace {
+
+Reply Dispatch(const Router& router, std::string method, std::string path, Request* out = nullptr) {
+  Request request;
+  request.method = std::move(method);
+  request.path = std::move(path);
+  Reply reply;
+  router.Dispatch(request, [&](Reply r) { reply = std::move(r); });
+  if (out) *out = request;
+  return reply;
+}
+
+Router MakeRouter() {
+  Router router;
+  router.Add("GET", "/v1/subscribers/:id", Sync([](Request& r) {
+               return Reply{200, "sub:" + r.Param("id")};
+             }));
+  router.Add("DELETE", "/v1/subscribers/:id/credentials/:providerId", Sync([](Request& r) {
+               return Reply{204, r.Param("id") + "|" + r.Param("providerId")};
+             }));
+  router.Add("GET", "/healthz", Sync([](Request&) { return Reply{200, "ok"}; }));
+  return router;
+}
+
+TEST(RouterTest, MatchesParamsAndDecodes) {
+  Router router = MakeRouter();
+  EXPECT_EQ(Dispatch(router, "GET", "/v1/subscribers/u%201%2Fx").body, "sub:u 1/x");
+  EXPECT_EQ(Dispatch(router, "DELETE", "/v1/subscribers/a/credentials/fcm").body, "a|fcm");
+}
+
+TEST(RouterTest, IgnoresMountPrefix) {
+  Router router = MakeRouter();
+  EXPECT_EQ(Dispatch(router, "GET", "/novu/api/v1/subscribers/7").body, "sub:7");
+  EXPECT_EQ(Dispatch(router, "GET", "/some/prefix/healthz").status, 200);
+}
+
+TEST(RouterTest, UnknownPathIs404AndWrongMethodIs405) {
+  Router router = MakeRouter();
+  Reply missing = Dispatch(router, "GET", "/v1/nothing");
+  EXPECT_EQ(missing.status, 404);
+  EXPECT_NE(missing.body.find("\"statusCode\":404"), std::string::npos);
+  Reply wrong = Dispatch(router, "POST", "/v1/subscribers/x");
+  EXPECT_EQ(wrong.status, 405);
+  ASSERT_EQ(wrong.headers.size(), 1u);
+  EXPECT_EQ(wrong.headers[0].second, "GET");
+}
+
+TEST(RouterTest, EmptyParamDoesNotMatch) {
+  Router router = MakeRouter();
+  EXPECT_EQ(Dispatch(router, "GET", "/v1/subscribers/").status, 404);
+}
+
+TEST(RouterTest, BadPercentEncodingIs400) {
+  Router router = MakeRouter();
+  EXPECT_EQ(Dispatch(router, "GET", "/v1/subscribers/%zz").status, 400);
+  EXPECT_EQ(Dispatch(router, "GET", "/v1/subscribers/%4").status, 400);
+}
+
+}  // namespace
+}  // namespace herald::server

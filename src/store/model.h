@@ -1,0 +1,153 @@
+// Plain records the store reads and writes. No behaviour beyond small helpers; JSON mapping for
+// the API lives in api/.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/json.h"
+#include "core/time.h"
+
+namespace herald::store {
+
+struct Environment {
+  std::string id;               // ObjectId-like
+  std::string name;             // "development" | "production"
+  std::string organization_id;
+  std::string api_key_hash;     // hex SHA-256 of the secret API key
+  std::string api_key_sealed;   // the key itself, AEAD-sealed, for `herald keys`
+  EpochMs created_at = 0;
+};
+
+struct Integration {
+  std::string id;
+  std::string environment_id;
+  std::string identifier;       // unique per environment
+  std::string name;
+  std::string provider_id;      // "fcm", "web-push", ...
+  std::string channel = "push";
+  Json credentials = Json::object();  // plaintext in memory; sealed at rest
+  bool active = false;
+  Json conditions = Json::array();
+  Json configurations = Json::object();
+  EpochMs created_at = 0;
+  EpochMs updated_at = 0;
+};
+
+enum class TokenStatus { kActive, kExpired, kUnsubscribed };
+const char* TokenStatusName(TokenStatus status);
+std::optional<TokenStatus> ParseTokenStatus(std::string_view name);
+
+struct DeviceToken {
+  std::string token;            // canonical form (web-push: the PushSubscription JSON)
+  std::string identity;         // de-duplication key (web-push: the endpoint)
+  TokenStatus status = TokenStatus::kActive;
+  EpochMs created_at = 0;
+  std::optional<EpochMs> last_active_at;
+  std::optional<std::string> last_failure_reason;
+};
+
+// One (subscriber, integration) push channel: Novu's `subscriber.channels[]` item.
+struct SubscriberChannel {
+  std::string id;
+  std::string integration_id;
+  std::string integration_identifier;
+  std::string provider_id;
+  std::optional<std::string> webhook_url;
+  std::optional<std::string> channel;   // chat channel name; kept for Novu parity
+  std::vector<DeviceToken> tokens;      // in registration order
+};
+
+// Profile fields a client may set; nullopt = SQL NULL.
+struct SubscriberProfile {
+  std::optional<std::string> first_name, last_name, email, phone, avatar, locale, timezone;
+  std::optional<Json> data;
+};
+
+struct Subscriber {
+  std::string id;               // internal _id
+  std::string environment_id;
+  std::string subscriber_id;    // the application's id
+  SubscriberProfile profile;
+  std::vector<SubscriberChannel> channels;
+  std::vector<std::string> topics;  // topic keys
+  EpochMs created_at = 0;
+  EpochMs updated_at = 0;
+};
+
+// A partial update: only engaged members change. An engaged member holding nullopt clears it.
+struct SubscriberPatch {
+  std::optional<std::optional<std::string>> first_name, last_name, email, phone, avatar, locale,
+      timezone;
+  std::optional<std::optional<Json>> data;
+  bool empty() const {
+    return !first_name && !last_name && !email && !phone && !avatar && !locale && !timezone &&
+           !data;
+  }
+};
+
+struct Topic {
+  std::string id;
+  std::string environment_id;
+  std::string key;
+  std::optional<std::string> name;
+  std::optional<Json> data;
+  EpochMs created_at = 0;
+  EpochMs updated_at = 0;
+};
+
+struct TopicSubscription {
+  std::string id;
+  std::string identifier;       // Novu: "<topicKey>:<subscriberId>" unless given
+  Topic topic;
+  std::string subscriber_pk;
+  std::string subscriber_id;
+  SubscriberProfile subscriber_profile;
+  EpochMs created_at = 0;
+  EpochMs updated_at = 0;
+};
+
+struct WorkflowStep {
+  std::string id;               // _id
+  std::string step_id;          // stable id used in overrides.steps.<stepId>
+  std::string name;
+  std::string type;             // "push" (others stored as given)
+  Json control_values = Json::object();
+};
+
+struct Workflow {
+  std::string id;               // _id
+  std::string environment_id;
+  std::string workflow_id;      // the trigger identifier
+  std::string name;
+  std::string description;
+  std::vector<std::string> tags;
+  bool active = false;
+  std::string severity = "none";
+  Json payload_schema;          // null if none
+  Json preferences;             // null if none
+  std::vector<WorkflowStep> steps;
+  EpochMs created_at = 0;
+  EpochMs updated_at = 0;
+};
+
+// Cursor pagination as Novu v2 lists do it.
+struct PageRequest {
+  int limit = 10;
+  std::optional<std::string> after;   // an _id
+  std::optional<std::string> before;  // an _id
+  bool descending = true;
+  std::string order_by = "createdAt"; // "createdAt" | "updatedAt" | "_id"
+};
+
+template <typename T>
+struct Page {
+  std::vector<T> items;
+  std::optional<std::string> next;      // _id to pass as `after`
+  std::optional<std::string> previous;  // _id to pass as `before`
+  long long total_count = 0;
+  bool total_count_capped = false;
+};
+
+}  // namespace herald::store

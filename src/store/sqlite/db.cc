@@ -1,0 +1,142 @@
+#include "store/sqlite/db.h"
+
+#include <sqlite3.h>
+
+#include <cstdlib>
+
+#include "core/log.h"
+
+namespace herald::store::sqlite {
+
+Stmt::~Stmt() {
+  if (stmt_) {
+    sqlite3_reset(stmt_);
+    sqlite3_clear_bindings(stmt_);
+  }
+}
+
+Stmt& Stmt::Bind(int index, std::string_view text) {
+  sqlite3_bind_text(stmt_, index, text.data(), static_cast<int>(text.size()), SQLITE_TRANSIENT);
+  return *this;
+}
+
+Stmt& Stmt::Bind(int index, std::int64_t value) {
+  sqlite3_bind_int64(stmt_, index, value);
+  return *this;
+}
+
+Stmt& Stmt::Bind(int index, const std::optional<std::string>& text) {
+  return text ? Bind(index, std::string_view(*text)) : BindNull(index);
+}
+
+Stmt& Stmt::Bind(int index, const std::optional<std::int64_t>& value) {
+  return value ? Bind(index, *value) : BindNull(index);
+}
+
+Stmt& Stmt::BindNull(int index) {
+  sqlite3_bind_null(stmt_, index);
+  return *this;
+}
+
+bool Stmt::Step() {
+  int rc = sqlite3_step(stmt_);
+  if (rc == SQLITE_ROW) return true;
+  if (rc == SQLITE_DONE) return false;
+  int extended = sqlite3_extended_errcode(db_);
+  std::string message = sqlite3_errmsg(db_);
+  if (extended == SQLITE_CONSTRAINT_UNIQUE || extended == SQLITE_CONSTRAINT_PRIMARYKEY) {
+    status_ = Status::Conflict(message);
+  } else {
+    spdlog::error("sqlite step failed code={} message={}", extended, message);
+    status_ = Status::Internal("database error");
+  }
+  return false;
+}
+
+Status Stmt::Exec() {
+  while (Step()) {
+  }
+  return status_;
+}
+
+std::string Stmt::Text(int column) const {
+  const unsigned char* text = sqlite3_column_text(stmt_, column);
+  int size = sqlite3_column_bytes(stmt_, column);
+  return text ? std::string(reinterpret_cast<const char*>(text), static_cast<std::size_t>(size))
+              : std::string();
+}
+
+std::optional<std::string> Stmt::OptText(int column) const {
+  if (IsNull(column)) return std::nullopt;
+  return Text(column);
+}
+
+std::int64_t Stmt::Int(int column) const { return sqlite3_column_int64(stmt_, column); }
+
+std::optional<std::int64_t> Stmt::OptInt(int column) const {
+  if (IsNull(column)) return std::nullopt;
+  return Int(column);
+}
+
+bool Stmt::IsNull(int column) const {
+  return sqlite3_column_type(stmt_, column) == SQLITE_NULL;
+}
+
+Result<std::unique_ptr<Db>> Db::Open(const std::string& path, bool read_only) {
+  sqlite3* handle = nullptr;
+  int flags = read_only ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+  flags |= SQLITE_OPEN_NOMUTEX;  // each connection is used by one thread at a time
+  int rc = sqlite3_open_v2(path.c_str(), &handle, flags, nullptr);
+  if (rc != SQLITE_OK) {
+    std::string message = handle ? sqlite3_errmsg(handle) : sqlite3_errstr(rc);
+    sqlite3_close(handle);
+    return Status::Unavailable("cannot open database " + path + ": " + message);
+  }
+  std::unique_ptr<Db> db(new Db(handle));
+  sqlite3_busy_timeout(handle, 10000);
+  std::string pragmas =
+      "PRAGMA foreign_keys=ON; PRAGMA synchronous=FULL; PRAGMA temp_store=MEMORY;"
+      "PRAGMA cache_size=-16000;";
+  if (!read_only) pragmas = "PRAGMA journal_mode=WAL;" + pragmas;
+  RETURN_IF_ERROR(db->ExecScript(pragmas));
+  return db;
+}
+
+Db::~Db() {
+  for (auto& [sql, stmt] : cache_) sqlite3_finalize(stmt);
+  sqlite3_close(db_);
+}
+
+Stmt Db::Prepare(std::string_view sql) {
+  auto it = cache_.find(sql);
+  if (it == cache_.end()) {
+    sqlite3_stmt* stmt = nullptr;
+    int rc = sqlite3_prepare_v3(db_, sql.data(), static_cast<int>(sql.size()),
+                                SQLITE_PREPARE_PERSISTENT, &stmt, nullptr);
+    if (rc != SQLITE_OK) {
+      spdlog::critical("invalid SQL ({}): {}", sqlite3_errmsg(db_), sql);
+      std::abort();
+    }
+    it = cache_.emplace(std::string(sql), stmt).first;
+  }
+  return Stmt(db_, it->second);
+}
+
+Status Db::ExecScript(std::string_view sql) {
+  char* error = nullptr;
+  std::string copy(sql);
+  int rc = sqlite3_exec(db_, copy.c_str(), nullptr, nullptr, &error);
+  if (rc != SQLITE_OK) {
+    std::string message = error ? error : sqlite3_errstr(rc);
+    sqlite3_free(error);
+    int extended = sqlite3_extended_errcode(db_);
+    if (extended == SQLITE_CONSTRAINT_UNIQUE) return Status::Conflict(message);
+    spdlog::error("sqlite exec failed: {}", message);
+    return Status::Internal("database error: " + message);
+  }
+  return Status::Ok();
+}
+
+std::int64_t Db::Changes() const { return sqlite3_changes64(db_); }
+
+}  // namespace herald::store::sqlite

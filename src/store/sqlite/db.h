@@ -1,0 +1,74 @@
+// A thin RAII layer over the SQLite C API: a connection with a prepared-statement cache, and a
+// statement cursor with typed bind/column helpers. Used only inside store/sqlite/.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "core/status.h"
+
+struct sqlite3;
+struct sqlite3_stmt;
+
+namespace herald::store::sqlite {
+
+class Stmt {
+ public:
+  Stmt(sqlite3* db, sqlite3_stmt* stmt) : db_(db), stmt_(stmt) {}
+  Stmt(Stmt&& other) noexcept : db_(other.db_), stmt_(other.stmt_) { other.stmt_ = nullptr; }
+  Stmt(const Stmt&) = delete;
+  ~Stmt();  // resets (the statement itself stays cached in its Db)
+
+  // Binds are 1-based and chainable.
+  Stmt& Bind(int index, std::string_view text);
+  Stmt& Bind(int index, const char* text) { return Bind(index, std::string_view(text)); }
+  Stmt& Bind(int index, const std::string& text) { return Bind(index, std::string_view(text)); }
+  Stmt& Bind(int index, std::int64_t value);
+  Stmt& Bind(int index, int value) { return Bind(index, static_cast<std::int64_t>(value)); }
+  Stmt& Bind(int index, bool value) { return Bind(index, static_cast<std::int64_t>(value)); }
+  Stmt& Bind(int index, const std::optional<std::string>& text);
+  Stmt& Bind(int index, const std::optional<std::int64_t>& value);
+  Stmt& BindNull(int index);
+
+  // Advances; true while a row is available. Errors become Internal/Conflict via status().
+  bool Step();
+  // Runs to completion; Conflict on a UNIQUE violation, Internal otherwise.
+  Status Exec();
+  const Status& status() const { return status_; }
+
+  std::string Text(int column) const;
+  std::optional<std::string> OptText(int column) const;
+  std::int64_t Int(int column) const;
+  std::optional<std::int64_t> OptInt(int column) const;
+  bool IsNull(int column) const;
+
+ private:
+  sqlite3* db_;
+  sqlite3_stmt* stmt_;
+  Status status_;
+};
+
+class Db {
+ public:
+  // Opens (creating if needed) `path`, applies connection pragmas. Unavailable on failure.
+  static Result<std::unique_ptr<Db>> Open(const std::string& path, bool read_only);
+  ~Db();
+  Db(const Db&) = delete;
+
+  // A cached prepared statement; the SQL must be valid (a bug otherwise: aborts).
+  Stmt Prepare(std::string_view sql);
+  // Runs one or more statements without results.
+  Status ExecScript(std::string_view sql);
+  std::int64_t Changes() const;
+
+ private:
+  explicit Db(sqlite3* db) : db_(db) {}
+  sqlite3* db_;
+  std::map<std::string, sqlite3_stmt*, std::less<>> cache_;
+};
+
+}  // namespace herald::store::sqlite

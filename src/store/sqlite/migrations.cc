@@ -1,0 +1,124 @@
+#include "store/sqlite/migrations.h"
+
+namespace herald::store::sqlite {
+namespace {
+
+// Portable SQL where possible (PostgreSQL gets its own copy later): TEXT ids, INTEGER epoch
+// milliseconds, INTEGER 0/1 booleans, JSON documents as TEXT.
+constexpr Migration kMigrations[] = {
+    {1, "init", R"sql(
+CREATE TABLE environments (
+  id              TEXT PRIMARY KEY,
+  name            TEXT NOT NULL UNIQUE,
+  organization_id TEXT NOT NULL,
+  api_key_hash    TEXT NOT NULL UNIQUE,
+  api_key_sealed  TEXT NOT NULL,
+  created_at      INTEGER NOT NULL
+);
+
+CREATE TABLE integrations (
+  id                 TEXT PRIMARY KEY,
+  environment_id     TEXT NOT NULL REFERENCES environments(id),
+  identifier         TEXT NOT NULL,
+  name               TEXT NOT NULL,
+  provider_id        TEXT NOT NULL,
+  channel            TEXT NOT NULL,
+  credentials_sealed TEXT NOT NULL,
+  active             INTEGER NOT NULL,
+  conditions         TEXT NOT NULL,
+  configurations     TEXT NOT NULL,
+  created_at         INTEGER NOT NULL,
+  updated_at         INTEGER NOT NULL,
+  UNIQUE (environment_id, identifier)
+);
+CREATE INDEX integrations_by_provider ON integrations(environment_id, provider_id, active, created_at);
+
+CREATE TABLE subscribers (
+  id             TEXT PRIMARY KEY,
+  environment_id TEXT NOT NULL REFERENCES environments(id),
+  subscriber_id  TEXT NOT NULL,
+  first_name     TEXT,
+  last_name      TEXT,
+  email          TEXT,
+  phone          TEXT,
+  avatar         TEXT,
+  locale         TEXT,
+  timezone       TEXT,
+  data           TEXT,
+  created_at     INTEGER NOT NULL,
+  updated_at     INTEGER NOT NULL,
+  UNIQUE (environment_id, subscriber_id)
+);
+CREATE INDEX subscribers_by_created ON subscribers(environment_id, created_at, id);
+
+CREATE TABLE subscriber_channels (
+  id             TEXT PRIMARY KEY,
+  subscriber_pk  TEXT NOT NULL REFERENCES subscribers(id) ON DELETE CASCADE,
+  integration_id TEXT NOT NULL REFERENCES integrations(id) ON DELETE CASCADE,
+  provider_id    TEXT NOT NULL,
+  webhook_url    TEXT,
+  chat_channel   TEXT,
+  created_at     INTEGER NOT NULL,
+  updated_at     INTEGER NOT NULL,
+  UNIQUE (subscriber_pk, integration_id)
+);
+CREATE INDEX subscriber_channels_by_integration ON subscriber_channels(integration_id);
+
+CREATE TABLE device_tokens (
+  channel_pk          TEXT NOT NULL REFERENCES subscriber_channels(id) ON DELETE CASCADE,
+  position            INTEGER NOT NULL,
+  token               TEXT NOT NULL,
+  identity            TEXT NOT NULL,
+  status              TEXT NOT NULL,
+  created_at          INTEGER NOT NULL,
+  last_active_at      INTEGER,
+  last_failure_reason TEXT,
+  PRIMARY KEY (channel_pk, identity)
+);
+
+CREATE TABLE topics (
+  id             TEXT PRIMARY KEY,
+  environment_id TEXT NOT NULL REFERENCES environments(id),
+  topic_key      TEXT NOT NULL,
+  name           TEXT,
+  data           TEXT,
+  created_at     INTEGER NOT NULL,
+  updated_at     INTEGER NOT NULL,
+  UNIQUE (environment_id, topic_key)
+);
+
+CREATE TABLE topic_subscriptions (
+  id            TEXT PRIMARY KEY,
+  topic_id      TEXT NOT NULL REFERENCES topics(id) ON DELETE CASCADE,
+  subscriber_pk TEXT NOT NULL REFERENCES subscribers(id) ON DELETE CASCADE,
+  identifier    TEXT NOT NULL,
+  created_at    INTEGER NOT NULL,
+  updated_at    INTEGER NOT NULL,
+  UNIQUE (topic_id, subscriber_pk)
+);
+CREATE INDEX topic_subscriptions_by_subscriber ON topic_subscriptions(subscriber_pk);
+
+CREATE TABLE workflows (
+  id             TEXT PRIMARY KEY,
+  environment_id TEXT NOT NULL REFERENCES environments(id),
+  workflow_id    TEXT NOT NULL,
+  name           TEXT NOT NULL,
+  description    TEXT NOT NULL,
+  tags           TEXT NOT NULL,
+  active         INTEGER NOT NULL,
+  severity       TEXT NOT NULL,
+  payload_schema TEXT,
+  preferences    TEXT,
+  steps          TEXT NOT NULL,
+  created_at     INTEGER NOT NULL,
+  updated_at     INTEGER NOT NULL,
+  UNIQUE (environment_id, workflow_id)
+);
+)sql"},
+};
+
+}  // namespace
+
+std::span<const Migration> Migrations() { return kMigrations; }
+
+}  // namespace herald::store::sqlite

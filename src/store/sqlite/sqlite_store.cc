@@ -1,0 +1,1216 @@
+#include "store/sqlite/sqlite_store.h"
+
+#include <algorithm>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <future>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "core/ids.h"
+#include "core/log.h"
+#include "store/sqlite/db.h"
+#include "store/sqlite/migrations.h"
+
+namespace herald::store {
+
+const char* TokenStatusName(TokenStatus status) {
+  switch (status) {
+    case TokenStatus::kActive: return "active";
+    case TokenStatus::kExpired: return "expired";
+    case TokenStatus::kUnsubscribed: return "unsubscribed";
+  }
+  return "active";
+}
+
+std::optional<TokenStatus> ParseTokenStatus(std::string_view name) {
+  if (name == "active") return TokenStatus::kActive;
+  if (name == "expired") return TokenStatus::kExpired;
+  if (name == "unsubscribed") return TokenStatus::kUnsubscribed;
+  return std::nullopt;
+}
+
+namespace {
+
+using sqlite::Db;
+using sqlite::Stmt;
+using WriteFn = std::function<Status(Db&)>;
+
+constexpr long long kCountCap = 50000;
+constexpr std::size_t kMaxBatch = 512;
+
+// ---- connections -------------------------------------------------------------------------------
+
+// The single writer. Callers block until the batch holding their write has committed.
+class Writer {
+ public:
+  explicit Writer(std::unique_ptr<Db> db) : db_(std::move(db)), thread_([this] { Loop(); }) {}
+  ~Writer() {
+    {
+      std::lock_guard lock(mu_);
+      stopping_ = true;
+    }
+    cv_.notify_one();
+    thread_.join();
+  }
+
+  Status Run(WriteFn fn) {
+    Task task{std::move(fn), {}};
+    std::future<Status> result = task.done.get_future();
+    {
+      std::lock_guard lock(mu_);
+      queue_.push_back(&task);
+    }
+    cv_.notify_one();
+    return result.get();
+  }
+
+ private:
+  struct Task {
+    WriteFn fn;
+    std::promise<Status> done;
+  };
+
+  void Loop() {
+    std::vector<Task*> batch;
+    for (;;) {
+      {
+        std::unique_lock lock(mu_);
+        cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+        if (queue_.empty()) return;  // stopping and drained
+        while (!queue_.empty() && batch.size() < kMaxBatch) {
+          batch.push_back(queue_.front());
+          queue_.pop_front();
+        }
+      }
+      RunBatch(batch);
+      batch.clear();
+    }
+  }
+
+  void RunBatch(const std::vector<Task*>& batch) {
+    std::vector<Status> results(batch.size());
+    Status begin = db_->ExecScript("BEGIN IMMEDIATE");
+    if (!begin.ok()) {
+      for (Task* task : batch) task->done.set_value(begin);
+      return;
+    }
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      (void)db_->ExecScript("SAVEPOINT w");
+      try {
+        results[i] = batch[i]->fn(*db_);
+      } catch (const std::exception& e) {
+        spdlog::error("store write threw: {}", e.what());
+        results[i] = Status::Internal("store write failed");
+      }
+      if (results[i].ok()) {
+        (void)db_->ExecScript("RELEASE w");
+      } else {
+        (void)db_->ExecScript("ROLLBACK TO w; RELEASE w");
+      }
+    }
+    Status commit = db_->ExecScript("COMMIT");
+    if (!commit.ok()) {
+      (void)db_->ExecScript("ROLLBACK");
+      for (Task* task : batch) task->done.set_value(Status::Internal("commit failed"));
+      return;
+    }
+    for (std::size_t i = 0; i < batch.size(); ++i) batch[i]->done.set_value(results[i]);
+  }
+
+  std::unique_ptr<Db> db_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Task*> queue_;
+  bool stopping_ = false;
+  std::thread thread_;  // last: starts after the members it uses
+};
+
+class ReaderPool {
+ public:
+  void Add(std::unique_ptr<Db> db) { free_.push_back(std::move(db)); }
+
+  template <typename F>
+  auto Run(F&& f) {
+    std::unique_ptr<Db> db;
+    {
+      std::unique_lock lock(mu_);
+      cv_.wait(lock, [&] { return !free_.empty(); });
+      db = std::move(free_.back());
+      free_.pop_back();
+    }
+    (void)db->ExecScript("BEGIN");
+    auto result = f(*db);
+    (void)db->ExecScript("COMMIT");
+    {
+      std::lock_guard lock(mu_);
+      free_.push_back(std::move(db));
+    }
+    cv_.notify_one();
+    return result;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::unique_ptr<Db>> free_;
+};
+
+// ---- JSON columns ------------------------------------------------------------------------------
+
+std::optional<std::string> JsonColumn(const std::optional<Json>& value) {
+  if (!value) return std::nullopt;
+  return DumpJson(*value);
+}
+
+Json ParseColumn(const std::string& text) {
+  Json value = Json::parse(text, nullptr, /*allow_exceptions=*/false);
+  return value.is_discarded() ? Json() : value;
+}
+
+std::optional<Json> ParseOptColumn(const std::optional<std::string>& text) {
+  if (!text) return std::nullopt;
+  return ParseColumn(*text);
+}
+
+// ---- row readers -------------------------------------------------------------------------------
+
+constexpr std::string_view kSubscriberColumns =
+    "id, environment_id, subscriber_id, first_name, last_name, email, phone, avatar, locale, "
+    "timezone, data, created_at, updated_at";
+
+SubscriberProfile ReadProfile(const Stmt& s, int first) {
+  SubscriberProfile p;
+  p.first_name = s.OptText(first);
+  p.last_name = s.OptText(first + 1);
+  p.email = s.OptText(first + 2);
+  p.phone = s.OptText(first + 3);
+  p.avatar = s.OptText(first + 4);
+  p.locale = s.OptText(first + 5);
+  p.timezone = s.OptText(first + 6);
+  p.data = ParseOptColumn(s.OptText(first + 7));
+  return p;
+}
+
+Subscriber ReadSubscriberRow(const Stmt& s) {
+  Subscriber sub;
+  sub.id = s.Text(0);
+  sub.environment_id = s.Text(1);
+  sub.subscriber_id = s.Text(2);
+  sub.profile = ReadProfile(s, 3);
+  sub.created_at = s.Int(11);
+  sub.updated_at = s.Int(12);
+  return sub;
+}
+
+std::vector<DeviceToken> LoadTokens(Db& db, const std::string& channel_pk) {
+  std::vector<DeviceToken> tokens;
+  Stmt s = db.Prepare(
+      "SELECT token, identity, status, created_at, last_active_at, last_failure_reason "
+      "FROM device_tokens WHERE channel_pk = ? ORDER BY position");
+  s.Bind(1, channel_pk);
+  while (s.Step()) {
+    DeviceToken t;
+    t.token = s.Text(0);
+    t.identity = s.Text(1);
+    t.status = ParseTokenStatus(s.Text(2)).value_or(TokenStatus::kActive);
+    t.created_at = s.Int(3);
+    t.last_active_at = s.OptInt(4);
+    t.last_failure_reason = s.OptText(5);
+    tokens.push_back(std::move(t));
+  }
+  return tokens;
+}
+
+void LoadSubscriberDetails(Db& db, Subscriber& sub) {
+  {
+    Stmt s = db.Prepare(
+        "SELECT c.id, c.integration_id, i.identifier, c.provider_id, c.webhook_url, "
+        "c.chat_channel FROM subscriber_channels c JOIN integrations i ON i.id = c.integration_id "
+        "WHERE c.subscriber_pk = ? ORDER BY c.created_at, c.id");
+    s.Bind(1, sub.id);
+    while (s.Step()) {
+      SubscriberChannel ch;
+      ch.id = s.Text(0);
+      ch.integration_id = s.Text(1);
+      ch.integration_identifier = s.Text(2);
+      ch.provider_id = s.Text(3);
+      ch.webhook_url = s.OptText(4);
+      ch.channel = s.OptText(5);
+      sub.channels.push_back(std::move(ch));
+    }
+  }
+  for (SubscriberChannel& ch : sub.channels) ch.tokens = LoadTokens(db, ch.id);
+  Stmt s = db.Prepare(
+      "SELECT t.topic_key FROM topic_subscriptions ts JOIN topics t ON t.id = ts.topic_id "
+      "WHERE ts.subscriber_pk = ? ORDER BY t.topic_key");
+  s.Bind(1, sub.id);
+  while (s.Step()) sub.topics.push_back(s.Text(0));
+}
+
+Result<Subscriber> LoadSubscriber(Db& db, std::string_view env, std::string_view subscriber_id) {
+  Stmt s = db.Prepare(std::string("SELECT ") + std::string(kSubscriberColumns) +
+                      " FROM subscribers WHERE environment_id = ? AND subscriber_id = ?");
+  s.Bind(1, env).Bind(2, subscriber_id);
+  if (!s.Step()) {
+    if (!s.status().ok()) return s.status();
+    return Status::NotFound("Subscriber '" + std::string(subscriber_id) + "' was not found");
+  }
+  Subscriber sub = ReadSubscriberRow(s);
+  LoadSubscriberDetails(db, sub);
+  return sub;
+}
+
+std::optional<std::string> FindSubscriberPk(Db& db, std::string_view env,
+                                            std::string_view subscriber_id) {
+  Stmt s = db.Prepare("SELECT id FROM subscribers WHERE environment_id = ? AND subscriber_id = ?");
+  s.Bind(1, env).Bind(2, subscriber_id);
+  if (!s.Step()) return std::nullopt;
+  return s.Text(0);
+}
+
+constexpr std::string_view kTopicColumns =
+    "id, environment_id, topic_key, name, data, created_at, updated_at";
+
+Topic ReadTopicRow(const Stmt& s, int first = 0) {
+  Topic t;
+  t.id = s.Text(first);
+  t.environment_id = s.Text(first + 1);
+  t.key = s.Text(first + 2);
+  t.name = s.OptText(first + 3);
+  t.data = ParseOptColumn(s.OptText(first + 4));
+  t.created_at = s.Int(first + 5);
+  t.updated_at = s.Int(first + 6);
+  return t;
+}
+
+Result<Topic> LoadTopic(Db& db, std::string_view env, std::string_view key) {
+  Stmt s = db.Prepare(std::string("SELECT ") + std::string(kTopicColumns) +
+                      " FROM topics WHERE environment_id = ? AND topic_key = ?");
+  s.Bind(1, env).Bind(2, key);
+  if (!s.Step()) {
+    if (!s.status().ok()) return s.status();
+    return Status::NotFound("Topic with key '" + std::string(key) + "' was not found");
+  }
+  return ReadTopicRow(s);
+}
+
+// ---- cursor pages ------------------------------------------------------------------------------
+
+// Builds "ORDER BY" and the cursor condition for a keyset page over `table` (alias-free) sorted
+// by (`column`, id). The cursor row is looked up by id inside the same statement.
+struct KeysetSql {
+  std::string where;  // " AND (col, id) > (SELECT ...)" or empty
+  std::string order;  // " ORDER BY col ASC, id ASC"
+  bool reversed = false;  // fetched in reverse order (a `before` page)
+};
+
+std::string SortColumn(const PageRequest& page) {
+  if (page.order_by == "updatedAt") return "updated_at";
+  if (page.order_by == "_id") return "id";
+  return "created_at";
+}
+
+// `alias` qualifies the outer columns when the page query joins other tables ("ts.").
+KeysetSql Keyset(const std::string& table, const PageRequest& page, const std::string& alias = "") {
+  KeysetSql k;
+  std::string col = SortColumn(page);
+  k.reversed = page.before.has_value() && !page.after.has_value();
+  bool desc = k.reversed ? !page.descending : page.descending;
+  const char* dir = desc ? "DESC" : "ASC";
+  k.order = " ORDER BY " + alias + col + " " + dir + ", " + alias + "id " + dir;
+  if (page.after || page.before) {
+    k.where = " AND (" + alias + col + ", " + alias + "id) " + (desc ? "<" : ">") + " (SELECT " +
+              col + ", id FROM " + table + " WHERE id = ?)";
+  }
+  return k;
+}
+
+// Fills next/previous for a page fetched with `limit + 1` rows.
+template <typename T>
+void FinishPage(Page<T>& page, const PageRequest& request, const KeysetSql& k,
+                std::vector<std::string> ids) {
+  bool more = page.items.size() > static_cast<std::size_t>(request.limit);
+  if (more) {
+    page.items.pop_back();
+    ids.pop_back();
+  }
+  if (k.reversed) {
+    std::reverse(page.items.begin(), page.items.end());
+    std::reverse(ids.begin(), ids.end());
+  }
+  if (ids.empty()) return;
+  bool has_after = k.reversed ? true : more;
+  bool has_before = k.reversed ? more : (request.after.has_value());
+  if (has_after) page.next = ids.back();
+  if (has_before) page.previous = ids.front();
+}
+
+long long CountCapped(Db& db, const std::string& from_where,
+                      const std::function<void(Stmt&)>& bind, bool* capped) {
+  Stmt s = db.Prepare("SELECT COUNT(*) FROM (SELECT 1 " + from_where + " LIMIT " +
+                      std::to_string(kCountCap + 1) + ")");
+  bind(s);
+  long long n = s.Step() ? s.Int(0) : 0;
+  *capped = n > kCountCap;
+  return std::min(n, kCountCap);
+}
+
+// ---- integrations ------------------------------------------------------------------------------
+
+constexpr std::string_view kIntegrationColumns =
+    "id, environment_id, identifier, name, provider_id, channel, credentials_sealed, active, "
+    "conditions, configurations, created_at, updated_at";
+
+// ---- workflows ---------------------------------------------------------------------------------
+
+constexpr std::string_view kWorkflowColumns =
+    "id, environment_id, workflow_id, name, description, tags, active, severity, payload_schema, "
+    "preferences, steps, created_at, updated_at";
+
+Json StepsToJson(const std::vector<WorkflowStep>& steps) {
+  Json out = Json::array();
+  for (const WorkflowStep& st : steps) {
+    out.push_back({{"_id", st.id},
+                   {"stepId", st.step_id},
+                   {"name", st.name},
+                   {"type", st.type},
+                   {"controlValues", st.control_values}});
+  }
+  return out;
+}
+
+std::vector<WorkflowStep> StepsFromJson(const Json& json) {
+  std::vector<WorkflowStep> steps;
+  if (!json.is_array()) return steps;
+  for (const Json& j : json) {
+    WorkflowStep st;
+    st.id = j.value("_id", "");
+    st.step_id = j.value("stepId", "");
+    st.name = j.value("name", "");
+    st.type = j.value("type", "");
+    st.control_values = j.value("controlValues", Json::object());
+    steps.push_back(std::move(st));
+  }
+  return steps;
+}
+
+Workflow ReadWorkflowRow(const Stmt& s) {
+  Workflow w;
+  w.id = s.Text(0);
+  w.environment_id = s.Text(1);
+  w.workflow_id = s.Text(2);
+  w.name = s.Text(3);
+  w.description = s.Text(4);
+  Json tags = ParseColumn(s.Text(5));
+  if (tags.is_array()) {
+    for (const Json& t : tags) {
+      if (t.is_string()) w.tags.push_back(t.get<std::string>());
+    }
+  }
+  w.active = s.Int(6) != 0;
+  w.severity = s.Text(7);
+  w.payload_schema = ParseOptColumn(s.OptText(8)).value_or(Json());
+  w.preferences = ParseOptColumn(s.OptText(9)).value_or(Json());
+  w.steps = StepsFromJson(ParseColumn(s.Text(10)));
+  w.created_at = s.Int(11);
+  w.updated_at = s.Int(12);
+  return w;
+}
+
+Result<Workflow> LoadWorkflow(Db& db, std::string_view env, std::string_view id_or_workflow_id) {
+  Stmt s = db.Prepare(std::string("SELECT ") + std::string(kWorkflowColumns) +
+                      " FROM workflows WHERE environment_id = ? AND (workflow_id = ? OR id = ?) "
+                      "ORDER BY workflow_id = ? DESC LIMIT 1");
+  s.Bind(1, env).Bind(2, id_or_workflow_id).Bind(3, id_or_workflow_id).Bind(4, id_or_workflow_id);
+  if (!s.Step()) {
+    if (!s.status().ok()) return s.status();
+    return Status::NotFound("Workflow '" + std::string(id_or_workflow_id) + "' was not found");
+  }
+  return ReadWorkflowRow(s);
+}
+
+Status BindWorkflow(Stmt& s, const Workflow& w) {
+  Json tags = w.tags;
+  s.Bind(1, w.id)
+      .Bind(2, w.environment_id)
+      .Bind(3, w.workflow_id)
+      .Bind(4, w.name)
+      .Bind(5, w.description)
+      .Bind(6, DumpJson(tags))
+      .Bind(7, w.active)
+      .Bind(8, w.severity)
+      .Bind(9, w.payload_schema.is_null() ? std::nullopt
+                                          : std::optional<std::string>(DumpJson(w.payload_schema)))
+      .Bind(10, w.preferences.is_null() ? std::nullopt
+                                        : std::optional<std::string>(DumpJson(w.preferences)))
+      .Bind(11, DumpJson(StepsToJson(w.steps)))
+      .Bind(12, static_cast<std::int64_t>(w.created_at))
+      .Bind(13, static_cast<std::int64_t>(w.updated_at));
+  return s.Exec();
+}
+
+// ---- the store ---------------------------------------------------------------------------------
+
+class SqliteStore final : public Store {
+ public:
+  SqliteStore(std::unique_ptr<Db> writer_db, const crypto::KeyRing& keys)
+      : keys_(keys), writer_(std::move(writer_db)) {}
+
+  void AddReader(std::unique_ptr<Db> db) { readers_.Add(std::move(db)); }
+
+  // Runs `f(db)` inside the writer's batch; `f` returns Result<T>.
+  template <typename T, typename F>
+  Result<T> Write(F&& f) {
+    std::optional<T> out;
+    Status st = writer_.Run([&](Db& db) -> Status {
+      Result<T> r = f(db);
+      if (!r.ok()) return r.take_status();
+      out = std::move(r.value());
+      return Status::Ok();
+    });
+    if (!st.ok()) return st;
+    return std::move(*out);
+  }
+
+  Status WriteStatus(WriteFn f) { return writer_.Run(std::move(f)); }
+
+  template <typename F>
+  auto Read(F&& f) {
+    return readers_.Run(std::forward<F>(f));
+  }
+
+  // ---- environments ----
+  Status EnsureEnvironments(const std::vector<Environment>& wanted) override {
+    return WriteStatus([&](Db& db) -> Status {
+      for (const Environment& e : wanted) {
+        Stmt s = db.Prepare(
+            "INSERT INTO environments (id, name, organization_id, api_key_hash, api_key_sealed, "
+            "created_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO NOTHING");
+        s.Bind(1, e.id).Bind(2, e.name).Bind(3, e.organization_id).Bind(4, e.api_key_hash);
+        s.Bind(5, e.api_key_sealed).Bind(6, static_cast<std::int64_t>(e.created_at));
+        RETURN_IF_ERROR(s.Exec());
+      }
+      return Status::Ok();
+    });
+  }
+
+  Result<std::vector<Environment>> ListEnvironments() override {
+    return Read([&](Db& db) -> Result<std::vector<Environment>> {
+      std::vector<Environment> out;
+      Stmt s = db.Prepare(
+          "SELECT id, name, organization_id, api_key_hash, api_key_sealed, created_at "
+          "FROM environments ORDER BY created_at, name");
+      while (s.Step()) {
+        out.push_back({s.Text(0), s.Text(1), s.Text(2), s.Text(3), s.Text(4), s.Int(5)});
+      }
+      if (!s.status().ok()) return s.status();
+      return out;
+    });
+  }
+
+  // ---- integrations ----
+  Result<Integration> ReadIntegrationRow(const Stmt& s) const {
+    Integration i;
+    i.id = s.Text(0);
+    i.environment_id = s.Text(1);
+    i.identifier = s.Text(2);
+    i.name = s.Text(3);
+    i.provider_id = s.Text(4);
+    i.channel = s.Text(5);
+    Result<std::string> plain = keys_.Open(s.Text(6), i.id);
+    if (!plain.ok()) {
+      spdlog::error("integration credentials cannot be opened id={}: {}", i.id,
+                    plain.status().message());
+      return Status::Internal("integration credentials cannot be decrypted (wrong secret key?)");
+    }
+    i.credentials = ParseColumn(*plain);
+    i.active = s.Int(7) != 0;
+    i.conditions = ParseColumn(s.Text(8));
+    i.configurations = ParseColumn(s.Text(9));
+    i.created_at = s.Int(10);
+    i.updated_at = s.Int(11);
+    return i;
+  }
+
+  Result<Integration> LoadIntegration(Db& db, std::string_view env, std::string_view id) {
+    Stmt s = db.Prepare(std::string("SELECT ") + std::string(kIntegrationColumns) +
+                        " FROM integrations WHERE environment_id = ? AND id = ?");
+    s.Bind(1, env).Bind(2, id);
+    if (!s.Step()) {
+      if (!s.status().ok()) return s.status();
+      return Status::NotFound("Integration with id " + std::string(id) + " not found");
+    }
+    return ReadIntegrationRow(s);
+  }
+
+  Status WriteIntegration(Db& db, const Integration& i, bool insert) {
+    const char* sql =
+        insert ? "INSERT INTO integrations (identifier, name, provider_id, channel, "
+                 "credentials_sealed, active, conditions, configurations, created_at, updated_at, "
+                 "id, environment_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+               : "UPDATE integrations SET identifier = ?, name = ?, provider_id = ?, channel = ?, "
+                 "credentials_sealed = ?, active = ?, conditions = ?, configurations = ?, "
+                 "created_at = ?, updated_at = ? WHERE id = ? AND environment_id = ?";
+    Stmt s = db.Prepare(sql);
+    s.Bind(1, i.identifier).Bind(2, i.name).Bind(3, i.provider_id).Bind(4, i.channel);
+    s.Bind(5, keys_.Seal(DumpJson(i.credentials), i.id)).Bind(6, i.active);
+    s.Bind(7, DumpJson(i.conditions)).Bind(8, DumpJson(i.configurations));
+    s.Bind(9, static_cast<std::int64_t>(i.created_at));
+    s.Bind(10, static_cast<std::int64_t>(i.updated_at));
+    s.Bind(11, i.id).Bind(12, i.environment_id);
+    Status st = s.Exec();
+    if (st.code() == Code::kConflict) {
+      return Status::Conflict("Integration with identifier already exists");
+    }
+    RETURN_IF_ERROR(st);
+    if (!insert && db.Changes() == 0) {
+      return Status::NotFound("Integration with id " + i.id + " not found");
+    }
+    return Status::Ok();
+  }
+
+  Result<Integration> CreateIntegration(const Integration& integration) override {
+    return Write<Integration>([&](Db& db) -> Result<Integration> {
+      RETURN_IF_ERROR(WriteIntegration(db, integration, /*insert=*/true));
+      return integration;
+    });
+  }
+
+  Result<std::vector<Integration>> ListIntegrations(std::string_view env,
+                                                    bool active_only) override {
+    return Read([&](Db& db) -> Result<std::vector<Integration>> {
+      std::vector<Integration> out;
+      Stmt s = db.Prepare(std::string("SELECT ") + std::string(kIntegrationColumns) +
+                          " FROM integrations WHERE environment_id = ? AND (active = 1 OR ? = 0) "
+                          "ORDER BY created_at, id");
+      s.Bind(1, env).Bind(2, active_only);
+      while (s.Step()) {
+        ASSIGN_OR_RETURN(Integration i, ReadIntegrationRow(s));
+        out.push_back(std::move(i));
+      }
+      if (!s.status().ok()) return s.status();
+      return out;
+    });
+  }
+
+  Result<Integration> GetIntegration(std::string_view env, std::string_view id) override {
+    return Read([&](Db& db) { return LoadIntegration(db, env, id); });
+  }
+
+  Result<Integration> UpdateIntegration(const Integration& integration) override {
+    return Write<Integration>([&](Db& db) -> Result<Integration> {
+      RETURN_IF_ERROR(WriteIntegration(db, integration, /*insert=*/false));
+      return integration;
+    });
+  }
+
+  Status DeleteIntegration(std::string_view env, std::string_view id) override {
+    return WriteStatus([&](Db& db) -> Status {
+      Stmt s = db.Prepare("DELETE FROM integrations WHERE environment_id = ? AND id = ?");
+      s.Bind(1, env).Bind(2, id);
+      RETURN_IF_ERROR(s.Exec());
+      if (db.Changes() == 0) {
+        return Status::NotFound("Integration with id " + std::string(id) + " not found");
+      }
+      return Status::Ok();
+    });
+  }
+
+  // ---- subscribers ----
+  static void ApplyPatch(Subscriber& sub, const SubscriberPatch& p) {
+    SubscriberProfile& pr = sub.profile;
+    if (p.first_name) pr.first_name = *p.first_name;
+    if (p.last_name) pr.last_name = *p.last_name;
+    if (p.email) pr.email = *p.email;
+    if (p.phone) pr.phone = *p.phone;
+    if (p.avatar) pr.avatar = *p.avatar;
+    if (p.locale) pr.locale = *p.locale;
+    if (p.timezone) pr.timezone = *p.timezone;
+    if (p.data) pr.data = *p.data;
+  }
+
+  static Status SaveProfile(Db& db, const Subscriber& sub, bool insert) {
+    const char* sql =
+        insert ? "INSERT INTO subscribers (first_name, last_name, email, phone, avatar, locale, "
+                 "timezone, data, updated_at, created_at, id, environment_id, subscriber_id) "
+                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+               : "UPDATE subscribers SET first_name = ?, last_name = ?, email = ?, phone = ?, "
+                 "avatar = ?, locale = ?, timezone = ?, data = ?, updated_at = ? "
+                 "WHERE ? IS NOT NULL AND id = ? AND environment_id = ? AND subscriber_id = ?";
+    const SubscriberProfile& p = sub.profile;
+    Stmt s = db.Prepare(sql);
+    s.Bind(1, p.first_name).Bind(2, p.last_name).Bind(3, p.email).Bind(4, p.phone);
+    s.Bind(5, p.avatar).Bind(6, p.locale).Bind(7, p.timezone).Bind(8, JsonColumn(p.data));
+    s.Bind(9, static_cast<std::int64_t>(sub.updated_at));
+    s.Bind(10, static_cast<std::int64_t>(sub.created_at));
+    s.Bind(11, sub.id).Bind(12, sub.environment_id).Bind(13, sub.subscriber_id);
+    return s.Exec();
+  }
+
+  Result<Subscriber> UpsertSubscriber(std::string_view env, std::string_view subscriber_id,
+                                      const SubscriberPatch& profile, bool fail_if_exists,
+                                      bool* created) override {
+    return Write<Subscriber>([&](Db& db) -> Result<Subscriber> {
+      Result<Subscriber> existing = LoadSubscriber(db, env, subscriber_id);
+      if (existing.ok()) {
+        *created = false;
+        if (fail_if_exists) {
+          return Status::Conflict("Subscriber with subscriberId: " + std::string(subscriber_id) +
+                                  " already exists");
+        }
+        if (profile.empty()) return existing;
+        Subscriber sub = std::move(existing.value());
+        ApplyPatch(sub, profile);
+        sub.updated_at = NowMs();
+        RETURN_IF_ERROR(SaveProfile(db, sub, /*insert=*/false));
+        return sub;
+      }
+      if (existing.status().code() != Code::kNotFound) return existing.take_status();
+      *created = true;
+      Subscriber sub;
+      sub.id = NewObjectId();
+      sub.environment_id = std::string(env);
+      sub.subscriber_id = std::string(subscriber_id);
+      ApplyPatch(sub, profile);
+      sub.created_at = sub.updated_at = NowMs();
+      RETURN_IF_ERROR(SaveProfile(db, sub, /*insert=*/true));
+      return sub;
+    });
+  }
+
+  Result<Subscriber> GetSubscriber(std::string_view env, std::string_view subscriber_id) override {
+    return Read([&](Db& db) { return LoadSubscriber(db, env, subscriber_id); });
+  }
+
+  Result<Subscriber> PatchSubscriber(std::string_view env, std::string_view subscriber_id,
+                                     const SubscriberPatch& patch) override {
+    return Write<Subscriber>([&](Db& db) -> Result<Subscriber> {
+      ASSIGN_OR_RETURN(Subscriber sub, LoadSubscriber(db, env, subscriber_id));
+      if (patch.empty()) return sub;
+      ApplyPatch(sub, patch);
+      sub.updated_at = NowMs();
+      RETURN_IF_ERROR(SaveProfile(db, sub, /*insert=*/false));
+      return sub;
+    });
+  }
+
+  Status DeleteSubscriber(std::string_view env, std::string_view subscriber_id) override {
+    return WriteStatus([&](Db& db) -> Status {
+      Stmt s = db.Prepare("DELETE FROM subscribers WHERE environment_id = ? AND subscriber_id = ?");
+      s.Bind(1, env).Bind(2, subscriber_id);
+      RETURN_IF_ERROR(s.Exec());
+      if (db.Changes() == 0) {
+        return Status::NotFound("Subscriber '" + std::string(subscriber_id) + "' was not found");
+      }
+      return Status::Ok();
+    });
+  }
+
+  Result<Page<Subscriber>> SearchSubscribers(std::string_view env, const SubscriberFilter& filter,
+                                             const PageRequest& request) override {
+    return Read([&](Db& db) -> Result<Page<Subscriber>> {
+      std::string from = " FROM subscribers WHERE environment_id = ?";
+      std::vector<std::string> args;
+      if (filter.email) from += " AND email = ?", args.push_back(*filter.email);
+      if (filter.phone) from += " AND phone = ?", args.push_back(*filter.phone);
+      if (filter.subscriber_id) from += " AND subscriber_id = ?", args.push_back(*filter.subscriber_id);
+      if (filter.name) {
+        from += " AND (COALESCE(first_name, '') || ' ' || COALESCE(last_name, '')) LIKE ? ESCAPE '\\'";
+        std::string pattern;
+        for (char c : *filter.name) {
+          if (c == '%' || c == '_' || c == '\\') pattern.push_back('\\');
+          pattern.push_back(c);
+        }
+        args.push_back("%" + pattern + "%");
+      }
+      auto bind_filters = [&](Stmt& s) {
+        s.Bind(1, env);
+        for (std::size_t i = 0; i < args.size(); ++i) s.Bind(static_cast<int>(i + 2), args[i]);
+      };
+      Page<Subscriber> page;
+      page.total_count = CountCapped(db, from, bind_filters, &page.total_count_capped);
+      KeysetSql k = Keyset("subscribers", request);
+      Stmt s = db.Prepare("SELECT " + std::string(kSubscriberColumns) + from + k.where + k.order +
+                          " LIMIT " + std::to_string(request.limit + 1));
+      bind_filters(s);
+      if (!k.where.empty()) {
+        s.Bind(static_cast<int>(args.size() + 2), k.reversed ? *request.before : *request.after);
+      }
+      std::vector<std::string> ids;
+      while (s.Step()) {
+        page.items.push_back(ReadSubscriberRow(s));
+        ids.push_back(page.items.back().id);
+      }
+      if (!s.status().ok()) return s.status();
+      FinishPage(page, request, k, std::move(ids));
+      for (Subscriber& sub : page.items) LoadSubscriberDetails(db, sub);
+      return page;
+    });
+  }
+
+  Result<Subscriber> UpdateCredentials(std::string_view env, std::string_view subscriber_id,
+                                       const CredentialsUpdate& update) override {
+    return Write<Subscriber>([&](Db& db) -> Result<Subscriber> {
+      std::optional<std::string> sub_pk = FindSubscriberPk(db, env, subscriber_id);
+      if (!sub_pk) {
+        return Status::InvalidArgument("SubscriberId: " + std::string(subscriber_id) +
+                                       " not found");
+      }
+      // Novu: the newest active integration of the provider, optionally by identifier.
+      Stmt find = db.Prepare(
+          "SELECT id FROM integrations WHERE environment_id = ? AND provider_id = ? AND "
+          "active = 1 AND (? IS NULL OR identifier = ?) ORDER BY created_at DESC, id DESC LIMIT 1");
+      find.Bind(1, env).Bind(2, update.provider_id);
+      find.Bind(3, update.integration_identifier).Bind(4, update.integration_identifier);
+      if (!find.Step()) {
+        if (!find.status().ok()) return find.status();
+        std::string message = "Subscribers environment (" + std::string(env) +
+                              ") do not have active " + update.provider_id + " integration.";
+        if (update.integration_identifier) {
+          message = "Integration with identifier " + *update.integration_identifier +
+                    " and provider " + update.provider_id + " is not active or does not exist.";
+        }
+        return Status::InvalidArgument(message);
+      }
+      std::string integration_id = find.Text(0);
+      EpochMs now = NowMs();
+
+      std::string channel_pk;
+      {
+        Stmt s = db.Prepare(
+            "SELECT id FROM subscriber_channels WHERE subscriber_pk = ? AND integration_id = ?");
+        s.Bind(1, *sub_pk).Bind(2, integration_id);
+        if (s.Step()) channel_pk = s.Text(0);
+      }
+      if (channel_pk.empty()) {
+        channel_pk = NewObjectId();
+        Stmt s = db.Prepare(
+            "INSERT INTO subscriber_channels (id, subscriber_pk, integration_id, provider_id, "
+            "webhook_url, chat_channel, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
+        s.Bind(1, channel_pk).Bind(2, *sub_pk).Bind(3, integration_id).Bind(4, update.provider_id);
+        s.Bind(5, update.webhook_url).Bind(6, update.channel);
+        s.Bind(7, static_cast<std::int64_t>(now)).Bind(8, static_cast<std::int64_t>(now));
+        RETURN_IF_ERROR(s.Exec());
+      } else {
+        Stmt s = db.Prepare(
+            "UPDATE subscriber_channels SET webhook_url = COALESCE(?, webhook_url), "
+            "chat_channel = COALESCE(?, chat_channel), updated_at = ? WHERE id = ?");
+        s.Bind(1, update.webhook_url).Bind(2, update.channel);
+        s.Bind(3, static_cast<std::int64_t>(now)).Bind(4, channel_pk);
+        RETURN_IF_ERROR(s.Exec());
+      }
+
+      // Tokens: PUT replaces, PATCH appends (existing order first); identity de-duplicates.
+      // Re-registering a token keeps its history but makes it active again.
+      std::vector<DeviceToken> existing = LoadTokens(db, channel_pk);
+      std::vector<DeviceToken> wanted;
+      std::set<std::string> seen;
+      auto add = [&](const DeviceToken& t) {
+        if (seen.insert(t.identity).second) wanted.push_back(t);
+      };
+      if (update.mode == TokenWriteMode::kAppend) {
+        for (const DeviceToken& t : existing) add(t);
+      }
+      for (const DeviceToken& t : update.tokens.value_or(std::vector<DeviceToken>{})) {
+        auto old = std::find_if(existing.begin(), existing.end(),
+                                [&](const DeviceToken& e) { return e.identity == t.identity; });
+        if (old != existing.end()) {
+          DeviceToken merged = *old;
+          merged.token = t.token;
+          merged.status = TokenStatus::kActive;
+          merged.last_failure_reason.reset();
+          if (update.mode == TokenWriteMode::kAppend) {
+            // Already placed by the loop above; refresh it in place.
+            auto placed = std::find_if(wanted.begin(), wanted.end(), [&](const DeviceToken& w) {
+              return w.identity == t.identity;
+            });
+            *placed = merged;
+          } else {
+            add(merged);
+          }
+        } else {
+          DeviceToken fresh = t;
+          fresh.created_at = now;
+          fresh.status = TokenStatus::kActive;
+          add(fresh);
+        }
+      }
+      if (wanted.size() > update.max_tokens) {
+        return Status::InvalidArgument(
+                   "Device tokens limit exceeded: a channel holds at most " +
+                   std::to_string(update.max_tokens) + " tokens")
+            .WithExtra({{"currentCount", wanted.size()}, {"limit", update.max_tokens}});
+      }
+      Stmt clear = db.Prepare("DELETE FROM device_tokens WHERE channel_pk = ?");
+      clear.Bind(1, channel_pk);
+      RETURN_IF_ERROR(clear.Exec());
+      for (std::size_t i = 0; i < wanted.size(); ++i) {
+        const DeviceToken& t = wanted[i];
+        Stmt s = db.Prepare(
+            "INSERT INTO device_tokens (channel_pk, position, token, identity, status, created_at, "
+            "last_active_at, last_failure_reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
+        s.Bind(1, channel_pk).Bind(2, static_cast<std::int64_t>(i)).Bind(3, t.token);
+        s.Bind(4, t.identity).Bind(5, TokenStatusName(t.status));
+        s.Bind(6, static_cast<std::int64_t>(t.created_at));
+        s.Bind(7, t.last_active_at).Bind(8, t.last_failure_reason);
+        RETURN_IF_ERROR(s.Exec());
+      }
+      Stmt touch = db.Prepare("UPDATE subscribers SET updated_at = ? WHERE id = ?");
+      touch.Bind(1, static_cast<std::int64_t>(now)).Bind(2, *sub_pk);
+      RETURN_IF_ERROR(touch.Exec());
+      return LoadSubscriber(db, env, subscriber_id);
+    });
+  }
+
+  Status DeleteCredentials(std::string_view env, std::string_view subscriber_id,
+                           std::string_view provider_id) override {
+    return WriteStatus([&](Db& db) -> Status {
+      std::optional<std::string> sub_pk = FindSubscriberPk(db, env, subscriber_id);
+      if (!sub_pk) {
+        return Status::NotFound("Subscriber '" + std::string(subscriber_id) + "' was not found");
+      }
+      Stmt s = db.Prepare(
+          "DELETE FROM subscriber_channels WHERE subscriber_pk = ? AND provider_id = ?");
+      s.Bind(1, *sub_pk).Bind(2, provider_id);
+      return s.Exec();
+    });
+  }
+
+  // ---- topics ----
+  Result<Topic> UpsertTopic(const Topic& topic, bool fail_if_exists, bool* created) override {
+    return Write<Topic>([&](Db& db) -> Result<Topic> {
+      Result<Topic> existing = LoadTopic(db, topic.environment_id, topic.key);
+      if (existing.ok()) {
+        *created = false;
+        if (fail_if_exists) {
+          return Status::Conflict("Topic exists with key " + topic.key);
+        }
+        Topic t = std::move(existing.value());
+        if (!topic.name && !topic.data) return t;
+        if (topic.name) t.name = topic.name;
+        if (topic.data) t.data = topic.data;
+        t.updated_at = NowMs();
+        Stmt s = db.Prepare("UPDATE topics SET name = ?, data = ?, updated_at = ? WHERE id = ?");
+        s.Bind(1, t.name).Bind(2, JsonColumn(t.data));
+        s.Bind(3, static_cast<std::int64_t>(t.updated_at)).Bind(4, t.id);
+        RETURN_IF_ERROR(s.Exec());
+        return t;
+      }
+      if (existing.status().code() != Code::kNotFound) return existing.take_status();
+      *created = true;
+      return InsertTopic(db, topic);
+    });
+  }
+
+  static Result<Topic> InsertTopic(Db& db, Topic t) {
+    if (t.id.empty()) t.id = NewObjectId();
+    t.created_at = t.updated_at = NowMs();
+    Stmt s = db.Prepare(
+        "INSERT INTO topics (id, environment_id, topic_key, name, data, created_at, updated_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)");
+    s.Bind(1, t.id).Bind(2, t.environment_id).Bind(3, t.key).Bind(4, t.name);
+    s.Bind(5, JsonColumn(t.data)).Bind(6, static_cast<std::int64_t>(t.created_at));
+    s.Bind(7, static_cast<std::int64_t>(t.updated_at));
+    RETURN_IF_ERROR(s.Exec());
+    return t;
+  }
+
+  Result<Topic> GetTopic(std::string_view env, std::string_view key) override {
+    return Read([&](Db& db) { return LoadTopic(db, env, key); });
+  }
+
+  Result<Page<Topic>> ListTopics(std::string_view env, std::optional<std::string> key,
+                                 std::optional<std::string> name,
+                                 const PageRequest& request) override {
+    return Read([&](Db& db) -> Result<Page<Topic>> {
+      std::string from = " FROM topics WHERE environment_id = ?";
+      std::vector<std::string> args;
+      if (key) from += " AND topic_key = ?", args.push_back(*key);
+      if (name) from += " AND name = ?", args.push_back(*name);
+      auto bind_filters = [&](Stmt& s) {
+        s.Bind(1, env);
+        for (std::size_t i = 0; i < args.size(); ++i) s.Bind(static_cast<int>(i + 2), args[i]);
+      };
+      Page<Topic> page;
+      page.total_count = CountCapped(db, from, bind_filters, &page.total_count_capped);
+      KeysetSql k = Keyset("topics", request);
+      Stmt s = db.Prepare("SELECT " + std::string(kTopicColumns) + from + k.where + k.order +
+                          " LIMIT " + std::to_string(request.limit + 1));
+      bind_filters(s);
+      if (!k.where.empty()) {
+        s.Bind(static_cast<int>(args.size() + 2), k.reversed ? *request.before : *request.after);
+      }
+      std::vector<std::string> ids;
+      while (s.Step()) {
+        page.items.push_back(ReadTopicRow(s));
+        ids.push_back(page.items.back().id);
+      }
+      if (!s.status().ok()) return s.status();
+      FinishPage(page, request, k, std::move(ids));
+      return page;
+    });
+  }
+
+  static constexpr std::string_view kSubscriptionSelect =
+      "SELECT ts.id, ts.identifier, ts.created_at, ts.updated_at, s.id, s.subscriber_id, "
+      "s.first_name, s.last_name, s.email, s.phone, s.avatar, s.locale, s.timezone, s.data "
+      "FROM topic_subscriptions ts JOIN subscribers s ON s.id = ts.subscriber_pk ";
+
+  static TopicSubscription ReadSubscriptionRow(const Stmt& s, const Topic& topic) {
+    TopicSubscription sub;
+    sub.id = s.Text(0);
+    sub.identifier = s.Text(1);
+    sub.created_at = s.Int(2);
+    sub.updated_at = s.Int(3);
+    sub.subscriber_pk = s.Text(4);
+    sub.subscriber_id = s.Text(5);
+    sub.subscriber_profile = ReadProfile(s, 6);
+    sub.topic = topic;
+    return sub;
+  }
+
+  static std::optional<TopicSubscription> LoadSubscription(Db& db, const Topic& topic,
+                                                           const std::string& subscriber_pk) {
+    Stmt s = db.Prepare(std::string(kSubscriptionSelect) +
+                        "WHERE ts.topic_id = ? AND ts.subscriber_pk = ?");
+    s.Bind(1, topic.id).Bind(2, subscriber_pk);
+    if (!s.Step()) return std::nullopt;
+    return ReadSubscriptionRow(s, topic);
+  }
+
+  Result<TopicSubscriptionResult> AddTopicSubscribers(
+      std::string_view env, std::string_view key,
+      const std::vector<std::string>& subscriber_ids) override {
+    return Write<TopicSubscriptionResult>([&](Db& db) -> Result<TopicSubscriptionResult> {
+      Result<Topic> topic = LoadTopic(db, env, key);
+      if (!topic.ok()) {
+        if (topic.status().code() != Code::kNotFound) return topic.take_status();
+        Topic fresh;
+        fresh.environment_id = std::string(env);
+        fresh.key = std::string(key);
+        topic = InsertTopic(db, std::move(fresh));
+        if (!topic.ok()) return topic.take_status();
+      }
+      TopicSubscriptionResult result;
+      EpochMs now = NowMs();
+      for (const std::string& id : subscriber_ids) {
+        std::optional<std::string> pk = FindSubscriberPk(db, env, id);
+        if (!pk) {
+          result.missing_subscribers.push_back(id);
+          continue;
+        }
+        Stmt s = db.Prepare(
+            "INSERT INTO topic_subscriptions (id, topic_id, subscriber_pk, identifier, created_at, "
+            "updated_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (topic_id, subscriber_pk) DO NOTHING");
+        s.Bind(1, NewObjectId()).Bind(2, topic->id).Bind(3, *pk);
+        s.Bind(4, std::string(key) + ":" + id).Bind(5, static_cast<std::int64_t>(now));
+        s.Bind(6, static_cast<std::int64_t>(now));
+        RETURN_IF_ERROR(s.Exec());
+        if (auto sub = LoadSubscription(db, *topic, *pk)) result.succeeded.push_back(*sub);
+      }
+      return result;
+    });
+  }
+
+  Result<TopicSubscriptionResult> RemoveTopicSubscribers(
+      std::string_view env, std::string_view key,
+      const std::vector<std::string>& subscriber_ids) override {
+    return Write<TopicSubscriptionResult>([&](Db& db) -> Result<TopicSubscriptionResult> {
+      ASSIGN_OR_RETURN(Topic topic, LoadTopic(db, env, key));
+      TopicSubscriptionResult result;
+      for (const std::string& id : subscriber_ids) {
+        std::optional<std::string> pk = FindSubscriberPk(db, env, id);
+        std::optional<TopicSubscription> sub;
+        if (pk) sub = LoadSubscription(db, topic, *pk);
+        if (!sub) {
+          result.missing_subscribers.push_back(id);
+          continue;
+        }
+        Stmt s = db.Prepare("DELETE FROM topic_subscriptions WHERE id = ?");
+        s.Bind(1, sub->id);
+        RETURN_IF_ERROR(s.Exec());
+        result.succeeded.push_back(std::move(*sub));
+      }
+      return result;
+    });
+  }
+
+  Result<Page<TopicSubscription>> ListTopicSubscriptions(std::string_view env,
+                                                         std::string_view key,
+                                                         std::optional<std::string> subscriber_id,
+                                                         const PageRequest& request) override {
+    return Read([&](Db& db) -> Result<Page<TopicSubscription>> {
+      ASSIGN_OR_RETURN(Topic topic, LoadTopic(db, env, key));
+      std::string from = " FROM topic_subscriptions WHERE topic_id = ?";
+      if (subscriber_id) {
+        from += " AND subscriber_pk IN (SELECT id FROM subscribers WHERE environment_id = ? AND "
+                "subscriber_id = ?)";
+      }
+      auto bind_filters = [&](Stmt& s) {
+        s.Bind(1, topic.id);
+        if (subscriber_id) s.Bind(2, env).Bind(3, *subscriber_id);
+      };
+      Page<TopicSubscription> page;
+      page.total_count = CountCapped(db, from, bind_filters, &page.total_count_capped);
+      KeysetSql k = Keyset("topic_subscriptions", request, "ts.");
+      std::string sql = std::string(kSubscriptionSelect) + "WHERE ts.topic_id = ?";
+      if (subscriber_id) sql += " AND s.subscriber_id = ?";
+      sql += k.where + k.order + " LIMIT " + std::to_string(request.limit + 1);
+      Stmt s = db.Prepare(sql);
+      int next = 1;
+      s.Bind(next++, topic.id);
+      if (subscriber_id) s.Bind(next++, *subscriber_id);
+      if (!k.where.empty()) s.Bind(next, k.reversed ? *request.before : *request.after);
+      std::vector<std::string> ids;
+      while (s.Step()) {
+        page.items.push_back(ReadSubscriptionRow(s, topic));
+        ids.push_back(page.items.back().id);
+      }
+      if (!s.status().ok()) return s.status();
+      FinishPage(page, request, k, std::move(ids));
+      return page;
+    });
+  }
+
+  // ---- workflows ----
+  Result<Workflow> CreateWorkflow(const Workflow& workflow) override {
+    return Write<Workflow>([&](Db& db) -> Result<Workflow> {
+      Stmt s = db.Prepare(
+          "INSERT INTO workflows (id, environment_id, workflow_id, name, description, tags, "
+          "active, severity, payload_schema, preferences, steps, created_at, updated_at) "
+          "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+      Status st = BindWorkflow(s, workflow);
+      if (st.code() == Code::kConflict) {
+        return Status::Conflict("Workflow with id " + workflow.workflow_id + " already exists");
+      }
+      RETURN_IF_ERROR(st);
+      return workflow;
+    });
+  }
+
+  Result<Workflow> GetWorkflow(std::string_view env, std::string_view id) override {
+    return Read([&](Db& db) { return LoadWorkflow(db, env, id); });
+  }
+
+  Result<std::vector<Workflow>> ListWorkflows(std::string_view env, int offset, int limit,
+                                              std::optional<std::string> query,
+                                              long long* total) override {
+    return Read([&](Db& db) -> Result<std::vector<Workflow>> {
+      std::string from = " FROM workflows WHERE environment_id = ?";
+      std::string pattern;
+      if (query) {
+        from += " AND (name LIKE ? ESCAPE '\\' OR workflow_id LIKE ? ESCAPE '\\')";
+        for (char c : *query) {
+          if (c == '%' || c == '_' || c == '\\') pattern.push_back('\\');
+          pattern.push_back(c);
+        }
+        pattern = "%" + pattern + "%";
+      }
+      auto bind_filters = [&](Stmt& s) {
+        s.Bind(1, env);
+        if (query) s.Bind(2, pattern).Bind(3, pattern);
+      };
+      bool capped = false;
+      *total = CountCapped(db, from, bind_filters, &capped);
+      Stmt s = db.Prepare("SELECT " + std::string(kWorkflowColumns) + from +
+                          " ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?");
+      bind_filters(s);
+      int next = query ? 4 : 2;
+      s.Bind(next, limit).Bind(next + 1, offset);
+      std::vector<Workflow> out;
+      while (s.Step()) out.push_back(ReadWorkflowRow(s));
+      if (!s.status().ok()) return s.status();
+      return out;
+    });
+  }
+
+  Result<Workflow> UpdateWorkflow(const Workflow& workflow) override {
+    return Write<Workflow>([&](Db& db) -> Result<Workflow> {
+      Stmt del = db.Prepare("DELETE FROM workflows WHERE id = ? AND environment_id = ?");
+      del.Bind(1, workflow.id).Bind(2, workflow.environment_id);
+      RETURN_IF_ERROR(del.Exec());
+      if (db.Changes() == 0) {
+        return Status::NotFound("Workflow '" + workflow.workflow_id + "' was not found");
+      }
+      Stmt s = db.Prepare(
+          "INSERT INTO workflows (id, environment_id, workflow_id, name, description, tags, "
+          "active, severity, payload_schema, preferences, steps, created_at, updated_at) "
+          "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+      Status st = BindWorkflow(s, workflow);
+      if (st.code() == Code::kConflict) {
+        return Status::Conflict("Workflow with id " + workflow.workflow_id + " already exists");
+      }
+      RETURN_IF_ERROR(st);
+      return workflow;
+    });
+  }
+
+  Status DeleteWorkflow(std::string_view env, std::string_view id) override {
+    return WriteStatus([&](Db& db) -> Status {
+      ASSIGN_OR_RETURN(Workflow w, LoadWorkflow(db, env, id));
+      Stmt s = db.Prepare("DELETE FROM workflows WHERE id = ?");
+      s.Bind(1, w.id);
+      return s.Exec();
+    });
+  }
+
+ private:
+  const crypto::KeyRing& keys_;
+  Writer writer_;
+  ReaderPool readers_;
+};
+
+Status Migrate(Db& db) {
+  RETURN_IF_ERROR(db.ExecScript(
+      "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
+      "name TEXT NOT NULL, applied_at INTEGER NOT NULL)"));
+  int current = 0;
+  {
+    Stmt s = db.Prepare("SELECT COALESCE(MAX(version), 0) FROM schema_migrations");
+    if (s.Step()) current = static_cast<int>(s.Int(0));
+  }
+  for (const sqlite::Migration& m : sqlite::Migrations()) {
+    if (m.version <= current) continue;
+    RETURN_IF_ERROR(db.ExecScript("BEGIN IMMEDIATE"));
+    Status st = db.ExecScript(m.sql);
+    if (st.ok()) {
+      Stmt s = db.Prepare("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)");
+      s.Bind(1, m.version).Bind(2, m.name).Bind(3, static_cast<std::int64_t>(NowMs()));
+      st = s.Exec();
+    }
+    if (!st.ok()) {
+      (void)db.ExecScript("ROLLBACK");
+      return Status::Internal("migration " + std::to_string(m.version) + " failed: " +
+                              st.message());
+    }
+    RETURN_IF_ERROR(db.ExecScript("COMMIT"));
+    spdlog::info("schema migrated version={} name={}", m.version, m.name);
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Store>> OpenSqliteStore(const SqliteOptions& options,
+                                               const crypto::KeyRing& keys) {
+  ASSIGN_OR_RETURN(std::unique_ptr<Db> writer, Db::Open(options.path, /*read_only=*/false));
+  RETURN_IF_ERROR(Migrate(*writer));
+  auto store = std::make_unique<SqliteStore>(std::move(writer), keys);
+  for (int i = 0; i < std::max(1, options.read_connections); ++i) {
+    ASSIGN_OR_RETURN(std::unique_ptr<Db> reader, Db::Open(options.path, /*read_only=*/true));
+    store->AddReader(std::move(reader));
+  }
+  return std::unique_ptr<Store>(std::move(store));
+}
+
+Result<int> SqliteSchemaVersion(const std::string& path) {
+  ASSIGN_OR_RETURN(std::unique_ptr<Db> db, Db::Open(path, /*read_only=*/true));
+  Stmt s = db->Prepare("SELECT COALESCE(MAX(version), 0) FROM schema_migrations");
+  if (!s.Step()) return Status::Internal("cannot read schema version");
+  return static_cast<int>(s.Int(0));
+}
+
+}  // namespace herald::store

@@ -1,0 +1,343 @@
+#include "store/sqlite/sqlite_store.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "core/ids.h"
+#include "core/time.h"
+
+namespace herald::store {
+namespace {
+
+class SqliteStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() / ("herald-store-" + RandomAlnum(10));
+    std::filesystem::create_directories(dir_);
+    Open();
+    Environment dev{NewObjectId(), "development", "org1", "hash-dev", "sealed", NowMs()};
+    Environment prod{NewObjectId(), "production", "org1", "hash-prod", "sealed", NowMs()};
+    ASSERT_TRUE(store_->EnsureEnvironments({dev, prod}).ok());
+    auto envs = store_->ListEnvironments();
+    ASSERT_TRUE(envs.ok());
+    ASSERT_EQ(envs->size(), 2u);
+    for (const Environment& e : *envs) (e.name == "development" ? dev_ : prod_) = e.id;
+  }
+  void TearDown() override {
+    store_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+  void Open() {
+    store_.reset();
+    auto opened = OpenSqliteStore({(dir_ / "herald.db").string(), 2}, keys_);
+    ASSERT_TRUE(opened.ok()) << opened.status().message();
+    store_ = std::move(*opened);
+  }
+
+  Integration MakeIntegration(const std::string& env, const std::string& identifier,
+                              const std::string& provider = "push-webhook", bool active = true,
+                              EpochMs created = NowMs()) {
+    Integration i;
+    i.id = NewObjectId();
+    i.environment_id = env;
+    i.identifier = identifier;
+    i.name = identifier;
+    i.provider_id = provider;
+    i.credentials = {{"webhookUrl", "https://example.com/hook"}, {"secretKey", "TOP-SECRET-VALUE"}};
+    i.active = active;
+    i.created_at = i.updated_at = created;
+    return i;
+  }
+
+  Subscriber MustUpsert(const std::string& env, const std::string& id) {
+    bool created = false;
+    SubscriberPatch p;
+    p.first_name = std::optional<std::string>("Ann");
+    auto sub = store_->UpsertSubscriber(env, id, p, false, &created);
+    EXPECT_TRUE(sub.ok());
+    return *sub;
+  }
+
+  static std::vector<DeviceToken> Tokens(std::initializer_list<const char*> values) {
+    std::vector<DeviceToken> out;
+    for (const char* v : values) out.push_back({v, v});
+    return out;
+  }
+
+  static std::vector<std::string> ActiveTokens(const Subscriber& s, std::size_t channel = 0) {
+    std::vector<std::string> out;
+    for (const DeviceToken& t : s.channels.at(channel).tokens) out.push_back(t.token);
+    return out;
+  }
+
+  std::filesystem::path dir_;
+  crypto::KeyRing keys_{"k1", {{"k1", std::string(32, 'k')}}};
+  std::unique_ptr<Store> store_;
+  std::string dev_, prod_;
+};
+
+TEST_F(SqliteStoreTest, IntegrationsAreScopedSealedAndUnique) {
+  ASSERT_TRUE(store_->CreateIntegration(MakeIntegration(dev_, "hook")).ok());
+  auto dup = store_->CreateIntegration(MakeIntegration(dev_, "hook"));
+  EXPECT_EQ(dup.status().code(), Code::kConflict);
+  // The same identifier in another environment is fine; lists never cross environments.
+  ASSERT_TRUE(store_->CreateIntegration(MakeIntegration(prod_, "hook")).ok());
+  auto dev_list = store_->ListIntegrations(dev_, false);
+  ASSERT_TRUE(dev_list.ok());
+  ASSERT_EQ(dev_list->size(), 1u);
+  EXPECT_EQ((*dev_list)[0].credentials["secretKey"], "TOP-SECRET-VALUE");
+  EXPECT_EQ((*dev_list)[0].environment_id, dev_);
+
+  // The database file never holds the secret in clear.
+  store_.reset();
+  for (const char* name : {"herald.db", "herald.db-wal"}) {
+    std::ifstream in(dir_ / name, std::ios::binary);
+    std::stringstream bytes;
+    bytes << in.rdbuf();
+    EXPECT_EQ(bytes.str().find("TOP-SECRET-VALUE"), std::string::npos) << name;
+  }
+  Open();
+  auto reopened = store_->ListIntegrations(dev_, false);
+  ASSERT_TRUE(reopened.ok());
+  EXPECT_EQ((*reopened)[0].credentials["secretKey"], "TOP-SECRET-VALUE");
+}
+
+TEST_F(SqliteStoreTest, WrongKeyCannotOpenCredentials) {
+  ASSERT_TRUE(store_->CreateIntegration(MakeIntegration(dev_, "hook")).ok());
+  crypto::KeyRing other{"k2", {{"k2", std::string(32, 'z')}}};
+  store_.reset();
+  auto opened = OpenSqliteStore({(dir_ / "herald.db").string(), 1}, other);
+  ASSERT_TRUE(opened.ok());
+  EXPECT_EQ((*opened)->ListIntegrations(dev_, false).status().code(), Code::kInternal);
+}
+
+TEST_F(SqliteStoreTest, UpdateAndDeleteIntegration) {
+  Integration i = MakeIntegration(dev_, "hook");
+  ASSERT_TRUE(store_->CreateIntegration(i).ok());
+  i.name = "renamed";
+  i.active = false;
+  ASSERT_TRUE(store_->UpdateIntegration(i).ok());
+  auto got = store_->GetIntegration(dev_, i.id);
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->name, "renamed");
+  EXPECT_FALSE(got->active);
+  EXPECT_EQ(store_->GetIntegration(prod_, i.id).status().code(), Code::kNotFound);
+  EXPECT_EQ(store_->DeleteIntegration(prod_, i.id).code(), Code::kNotFound);
+  EXPECT_TRUE(store_->DeleteIntegration(dev_, i.id).ok());
+  EXPECT_EQ(store_->GetIntegration(dev_, i.id).status().code(), Code::kNotFound);
+}
+
+TEST_F(SqliteStoreTest, SubscriberUpsertPatchDelete) {
+  bool created = false;
+  SubscriberPatch p;
+  p.email = std::optional<std::string>("a@example.com");
+  p.data = std::optional<Json>(Json{{"plan", "pro"}});
+  auto sub = store_->UpsertSubscriber(dev_, "u1", p, false, &created);
+  ASSERT_TRUE(sub.ok());
+  EXPECT_TRUE(created);
+  EXPECT_EQ(store_->UpsertSubscriber(dev_, "u1", {}, true, &created).status().code(),
+            Code::kConflict);
+  SubscriberPatch patch;
+  patch.email = std::optional<std::string>();  // clear
+  patch.last_name = std::optional<std::string>("Lee");
+  auto patched = store_->PatchSubscriber(dev_, "u1", patch);
+  ASSERT_TRUE(patched.ok());
+  EXPECT_FALSE(patched->profile.email.has_value());
+  EXPECT_EQ(patched->profile.last_name, "Lee");
+  EXPECT_EQ((*patched->profile.data)["plan"], "pro");
+  EXPECT_EQ(store_->GetSubscriber(prod_, "u1").status().code(), Code::kNotFound);
+  EXPECT_TRUE(store_->DeleteSubscriber(dev_, "u1").ok());
+  EXPECT_EQ(store_->DeleteSubscriber(dev_, "u1").code(), Code::kNotFound);
+}
+
+TEST_F(SqliteStoreTest, CredentialsReplaceAppendDedupeAndLimit) {
+  ASSERT_TRUE(store_->CreateIntegration(MakeIntegration(dev_, "hook")).ok());
+  MustUpsert(dev_, "u1");
+  CredentialsUpdate put{"push-webhook", std::nullopt, Tokens({"a", "b"}), std::nullopt,
+                        std::nullopt, TokenWriteMode::kReplace, 3};
+  auto s1 = store_->UpdateCredentials(dev_, "u1", put);
+  ASSERT_TRUE(s1.ok()) << s1.status().message();
+  EXPECT_EQ(ActiveTokens(*s1), (std::vector<std::string>{"a", "b"}));
+  EpochMs a_created = s1->channels[0].tokens[0].created_at;
+
+  CredentialsUpdate patch = put;
+  patch.mode = TokenWriteMode::kAppend;
+  patch.tokens = Tokens({"b", "c"});
+  auto s2 = store_->UpdateCredentials(dev_, "u1", patch);
+  ASSERT_TRUE(s2.ok());
+  EXPECT_EQ(ActiveTokens(*s2), (std::vector<std::string>{"a", "b", "c"}));
+  EXPECT_EQ(s2->channels[0].tokens[0].created_at, a_created);
+
+  patch.tokens = Tokens({"d"});  // would make 4 > limit 3: rejected, nothing changes
+  auto over = store_->UpdateCredentials(dev_, "u1", patch);
+  EXPECT_EQ(over.status().code(), Code::kInvalidArgument);
+  EXPECT_EQ(ActiveTokens(*store_->GetSubscriber(dev_, "u1")),
+            (std::vector<std::string>{"a", "b", "c"}));
+
+  put.tokens = Tokens({"z"});
+  auto s3 = store_->UpdateCredentials(dev_, "u1", put);
+  ASSERT_TRUE(s3.ok());
+  EXPECT_EQ(ActiveTokens(*s3), (std::vector<std::string>{"z"}));
+
+  EXPECT_TRUE(store_->DeleteCredentials(dev_, "u1", "push-webhook").ok());
+  EXPECT_TRUE(store_->GetSubscriber(dev_, "u1")->channels.empty());
+}
+
+TEST_F(SqliteStoreTest, CredentialsResolveNewestActiveOrIdentifier) {
+  ASSERT_TRUE(store_->CreateIntegration(MakeIntegration(dev_, "old", "push-webhook", true, 1000)).ok());
+  ASSERT_TRUE(store_->CreateIntegration(MakeIntegration(dev_, "new", "push-webhook", true, 2000)).ok());
+  ASSERT_TRUE(store_->CreateIntegration(MakeIntegration(dev_, "off", "push-webhook", false, 3000)).ok());
+  MustUpsert(dev_, "u1");
+  CredentialsUpdate u{"push-webhook", std::nullopt, Tokens({"t"}), {}, {},
+                      TokenWriteMode::kReplace, 100};
+  auto s = store_->UpdateCredentials(dev_, "u1", u);
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(s->channels[0].integration_identifier, "new");
+  u.integration_identifier = "old";
+  s = store_->UpdateCredentials(dev_, "u1", u);
+  ASSERT_TRUE(s.ok());
+  ASSERT_EQ(s->channels.size(), 2u);
+  u.integration_identifier = "off";
+  EXPECT_EQ(store_->UpdateCredentials(dev_, "u1", u).status().code(), Code::kInvalidArgument);
+  u.integration_identifier.reset();
+  u.provider_id = "fcm";
+  EXPECT_EQ(store_->UpdateCredentials(dev_, "u1", u).status().code(), Code::kInvalidArgument);
+  EXPECT_EQ(store_->UpdateCredentials(dev_, "nobody", u).status().code(), Code::kInvalidArgument);
+  // Deleting an integration removes the channels bound to it.
+  auto ints = store_->ListIntegrations(dev_, false);
+  for (const Integration& i : *ints) {
+    if (i.identifier == "new") {
+      ASSERT_TRUE(store_->DeleteIntegration(dev_, i.id).ok());
+    }
+  }
+  EXPECT_EQ(store_->GetSubscriber(dev_, "u1")->channels.size(), 1u);
+}
+
+TEST_F(SqliteStoreTest, SearchPagesWithCursors) {
+  for (int i = 0; i < 5; ++i) MustUpsert(dev_, "s" + std::to_string(i));
+  MustUpsert(prod_, "other");
+  PageRequest page;
+  page.limit = 2;
+  page.descending = false;
+  std::vector<std::string> seen;
+  for (int guard = 0; guard < 10; ++guard) {
+    auto result = store_->SearchSubscribers(dev_, {}, page);
+    ASSERT_TRUE(result.ok());
+    EXPECT_EQ(result->total_count, 5);
+    for (const Subscriber& s : result->items) seen.push_back(s.subscriber_id);
+    if (!result->next) break;
+    page.after = result->next;
+  }
+  EXPECT_EQ(seen.size(), 5u);
+  std::set<std::string> unique(seen.begin(), seen.end());
+  EXPECT_EQ(unique.size(), 5u);
+
+  // A `before` page walks back: the two items just before the last cursor (seen[3]).
+  PageRequest back;
+  back.limit = 2;
+  back.descending = false;
+  back.before = page.after;
+  auto previous = store_->SearchSubscribers(dev_, {}, back);
+  ASSERT_TRUE(previous.ok());
+  ASSERT_EQ(previous->items.size(), 2u);
+  EXPECT_EQ(previous->items[0].subscriber_id, seen[1]);
+  EXPECT_EQ(previous->items[1].subscriber_id, seen[2]);
+  EXPECT_TRUE(previous->next.has_value());
+
+  SubscriberFilter f;
+  f.subscriber_id = "s3";
+  auto one = store_->SearchSubscribers(dev_, f, {});
+  ASSERT_TRUE(one.ok());
+  ASSERT_EQ(one->items.size(), 1u);
+  EXPECT_FALSE(one->next.has_value());
+}
+
+TEST_F(SqliteStoreTest, TopicSubscriptions) {
+  MustUpsert(dev_, "u1");
+  MustUpsert(dev_, "u2");
+  auto added = store_->AddTopicSubscribers(dev_, "news", {"u1", "u2", "ghost"});
+  ASSERT_TRUE(added.ok());
+  EXPECT_EQ(added->succeeded.size(), 2u);
+  EXPECT_EQ(added->missing_subscribers, std::vector<std::string>{"ghost"});
+  EXPECT_TRUE(store_->GetTopic(dev_, "news").ok());
+  EXPECT_EQ(store_->GetTopic(prod_, "news").status().code(), Code::kNotFound);
+  // Idempotent.
+  ASSERT_TRUE(store_->AddTopicSubscribers(dev_, "news", {"u1"}).ok());
+  auto list = store_->ListTopicSubscriptions(dev_, "news", std::nullopt, {});
+  ASSERT_TRUE(list.ok());
+  EXPECT_EQ(list->total_count, 2);
+  EXPECT_EQ(store_->GetSubscriber(dev_, "u1")->topics, std::vector<std::string>{"news"});
+  auto removed = store_->RemoveTopicSubscribers(dev_, "news", {"u1"});
+  ASSERT_TRUE(removed.ok());
+  EXPECT_EQ(removed->succeeded.size(), 1u);
+  list = store_->ListTopicSubscriptions(dev_, "news", std::nullopt, {});
+  EXPECT_EQ(list->total_count, 1);
+  bool created = true;
+  Topic t;
+  t.environment_id = dev_;
+  t.key = "news";
+  EXPECT_EQ(store_->UpsertTopic(t, true, &created).status().code(), Code::kConflict);
+}
+
+TEST_F(SqliteStoreTest, WorkflowsCrud) {
+  Workflow w;
+  w.id = NewObjectId();
+  w.environment_id = dev_;
+  w.workflow_id = "order-shipped";
+  w.name = "Order shipped";
+  w.active = true;
+  w.steps.push_back({NewObjectId(), "push", "Push", "push", {{"title", "Hi {{subscriber.firstName}}"}}});
+  w.created_at = w.updated_at = NowMs();
+  ASSERT_TRUE(store_->CreateWorkflow(w).ok());
+  EXPECT_EQ(store_->CreateWorkflow(w).status().code(), Code::kConflict);
+  auto got = store_->GetWorkflow(dev_, "order-shipped");
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->steps[0].control_values["title"], "Hi {{subscriber.firstName}}");
+  EXPECT_TRUE(store_->GetWorkflow(dev_, w.id).ok());
+  long long total = 0;
+  auto list = store_->ListWorkflows(dev_, 0, 10, std::string("shipped"), &total);
+  ASSERT_TRUE(list.ok());
+  EXPECT_EQ(total, 1);
+  w.name = "Renamed";
+  ASSERT_TRUE(store_->UpdateWorkflow(w).ok());
+  EXPECT_EQ(store_->GetWorkflow(dev_, "order-shipped")->name, "Renamed");
+  EXPECT_TRUE(store_->DeleteWorkflow(dev_, "order-shipped").ok());
+  EXPECT_EQ(store_->GetWorkflow(dev_, "order-shipped").status().code(), Code::kNotFound);
+}
+
+TEST_F(SqliteStoreTest, ConcurrentWritesAreGroupCommittedAndAllDurable) {
+  constexpr int kThreads = 8, kPerThread = 50;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        bool created = false;
+        auto r = store_->UpsertSubscriber(dev_, "c" + std::to_string(t) + "-" + std::to_string(i),
+                                          {}, true, &created);
+        EXPECT_TRUE(r.ok());
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  Open();  // reopen: everything acknowledged is there
+  auto page = store_->SearchSubscribers(dev_, {}, {});
+  ASSERT_TRUE(page.ok());
+  EXPECT_EQ(page->total_count, kThreads * kPerThread);
+}
+
+TEST_F(SqliteStoreTest, FailedWriteInABatchLeavesNothingAndOthersCommit) {
+  ASSERT_TRUE(store_->CreateIntegration(MakeIntegration(dev_, "hook")).ok());
+  MustUpsert(dev_, "u1");
+  // Over the limit: the channel row created inside this write must be rolled back too.
+  CredentialsUpdate u{"push-webhook", std::nullopt, Tokens({"a", "b"}), {}, {},
+                      TokenWriteMode::kReplace, 1};
+  EXPECT_FALSE(store_->UpdateCredentials(dev_, "u1", u).ok());
+  EXPECT_TRUE(store_->GetSubscriber(dev_, "u1")->channels.empty());
+}
+
+}  // namespace
+}  // namespace herald::store
