@@ -1,0 +1,92 @@
+// Outbound HTTP as providers and the delivery engine see it. The one implementation
+// (curl_client.cc, libcurl multi on a dedicated I/O thread) pools connections per origin,
+// multiplexes HTTP/2 streams and never blocks the caller.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/status.h"
+
+namespace herald::http {
+
+using Headers = std::vector<std::pair<std::string, std::string>>;
+
+struct Request {
+  std::string method = "POST";
+  std::string url;                    // absolute http(s) URL
+  Headers headers;
+  std::string body;
+  // 0 = the client's default. Total covers connect + TLS + request + response.
+  std::chrono::milliseconds timeout{0};
+  // Key for the per-key concurrency limit (e.g. the integration id); empty = unlimited.
+  std::string concurrency_key;
+  // Prefer HTTP/2 (APNs, FCM). An http:// URL then means cleartext HTTP/2 with prior knowledge.
+  bool http2_prior_knowledge = false;
+};
+
+struct Response {
+  int status = 0;
+  Headers headers;                    // names lowercase
+  std::string body;
+  std::string http_version;           // "1.1", "2"
+  std::string_view Header(std::string_view name) const;  // first match or empty
+};
+
+// Why a request got no HTTP response. Transient ones are retried by the queue.
+enum class TransportError {
+  kNone,
+  kTimeout,            // connect or total timeout
+  kConnect,            // refused, unreachable, reset before a response
+  kDns,                // name did not resolve
+  kTls,                // handshake or certificate failure
+  kForbiddenTarget,    // resolved to a loopback/private/link-local/metadata address
+  kProtocol,           // malformed response, stream error, GOAWAY
+  kBadRequest,         // our request was unusable (bad URL, ...)
+  kShutdown,           // the client is stopping
+};
+const char* TransportErrorName(TransportError error);
+bool IsTransient(TransportError error);
+
+struct Outcome {
+  TransportError error = TransportError::kNone;
+  std::string error_message;          // curl's text, for logs and delivery records
+  Response response;                  // valid when error == kNone
+  bool ok() const { return error == TransportError::kNone; }
+};
+
+using Callback = std::function<void(Outcome)>;
+
+struct ClientOptions {
+  std::chrono::milliseconds connect_timeout{5000};
+  std::chrono::milliseconds default_timeout{15000};
+  std::string ca_file;                // HERALD_CA_FILE: extra CA bundle (added to system CAs)
+  bool allow_private_targets = false; // HERALD_ALLOW_PRIVATE_TARGETS=1
+  std::size_t max_connections_per_host = 8;
+  std::size_t default_concurrency_per_key = 64;
+  std::size_t max_response_bytes = 1 << 20;  // larger responses are cut (kProtocol)
+  std::string user_agent = "herald/0.1";
+};
+
+class Client {
+ public:
+  virtual ~Client() = default;
+  // Queues `request`; `done` runs exactly once on the client's I/O thread (keep it short: hand
+  // heavy work elsewhere). Never follows redirects. Thread-safe.
+  virtual void Send(Request request, Callback done) = 0;
+  // Concurrency limit for requests carrying this concurrency_key (default from options).
+  virtual void SetConcurrency(const std::string& key, std::size_t limit) = 0;
+  // Number of requests queued or in flight.
+  virtual std::size_t InFlight() const = 0;
+  // Stops accepting, waits up to `grace` for in-flight requests, fails the rest with kShutdown.
+  virtual void Shutdown(std::chrono::milliseconds grace) = 0;
+};
+
+std::unique_ptr<Client> NewCurlClient(const ClientOptions& options);
+
+}  // namespace herald::http
