@@ -1,6 +1,9 @@
 #include "api/api.h"
 
+#include <future>
+
 #include "core/log.h"
+#include "core/time.h"
 #include "crypto/crypto.h"
 #include "server/error_reply.h"
 
@@ -34,19 +37,99 @@ Result<const store::Environment*> Api::Authenticate(const server::Request& reque
   return found;
 }
 
+namespace {
+
+constexpr EpochMs kIdempotencyInProgressMs = 5 * 60 * 1000;
+constexpr EpochMs kIdempotencyKeepMs = 24 * 60 * 60 * 1000;
+
+server::Reply ToReply(Result<server::Reply> reply, const server::Request& request) {
+  if (reply.ok()) return std::move(reply.value());
+  if (reply.status().code() == Code::kInternal) {
+    spdlog::error("request failed id={} path={} error={}", request.request_id, request.path,
+                  reply.status().message());
+  }
+  return server::ErrorReply(reply.status(), request.target);
+}
+
+}  // namespace
+
 server::Handler Api::Bind(Method method) {
-  return server::Sync([this, method](server::Request& request) -> server::Reply {
+  return [this, method](server::Request& request, server::Done done) {
     Result<const store::Environment*> env = Authenticate(request);
-    if (!env.ok()) return server::ErrorReply(env.status(), request.target);
-    Result<server::Reply> reply = (this->*method)(request, **env);
-    if (!reply.ok()) {
-      if (reply.status().code() == Code::kInternal) {
-        spdlog::error("request failed id={} path={} error={}", request.request_id, request.path,
-                      reply.status().message());
-      }
-      return server::ErrorReply(reply.status(), request.target);
-    }
-    return std::move(reply.value());
+    if (!env.ok()) return done(server::ErrorReply(env.status(), request.target));
+    const store::Environment* e = *env;
+    RunWithIdempotency(request, *e, std::move(done), [this, method, e](Req& r, server::Done d) {
+      d(ToReply((this->*method)(r, *e), r));
+    });
+  };
+}
+
+server::Handler Api::Bind(AsyncMethod method) {
+  return [this, method](server::Request& request, server::Done done) {
+    Result<const store::Environment*> env = Authenticate(request);
+    if (!env.ok()) return done(server::ErrorReply(env.status(), request.target));
+    const store::Environment* e = *env;
+    RunWithIdempotency(request, *e, std::move(done), [this, method, e](Req& r, server::Done d) {
+      (this->*method)(r, *e, std::move(d));
+    });
+  };
+}
+
+// Novu's idempotency (novu-api.md §2.0.1): POST and PATCH only; the reply (success or error) is
+// kept 24 h with a digest of the body. Same key and body: replay. Still running: 409 with
+// Retry-After (the SDK retries 409). Same key, other body: 422.
+void Api::RunWithIdempotency(Req& request, const Env& env, server::Done done,
+                             std::function<void(Req&, server::Done)> run) {
+  std::string_view key = request.Header("idempotency-key");
+  if (key.empty() || (request.method != "POST" && request.method != "PATCH")) {
+    return run(request, std::move(done));
+  }
+  if (key.size() > 255) {
+    return done(server::ErrorReply(400, request.target,
+                                   "Idempotency-Key must be at most 255 characters"));
+  }
+  std::string key_text(key);
+  EpochMs now = NowMs();
+  std::promise<Result<store::IdempotencyRecord>> promise;
+  std::future<Result<store::IdempotencyRecord>> future = promise.get_future();
+  store_.BeginIdempotent(env.id, key_text, crypto::Hex(crypto::Sha256(request.body)), now,
+                         now + kIdempotencyInProgressMs,
+                         [&promise](Result<store::IdempotencyRecord> record) {
+                           promise.set_value(std::move(record));
+                         });
+  Result<store::IdempotencyRecord> record = future.get();
+  if (!record.ok()) return done(server::ErrorReply(record.status(), request.target));
+  server::Reply reply;
+  switch (record->state) {
+    case store::IdempotencyState::kReplay:
+      reply.status = record->status;
+      reply.body = record->body;
+      reply.headers = {{"Idempotency-Key", key_text}, {"Idempotency-Replay", "true"}};
+      return done(std::move(reply));
+    case store::IdempotencyState::kInProgress:
+      reply = server::ErrorReply(409, request.target,
+                                 "Request with key \"" + key_text + "\" is currently being processed. "
+                                 "Please retry after 1 second");
+      reply.headers = {{"Idempotency-Key", key_text},
+                       {"Retry-After", "1"},
+                       {"Link", "<https://docs.novu.co/additional-resources/idempotency>"}};
+      return done(std::move(reply));
+    case store::IdempotencyState::kMismatch:
+      reply = server::ErrorReply(
+          Status::Unprocessable("Request with key \"" + key_text +
+                                "\" is being reused for a different body")
+              .WithExtra({{"errors", Json::object()}}),
+          request.target);
+      reply.headers = {{"Idempotency-Key", key_text}};
+      return done(std::move(reply));
+    case store::IdempotencyState::kNew:
+      break;
+  }
+  run(request, [this, env_id = env.id, key_text, done = std::move(done)](server::Reply result) {
+    store_.FinishIdempotent(env_id, key_text, result.status, result.body,
+                            NowMs() + kIdempotencyKeepMs);
+    result.headers.emplace_back("Idempotency-Key", key_text);
+    done(std::move(result));
   });
 }
 
@@ -84,6 +167,15 @@ void Api::AddRoutes(server::Router& router) {
   router.Add("POST", "/v2/topics/:key/subscriptions", Bind(&Api::AddTopicSubscriptions));
   router.Add("GET", "/v2/topics/:key/subscriptions", Bind(&Api::ListTopicSubscriptions));
   router.Add("DELETE", "/v2/topics/:key/subscriptions", Bind(&Api::RemoveTopicSubscriptions));
+
+  // Events (§3) and the delivery record
+  router.Add("POST", "/v1/events/trigger", Bind(&Api::Trigger));
+  router.Add("POST", "/v1/events/trigger/bulk", Bind(&Api::TriggerBulk));
+  router.Add("POST", "/v1/events/trigger/broadcast", Bind(&Api::TriggerBroadcast));
+  router.Add("DELETE", "/v1/events/trigger/:transactionId", Bind(&Api::CancelTrigger));
+  router.Add("GET", "/v1/messages", Bind(&Api::ListMessages));
+  router.Add("DELETE", "/v1/messages/:messageId", Bind(&Api::DeleteMessage));
+  router.Add("GET", "/v1/notifications", Bind(&Api::ListNotifications));
 
   // Workflows
   router.Add("POST", "/v2/workflows", Bind(&Api::CreateWorkflow));

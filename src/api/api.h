@@ -2,6 +2,7 @@
 // and validate the request, call one Store operation, encode the reply.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -18,6 +19,10 @@ namespace herald::api {
 struct ApiOptions {
   providers::TokenPolicy token_policy;
   std::size_t max_tokens_per_channel = 100;
+  // Plans a trigger's messages inside its transaction (delivery::MakePlanner; wired by app/).
+  store::MessagePlanner planner;
+  // Called after a trigger committed work, to wake the dispatcher.
+  std::function<void()> on_work;
 };
 
 class Api {
@@ -37,8 +42,27 @@ class Api {
   using Req = server::Request;
   using Reply = Result<server::Reply>;
   using Method = Reply (Api::*)(Req&, const Env&);
+  using AsyncMethod = void (Api::*)(Req&, const Env&, server::Done);
 
+  // Authenticates, applies Idempotency-Key (POST/PATCH), runs the handler, shapes errors.
   server::Handler Bind(Method method);
+  server::Handler Bind(AsyncMethod method);
+  void RunWithIdempotency(Req& request, const Env& env, server::Done done,
+                          std::function<void(Req&, server::Done)> run);
+
+  // events.cc
+  void Trigger(Req& r, const Env& env, server::Done done);
+  void TriggerBulk(Req& r, const Env& env, server::Done done);
+  void TriggerBroadcast(Req& r, const Env& env, server::Done done);
+  Reply CancelTrigger(Req& r, const Env& env);
+  // Accepts one decoded event; `done` gets the Novu trigger result object (or an error).
+  void AcceptEvent(const Json& event, const Env& env, bool broadcast,
+                   std::function<void(Result<Json>)> done);
+
+  // messages.cc
+  Reply ListMessages(Req& r, const Env& env);
+  Reply DeleteMessage(Req& r, const Env& env);
+  Reply ListNotifications(Req& r, const Env& env);
 
   // integrations.cc
   Reply CreateIntegration(Req& r, const Env& env);

@@ -2,7 +2,7 @@
 #include <cctype>
 
 #include "api/api.h"
-#include "api/dto.h"
+#include "wire/wire.h"
 #include "api/input.h"
 #include "core/ids.h"
 #include "server/error_reply.h"
@@ -71,7 +71,7 @@ Status ApplyCommonFields(const Json& body, store::Integration& integration) {
 Result<Json> ListJson(store::Store& store, const store::Environment& env, bool active_only) {
   ASSIGN_OR_RETURN(std::vector<store::Integration> list, store.ListIntegrations(env.id, active_only));
   Json out = Json::array();
-  for (const store::Integration& i : list) out.push_back(IntegrationJson(i, env.organization_id));
+  for (const store::Integration& i : list) out.push_back(wire::IntegrationJson(i, env.organization_id));
   return out;
 }
 
@@ -115,7 +115,7 @@ Api::Reply Api::CreateIntegration(Req& r, const Env& env) {
   integration.created_at = integration.updated_at = NowMs();
 
   ASSIGN_OR_RETURN(store::Integration created, store_.CreateIntegration(integration));
-  return server::DataReply(IntegrationJson(created, env.organization_id), 201);
+  return server::DataReply(wire::IntegrationJson(created, env.organization_id), 201);
 }
 
 Api::Reply Api::ListIntegrations(Req&, const Env& env) {
@@ -159,7 +159,7 @@ Api::Reply Api::UpdateIntegration(Req& r, const Env& env) {
   }
   integration.updated_at = NowMs();
   ASSIGN_OR_RETURN(store::Integration updated, store_.UpdateIntegration(integration));
-  return server::DataReply(IntegrationJson(updated, env.organization_id));
+  return server::DataReply(wire::IntegrationJson(updated, env.organization_id));
 }
 
 Api::Reply Api::DeleteIntegration(Req& r, const Env& env) {

@@ -2,7 +2,7 @@
 #include <set>
 
 #include "api/api.h"
-#include "api/dto.h"
+#include "wire/wire.h"
 #include "api/input.h"
 #include "server/error_reply.h"
 
@@ -64,15 +64,15 @@ Api::Reply Api::CreateSubscriberV2(Req& r, const Env& env) {
   if (!sub.ok() && sub.status().code() == Code::kConflict) {
     // The SDK parses this 409 as a SubscriberResponseDto: the body is the existing subscriber.
     ASSIGN_OR_RETURN(store::Subscriber existing, store_.GetSubscriber(env.id, subscriber_id));
-    return sub.take_status().WithExtra(SubscriberJson(existing, env.organization_id));
+    return sub.take_status().WithExtra(wire::SubscriberJson(existing, env.organization_id));
   }
   if (!sub.ok()) return sub.take_status();
-  return server::DataReply(SubscriberJson(*sub, env.organization_id), 201);
+  return server::DataReply(wire::SubscriberJson(*sub, env.organization_id), 201);
 }
 
 Api::Reply Api::GetSubscriber(Req& r, const Env& env) {
   ASSIGN_OR_RETURN(store::Subscriber sub, store_.GetSubscriber(env.id, r.Param("subscriberId")));
-  return server::DataReply(SubscriberJson(sub, env.organization_id));
+  return server::DataReply(wire::SubscriberJson(sub, env.organization_id));
 }
 
 Api::Reply Api::PatchSubscriberV2(Req& r, const Env& env) {
@@ -81,7 +81,7 @@ Api::Reply Api::PatchSubscriberV2(Req& r, const Env& env) {
   ASSIGN_OR_RETURN(store::SubscriberPatch patch, DecodeProfile(body));
   ASSIGN_OR_RETURN(store::Subscriber sub,
                    store_.PatchSubscriber(env.id, r.Param("subscriberId"), patch));
-  return server::DataReply(SubscriberJson(sub, env.organization_id));
+  return server::DataReply(wire::SubscriberJson(sub, env.organization_id));
 }
 
 Api::Reply Api::DeleteSubscriberV2(Req& r, const Env& env) {
@@ -114,8 +114,8 @@ Api::Reply Api::SearchSubscribers(Req& r, const Env& env) {
   if (const std::string* v = r.Query("subscriberId")) filter.subscriber_id = *v;
   ASSIGN_OR_RETURN(store::Page<store::Subscriber> result,
                    store_.SearchSubscribers(env.id, filter, page));
-  return server::JsonReply(CursorPageJson(result, [&](const store::Subscriber& s) {
-    return SubscriberJson(s, env.organization_id);
+  return server::JsonReply(wire::CursorPageJson(result, [&](const store::Subscriber& s) {
+    return wire::SubscriberJson(s, env.organization_id);
   }));
 }
 
@@ -128,7 +128,7 @@ Api::Reply Api::CreateSubscriberV1(Req& r, const Env& env) {
   ASSIGN_OR_RETURN(store::Subscriber sub, store_.UpsertSubscriber(env.id, subscriber_id, profile,
                                                                   /*fail_if_exists=*/false,
                                                                   &created));
-  return server::DataReply(SubscriberJson(sub, env.organization_id), 201);
+  return server::DataReply(wire::SubscriberJson(sub, env.organization_id), 201);
 }
 
 Api::Reply Api::UpdateSubscriberV1(Req& r, const Env& env) {
@@ -136,7 +136,7 @@ Api::Reply Api::UpdateSubscriberV1(Req& r, const Env& env) {
   ASSIGN_OR_RETURN(store::SubscriberPatch patch, DecodeProfile(body));
   ASSIGN_OR_RETURN(store::Subscriber sub,
                    store_.PatchSubscriber(env.id, r.Param("subscriberId"), patch));
-  return server::DataReply(SubscriberJson(sub, env.organization_id));
+  return server::DataReply(wire::SubscriberJson(sub, env.organization_id));
 }
 
 Api::Reply Api::DeleteSubscriberV1(Req& r, const Env& env) {
@@ -198,7 +198,7 @@ Api::Reply Api::UpdateCredentials(Req& r, const Env& env, store::TokenWriteMode 
   update.tokens = std::move(tokens);
   ASSIGN_OR_RETURN(store::Subscriber sub,
                    store_.UpdateCredentials(env.id, r.Param("subscriberId"), update));
-  return server::DataReply(SubscriberJson(sub, env.organization_id));
+  return server::DataReply(wire::SubscriberJson(sub, env.organization_id));
 }
 
 Api::Reply Api::DeleteCredentials(Req& r, const Env& env) {
@@ -211,7 +211,7 @@ Api::Reply Api::DeleteCredentials(Req& r, const Env& env) {
 
 Api::Reply Api::ListDevices(Req& r, const Env& env) {
   ASSIGN_OR_RETURN(store::Subscriber sub, store_.GetSubscriber(env.id, r.Param("subscriberId")));
-  return server::DataReply(DevicesJson(sub));
+  return server::DataReply(wire::DevicesJson(sub));
 }
 
 }  // namespace herald::api

@@ -1,6 +1,6 @@
 // /v2/topics and their subscriptions (novu-api.md §2.1, §2.3).
 #include "api/api.h"
-#include "api/dto.h"
+#include "wire/wire.h"
 #include "api/input.h"
 #include "server/error_reply.h"
 
@@ -62,7 +62,7 @@ Result<std::vector<std::string>> DecodeSubscriberIds(const Json& body) {
 
 Json SubscriptionResultJson(const store::TopicSubscriptionResult& result, bool removing) {
   Json data = Json::array();
-  for (const store::TopicSubscription& s : result.succeeded) data.push_back(TopicSubscriptionJson(s));
+  for (const store::TopicSubscription& s : result.succeeded) data.push_back(wire::TopicSubscriptionJson(s));
   Json errors = Json::array();
   for (const std::string& id : result.missing_subscribers) {
     errors.push_back({{"subscriberId", id},
@@ -105,10 +105,10 @@ Api::Reply Api::CreateTopic(Req& r, const Env& env) {
   if (!result.ok() && result.status().code() == Code::kConflict) {
     // The SDK parses this 409 as a TopicResponseDto: the body is the existing topic.
     ASSIGN_OR_RETURN(store::Topic existing, store_.GetTopic(env.id, topic.key));
-    return result.take_status().WithExtra(TopicJson(existing));
+    return result.take_status().WithExtra(wire::TopicJson(existing));
   }
   if (!result.ok()) return result.take_status();
-  return server::DataReply(TopicJson(*result), created ? 201 : 200);
+  return server::DataReply(wire::TopicJson(*result), created ? 201 : 200);
 }
 
 Api::Reply Api::ListTopics(Req& r, const Env& env) {
@@ -117,12 +117,12 @@ Api::Reply Api::ListTopics(Req& r, const Env& env) {
   if (const std::string* v = r.Query("key")) key = *v;
   if (const std::string* v = r.Query("name")) name = *v;
   ASSIGN_OR_RETURN(store::Page<store::Topic> result, store_.ListTopics(env.id, key, name, page));
-  return server::JsonReply(CursorPageJson(result, TopicJson));
+  return server::JsonReply(wire::CursorPageJson(result, wire::TopicJson));
 }
 
 Api::Reply Api::GetTopic(Req& r, const Env& env) {
   ASSIGN_OR_RETURN(store::Topic topic, store_.GetTopic(env.id, r.Param("key")));
-  return server::DataReply(TopicJson(topic));
+  return server::DataReply(wire::TopicJson(topic));
 }
 
 Api::Reply Api::AddTopicSubscriptions(Req& r, const Env& env) {
@@ -142,7 +142,7 @@ Api::Reply Api::ListTopicSubscriptions(Req& r, const Env& env) {
   if (const std::string* v = r.Query("subscriberId")) subscriber_id = *v;
   ASSIGN_OR_RETURN(store::Page<store::TopicSubscription> result,
                    store_.ListTopicSubscriptions(env.id, r.Param("key"), subscriber_id, page));
-  return server::JsonReply(CursorPageJson(result, TopicSubscriptionJson));
+  return server::JsonReply(wire::CursorPageJson(result, wire::TopicSubscriptionJson));
 }
 
 Api::Reply Api::RemoveTopicSubscriptions(Req& r, const Env& env) {

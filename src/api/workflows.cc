@@ -3,7 +3,7 @@
 #include <set>
 
 #include "api/api.h"
-#include "api/dto.h"
+#include "wire/wire.h"
 #include "api/input.h"
 #include "core/ids.h"
 #include "server/error_reply.h"
@@ -145,7 +145,7 @@ Api::Reply Api::CreateWorkflow(Req& r, const Env& env) {
   RETURN_IF_ERROR(DecodeWorkflow(body, w, /*is_update=*/false));
   w.created_at = w.updated_at = NowMs();
   ASSIGN_OR_RETURN(store::Workflow created, store_.CreateWorkflow(w));
-  return server::DataReply(WorkflowJson(created), 201);
+  return server::DataReply(wire::WorkflowJson(created), 201);
 }
 
 Api::Reply Api::ListWorkflows(Req& r, const Env& env) {
@@ -158,13 +158,13 @@ Api::Reply Api::ListWorkflows(Req& r, const Env& env) {
                    store_.ListWorkflows(env.id, static_cast<int>(offset.value_or(0)),
                                         static_cast<int>(limit.value_or(10)), query, &total));
   Json items = Json::array();
-  for (const store::Workflow& w : list) items.push_back(WorkflowListItemJson(w));
+  for (const store::Workflow& w : list) items.push_back(wire::WorkflowListItemJson(w));
   return server::DataReply({{"workflows", std::move(items)}, {"totalCount", total}});
 }
 
 Api::Reply Api::GetWorkflow(Req& r, const Env& env) {
   ASSIGN_OR_RETURN(store::Workflow w, store_.GetWorkflow(env.id, r.Param("workflowId")));
-  return server::DataReply(WorkflowJson(w));
+  return server::DataReply(wire::WorkflowJson(w));
 }
 
 Api::Reply Api::UpdateWorkflow(Req& r, const Env& env) {
@@ -173,7 +173,7 @@ Api::Reply Api::UpdateWorkflow(Req& r, const Env& env) {
   RETURN_IF_ERROR(DecodeWorkflow(body, w, /*is_update=*/true));
   w.updated_at = NowMs();
   ASSIGN_OR_RETURN(store::Workflow updated, store_.UpdateWorkflow(w));
-  return server::DataReply(WorkflowJson(updated));
+  return server::DataReply(wire::WorkflowJson(updated));
 }
 
 Api::Reply Api::DeleteWorkflow(Req& r, const Env& env) {

@@ -2,7 +2,10 @@
 
 #include <signal.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstdio>
+#include <map>
 #include <cstdlib>
 #include <iostream>
 
@@ -10,6 +13,10 @@
 
 #include "api/api.h"
 #include "app/data_dir.h"
+#include "core/ids.h"
+#include "delivery/dispatcher.h"
+#include "delivery/planner.h"
+#include "http/client.h"
 #include "core/log.h"
 #include "server/error_reply.h"
 #include "server/http_server.h"
@@ -24,12 +31,20 @@ struct Options {
   std::string data_dir = "./herald-data";
   std::string database;
   std::string log_level = "info";
-  int http_threads = 2;
+  int http_threads = 4;
 };
 
 std::string EnvOr(const char* name, std::string fallback) {
   const char* value = std::getenv(name);
   return value && *value ? std::string(value) : std::move(fallback);
+}
+
+long long EnvMs(const char* name, long long fallback) {
+  const char* raw = std::getenv(name);
+  if (!raw || !*raw) return fallback;
+  char* end = nullptr;
+  long long value = std::strtoll(raw, &end, 10);
+  return (*end == '\0' && value > 0) ? value : fallback;
 }
 
 bool EnvFlag(const char* name) {
@@ -103,8 +118,30 @@ int Serve(const Options& options) {
   if (!environments.ok()) return Fail(environments.status());
 
   tmpl::TemplateCache templates;
+  std::map<std::string, std::string> organization_of;
+  for (const store::Environment& env : *environments) organization_of[env.id] = env.organization_id;
+  store::MessagePlanner planner = delivery::MakePlanner(templates, organization_of);
+
+  bool allow_private = EnvFlag("HERALD_ALLOW_PRIVATE_TARGETS");
+  http::ClientOptions client_options;
+  client_options.allow_private_targets = allow_private;
+  client_options.ca_file = EnvOr("HERALD_CA_FILE", "");
+  client_options.default_timeout = std::chrono::milliseconds(EnvMs("HERALD_HTTP_TIMEOUT_MS", 15000));
+  client_options.connect_timeout =
+      std::min(client_options.connect_timeout, client_options.default_timeout);
+  std::unique_ptr<http::Client> client = http::NewCurlClient(client_options);
+
+  delivery::DispatcherOptions dispatch_options;
+  dispatch_options.owner = "herald-" + NewObjectId();
+  dispatch_options.retry = delivery::RetryPolicy::FromEnvironment();
+  dispatch_options.request_timeout = client_options.default_timeout;
+  dispatch_options.lease = std::max(dispatch_options.lease, 4 * client_options.default_timeout);
+  delivery::Dispatcher dispatcher(**store, *client, planner, dispatch_options);
+
   api::ApiOptions api_options;
-  api_options.token_policy.allow_private_targets = EnvFlag("HERALD_ALLOW_PRIVATE_TARGETS");
+  api_options.token_policy.allow_private_targets = allow_private;
+  api_options.planner = planner;
+  api_options.on_work = [&dispatcher] { dispatcher.Wake(); };
   api::Api api(**store, *environments, templates, api_options);
   server::Router router;
   api.AddRoutes(router);
@@ -124,6 +161,7 @@ int Serve(const Options& options) {
         router.Dispatch(request, std::move(done));
       });
   if (!server.ok()) return Fail(server.status());
+  dispatcher.Start();
   spdlog::info("herald serving listen={}:{} data={}", listen->first, (*server)->port(),
                options.data_dir);
 
@@ -134,7 +172,10 @@ int Serve(const Options& options) {
   int received = 0;
   sigwait(&signals, &received);
   spdlog::info("herald stopping signal={}", received);
+  // Stop accepting, let in-flight API requests finish, then drain in-flight sends for a grace
+  // period; anything not finished stays durable and is taken back on the next start.
   (*server)->Stop();
+  dispatcher.Stop(std::chrono::milliseconds(EnvMs("HERALD_SHUTDOWN_GRACE_MS", 10000)));
   return 0;
 }
 

@@ -11,6 +11,7 @@ int HttpStatusOf(Code code) {
     case Code::kNotFound: return 404;
     case Code::kMethodNotAllowed: return 405;
     case Code::kConflict: return 409;
+    case Code::kFailedPrecondition: return 412;
     case Code::kTooLarge: return 413;
     case Code::kUnprocessable: return 422;
     case Code::kInternal: return 500;

@@ -19,6 +19,7 @@ enum class Code {
   kNotFound,          // 404
   kMethodNotAllowed,  // 405
   kConflict,          // 409
+  kFailedPrecondition,  // 412: the system is not in a state that allows the operation
   kTooLarge,          // 413
   kUnprocessable,     // 422
   kInternal,          // 500

@@ -8,6 +8,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -22,7 +23,8 @@ struct Request {
   std::string url;                    // absolute http(s) URL
   Headers headers;
   std::string body;
-  // 0 = the client's default. Total covers connect + TLS + request + response.
+  // 0 = the client's default. Total covers connect + TLS + request + response; it starts when
+  // the request is admitted (time spent waiting for a concurrency_key slot is not counted).
   std::chrono::milliseconds timeout{0};
   // Key for the per-key concurrency limit (e.g. the integration id); empty = unlimited.
   std::string concurrency_key;
@@ -69,7 +71,7 @@ struct ClientOptions {
   bool allow_private_targets = false; // HERALD_ALLOW_PRIVATE_TARGETS=1
   std::size_t max_connections_per_host = 8;
   std::size_t default_concurrency_per_key = 64;
-  std::size_t max_response_bytes = 1 << 20;  // larger responses are cut (kProtocol)
+  std::size_t max_response_bytes = 1 << 20;  // larger bodies fail with kProtocol; 0 = no cap
   std::string user_agent = "herald/0.1";
 };
 
@@ -77,13 +79,17 @@ class Client {
  public:
   virtual ~Client() = default;
   // Queues `request`; `done` runs exactly once on the client's I/O thread (keep it short: hand
-  // heavy work elsewhere). Never follows redirects. Thread-safe.
+  // heavy work elsewhere). Never follows redirects. Thread-safe. After Shutdown() began, `done`
+  // runs immediately on the calling thread with kShutdown.
   virtual void Send(Request request, Callback done) = 0;
-  // Concurrency limit for requests carrying this concurrency_key (default from options).
+  // Concurrency limit for requests carrying this concurrency_key (default from options; a limit
+  // of 0 is treated as 1). Raising it admits waiting requests at once.
   virtual void SetConcurrency(const std::string& key, std::size_t limit) = 0;
   // Number of requests queued or in flight.
   virtual std::size_t InFlight() const = 0;
-  // Stops accepting, waits up to `grace` for in-flight requests, fails the rest with kShutdown.
+  // Stops accepting, waits up to `grace` for in-flight requests, fails the rest with kShutdown
+  // and stops the I/O thread. Idempotent. Called from a callback it cannot wait: it only begins
+  // the stop (the destructor, on another thread, joins). Never destroy a client from a callback.
   virtual void Shutdown(std::chrono::milliseconds grace) = 0;
 };
 

@@ -57,6 +57,11 @@ std::string ProviderSpec::TokenIdentity(std::string_view normalized) const {
   return std::string(normalized);
 }
 
+Result<std::unique_ptr<Provider>> ProviderSpec::Create(const Json&) const {
+  return Status(Code::kFailedPrecondition,
+                "delivery through " + std::string(id()) + " is not available in this version");
+}
+
 const ProviderSpec* FindProvider(std::string_view id) {
   for (const auto& spec : BuiltinSpecs()) {
     if (spec->id() == id) return spec.get();

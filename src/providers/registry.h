@@ -2,12 +2,14 @@
 // credential validation and masking, and device-token validation.
 #pragma once
 
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "core/json.h"
 #include "core/status.h"
+#include "providers/provider.h"
 
 namespace herald::providers {
 
@@ -48,6 +50,10 @@ class ProviderSpec {
   // The identity two tokens are compared by for de-duplication (web-push: the endpoint;
   // others: the token itself). `normalized` is a value NormalizeDeviceToken returned.
   virtual std::string TokenIdentity(std::string_view normalized) const;
+
+  // Binds validated credentials to a Provider that can deliver. FailedPrecondition when Herald
+  // cannot deliver through this provider yet (the message fails as a configuration error).
+  virtual Result<std::unique_ptr<Provider>> Create(const Json& credentials) const;
 };
 
 // nullptr if `id` is not a push provider Herald supports.

@@ -53,6 +53,7 @@ struct SubscriberChannel {
   std::string id;
   std::string integration_id;
   std::string integration_identifier;
+  bool integration_active = true;
   std::string provider_id;
   std::optional<std::string> webhook_url;
   std::optional<std::string> channel;   // chat channel name; kept for Novu parity
@@ -128,6 +129,57 @@ struct Workflow {
   Json payload_schema;          // null if none
   Json preferences;             // null if none
   std::vector<WorkflowStep> steps;
+  EpochMs created_at = 0;
+  EpochMs updated_at = 0;
+};
+
+// ---- delivery --------------------------------------------------------------------------------
+
+// One notification per (trigger, subscriber).
+struct Notification {
+  std::string id;
+  std::string environment_id;
+  std::string transaction_id;
+  std::string workflow_pk;
+  std::string workflow_id;
+  std::string workflow_name;
+  std::string subscriber_pk;
+  std::string subscriber_id;
+  Json payload = Json::object();
+  EpochMs created_at = 0;
+};
+
+enum class DeliveryState { kPending, kDelivered, kFailed, kCancelled };
+const char* DeliveryStateName(DeliveryState state);
+
+// One message per (notification, step, device token): the unit of delivery and of retry.
+struct Message {
+  std::string id;
+  std::string environment_id;
+  std::string notification_id;
+  std::string transaction_id;
+  std::string subscriber_pk;
+  std::string subscriber_id;
+  std::string workflow_pk;
+  std::string workflow_id;
+  std::string step_pk;
+  std::string step_id;
+  std::string integration_id;
+  std::string provider_id;
+  std::optional<std::string> channel_pk;  // unset when the token came from an override
+  std::string device_token;
+  std::string token_identity;
+  std::string title;
+  std::string content;
+  Json payload = Json::object();    // what the provider receives as `payload`
+  Json overrides = Json::object();  // the provider's merged overrides
+  DeliveryState state = DeliveryState::kPending;
+  int attempts = 0;
+  std::optional<EpochMs> next_attempt_at;
+  std::optional<EpochMs> last_attempt_at;
+  std::optional<std::string> error_id;
+  std::optional<std::string> error_text;
+  std::optional<std::string> provider_response_id;
   EpochMs created_at = 0;
   EpochMs updated_at = 0;
 };

@@ -6,6 +6,7 @@
 // Scoping: every method taking `env` touches only that environment's rows.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -36,6 +37,92 @@ struct CredentialsUpdate {
 struct TopicSubscriptionResult {
   std::vector<TopicSubscription> succeeded;
   std::vector<std::string> missing_subscribers;  // ids that do not exist in the environment
+};
+
+// ---- triggers and delivery ---------------------------------------------------------------------
+
+// Credentials given just in time in a trigger's `to` (persisted with PATCH semantics).
+struct JitChannel {
+  std::string provider_id;
+  std::optional<std::string> integration_identifier;
+  std::vector<DeviceToken> tokens;
+  std::optional<std::string> webhook_url;
+};
+
+struct SubscriberTarget {
+  std::string subscriber_id;
+  SubscriberPatch profile;            // applied as an upsert
+  std::vector<JitChannel> channels;
+};
+
+struct TopicTarget {
+  std::string key;
+  std::vector<std::string> exclude;   // subscriber ids
+};
+
+struct TriggerRequest {
+  std::string environment_id;
+  std::string transaction_id;
+  Workflow workflow;
+  Json payload = Json::object();
+  Json overrides = Json::object();
+  std::vector<SubscriberTarget> subscribers;  // de-duplicated by the caller
+  std::vector<TopicTarget> topics;
+  bool broadcast = false;                     // every subscriber of the environment
+  std::optional<SubscriberTarget> actor;      // upserted; never a recipient of fan-out
+  std::size_t max_tokens = 100;
+};
+
+struct TriggerReceipt {
+  bool duplicate = false;   // the transactionId was seen before: nothing was written
+  std::size_t notifications = 0;
+  std::size_t messages = 0;
+  std::size_t fanouts = 0;
+};
+
+// Plans the messages of one notification (fills every Message field but ids, state and times).
+// Runs inside the store's write transaction: it must be fast and must not call the store.
+using MessagePlanner = std::function<Result<std::vector<Message>>(
+    const Workflow& workflow, const Subscriber& subscriber, const Notification& notification,
+    const Json& overrides)>;
+
+struct MessageOutcome {
+  enum class Kind { kDelivered, kRetry, kFailed };
+  std::string message_id;
+  Kind kind = Kind::kDelivered;
+  EpochMs at = 0;                        // attempt time
+  EpochMs retry_at = 0;                  // kRetry
+  std::string error_id, error_text;      // kRetry / kFailed (last reason)
+  std::optional<std::string> provider_response_id;
+  bool expire_token = false;             // kFailed: the token is dead (status -> expired)
+};
+
+struct MessageQuery {
+  std::string environment_id;
+  std::optional<std::string> subscriber_id;
+  std::vector<std::string> transaction_ids;
+  int page = 0;
+  int limit = 10;
+};
+
+struct NotificationQuery {
+  std::string environment_id;
+  std::vector<std::string> transaction_ids;
+  std::vector<std::string> subscriber_ids;
+  int page = 0;
+  int limit = 10;
+};
+
+struct NotificationWithMessages {
+  Notification notification;
+  std::vector<Message> messages;
+};
+
+enum class IdempotencyState { kNew, kReplay, kInProgress, kMismatch };
+struct IdempotencyRecord {
+  IdempotencyState state = IdempotencyState::kNew;
+  int status = 0;          // kReplay
+  std::string body;        // kReplay
 };
 
 class Store {
@@ -109,6 +196,55 @@ class Store {
                                                       long long* total) = 0;
   virtual Result<Workflow> UpdateWorkflow(const Workflow& workflow) = 0;  // by env + id
   virtual Status DeleteWorkflow(std::string_view env, std::string_view id_or_workflow_id) = 0;
+
+  // ---- triggers ------------------------------------------------------------------------------
+  // In one transaction: records the transactionId (a repeat is a no-op answered `duplicate`),
+  // upserts the actor and every named subscriber with their JIT channels, writes one
+  // notification per subscriber with the messages `planner` returns, and queues a fan-out for
+  // each topic and for a broadcast. `done` runs on the store's thread once it is durable.
+  // NotFound for an unknown topic; InvalidArgument for a JIT channel without an active
+  // integration.
+  virtual void AcceptTrigger(TriggerRequest request, MessagePlanner planner,
+                             std::function<void(Result<TriggerReceipt>)> done) = 0;
+  // Cancels every pending message and fan-out of the transaction. True if anything was.
+  virtual Result<bool> CancelTransaction(std::string_view env, std::string_view transaction_id) = 0;
+
+  // ---- the delivery queue --------------------------------------------------------------------
+  // Leases up to `limit` due pending messages (next_attempt_at <= now, lease free or expired)
+  // to `owner` until `lease_until`.
+  virtual Result<std::vector<Message>> ClaimDueMessages(std::string_view owner, EpochMs now,
+                                                        EpochMs lease_until, std::size_t limit) = 0;
+  // Records the outcomes of leased messages in one transaction (token last-active/expiry too).
+  // Outcomes for messages whose lease `owner` no longer holds are ignored.
+  virtual Status CompleteMessages(std::string_view owner,
+                                  const std::vector<MessageOutcome>& outcomes) = 0;
+  // Frees every lease (a single-owner store does this on start: all work comes back at once).
+  virtual Status ReleaseAllLeases() = 0;
+  // Earliest next_attempt_at of a pending, unleased message, if any.
+  virtual Result<std::optional<EpochMs>> NextDueAt() = 0;
+  // Expands one batch (up to `batch` subscribers) of the oldest pending fan-out into
+  // notifications and messages, in one transaction. Returns the number of fan-outs still
+  // pending afterwards (0 = idle).
+  virtual Result<std::size_t> RunFanoutBatch(std::size_t batch, const MessagePlanner& planner) = 0;
+
+  // ---- messages and activity -----------------------------------------------------------------
+  virtual Result<std::vector<Message>> ListMessages(const MessageQuery& query,
+                                                    long long* total) = 0;
+  virtual Status DeleteMessage(std::string_view env, std::string_view id) = 0;  // NotFound
+  virtual Result<std::vector<NotificationWithMessages>> ListNotifications(
+      const NotificationQuery& query, long long* total) = 0;
+
+  // ---- idempotency keys (novu-api.md §2.0.1) -------------------------------------------------
+  // Starts (or looks up) the request `key` with this body digest; a new key is held in progress
+  // until `in_progress_until`. Asynchronous: `done` runs on the store's thread after commit.
+  virtual void BeginIdempotent(std::string env, std::string key, std::string body_hash,
+                               EpochMs now, EpochMs in_progress_until,
+                               std::function<void(Result<IdempotencyRecord>)> done) = 0;
+  // Stores the reply for replays until `expires_at`. Asynchronous: returns before it commits.
+  virtual void FinishIdempotent(std::string env, std::string key, int status, std::string body,
+                                EpochMs expires_at) = 0;
+  // Deletes expired idempotency records.
+  virtual Status PurgeExpired(EpochMs now) = 0;
 };
 
 }  // namespace herald::store

@@ -2,6 +2,7 @@
 
 #include "core/url.h"
 #include "providers/basic_spec.h"
+#include "providers/push_webhook/push_webhook_provider.h"
 
 namespace herald::providers {
 namespace {
@@ -19,6 +20,11 @@ class PushWebhookSpec final : public BasicSpec {
     if (!url) return FieldError("webhookUrl", "is not an absolute http(s) URL");
     if (url->has_fragment) return FieldError("webhookUrl", "must not have a fragment");
     return Status::Ok();
+  }
+
+ public:
+  Result<std::unique_ptr<Provider>> Create(const Json& credentials) const override {
+    return NewPushWebhookProvider(credentials);
   }
 };
 

@@ -115,6 +115,88 @@ CREATE TABLE workflows (
   UNIQUE (environment_id, workflow_id)
 );
 )sql"},
+    {2, "delivery", R"sql(
+CREATE TABLE transactions (
+  environment_id TEXT NOT NULL,
+  transaction_id TEXT NOT NULL,
+  workflow_id    TEXT NOT NULL,
+  created_at     INTEGER NOT NULL,
+  PRIMARY KEY (environment_id, transaction_id)
+);
+
+CREATE TABLE notifications (
+  id             TEXT PRIMARY KEY,
+  environment_id TEXT NOT NULL,
+  transaction_id TEXT NOT NULL,
+  workflow_pk    TEXT NOT NULL,
+  workflow_id    TEXT NOT NULL,
+  workflow_name  TEXT NOT NULL,
+  subscriber_pk  TEXT NOT NULL,
+  subscriber_id  TEXT NOT NULL,
+  payload        TEXT NOT NULL,
+  created_at     INTEGER NOT NULL
+);
+CREATE INDEX notifications_by_tx ON notifications(environment_id, transaction_id);
+CREATE INDEX notifications_by_created ON notifications(environment_id, created_at, id);
+
+CREATE TABLE messages (
+  id                   TEXT PRIMARY KEY,
+  environment_id       TEXT NOT NULL,
+  notification_id      TEXT NOT NULL,
+  transaction_id       TEXT NOT NULL,
+  subscriber_pk        TEXT NOT NULL,
+  subscriber_id        TEXT NOT NULL,
+  workflow_pk          TEXT NOT NULL,
+  workflow_id          TEXT NOT NULL,
+  step_pk              TEXT NOT NULL,
+  step_id              TEXT NOT NULL,
+  integration_id       TEXT NOT NULL,
+  provider_id          TEXT NOT NULL,
+  channel_pk           TEXT,
+  device_token         TEXT NOT NULL,
+  token_identity       TEXT NOT NULL,
+  title                TEXT NOT NULL,
+  content              TEXT NOT NULL,
+  payload              TEXT NOT NULL,
+  overrides            TEXT NOT NULL,
+  state                TEXT NOT NULL,
+  attempts             INTEGER NOT NULL,
+  next_attempt_at      INTEGER,
+  lease_owner          TEXT,
+  lease_until          INTEGER,
+  last_attempt_at      INTEGER,
+  error_id             TEXT,
+  error_text           TEXT,
+  provider_response_id TEXT,
+  created_at           INTEGER NOT NULL,
+  updated_at           INTEGER NOT NULL
+);
+CREATE INDEX messages_due ON messages(next_attempt_at) WHERE next_attempt_at IS NOT NULL;
+CREATE INDEX messages_by_tx ON messages(environment_id, transaction_id);
+CREATE INDEX messages_by_notification ON messages(notification_id);
+CREATE INDEX messages_by_created ON messages(environment_id, created_at, id);
+
+CREATE TABLE fanouts (
+  id             TEXT PRIMARY KEY,
+  environment_id TEXT NOT NULL,
+  transaction_id TEXT NOT NULL,
+  topic_key      TEXT,
+  request        TEXT NOT NULL,
+  cursor         TEXT NOT NULL,
+  created_at     INTEGER NOT NULL
+);
+CREATE INDEX fanouts_by_tx ON fanouts(environment_id, transaction_id);
+
+CREATE TABLE idempotency_keys (
+  environment_id  TEXT NOT NULL,
+  idem_key        TEXT NOT NULL,
+  body_hash       TEXT NOT NULL,
+  status          INTEGER,
+  body            TEXT,
+  expires_at      INTEGER NOT NULL,
+  PRIMARY KEY (environment_id, idem_key)
+);
+)sql"},
 };
 
 }  // namespace

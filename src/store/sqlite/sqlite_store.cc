@@ -16,6 +16,24 @@
 
 namespace herald::store {
 
+const char* DeliveryStateName(DeliveryState state) {
+  switch (state) {
+    case DeliveryState::kPending: return "pending";
+    case DeliveryState::kDelivered: return "delivered";
+    case DeliveryState::kFailed: return "failed";
+    case DeliveryState::kCancelled: return "cancelled";
+  }
+  return "pending";
+}
+
+std::optional<DeliveryState> ParseDeliveryState(std::string_view name) {
+  if (name == "pending") return DeliveryState::kPending;
+  if (name == "delivered") return DeliveryState::kDelivered;
+  if (name == "failed") return DeliveryState::kFailed;
+  if (name == "cancelled") return DeliveryState::kCancelled;
+  return std::nullopt;
+}
+
 const char* TokenStatusName(TokenStatus status) {
   switch (status) {
     case TokenStatus::kActive: return "active";
@@ -56,32 +74,38 @@ class Writer {
     thread_.join();
   }
 
-  Status Run(WriteFn fn) {
-    Task task{std::move(fn), {}};
-    std::future<Status> result = task.done.get_future();
+  // Queues `fn`; `done` runs on the writer thread once the batch holding it has committed
+  // (or failed).
+  void Submit(WriteFn fn, std::function<void(Status)> done) {
     {
       std::lock_guard lock(mu_);
-      queue_.push_back(&task);
+      queue_.push_back(Task{std::move(fn), std::move(done)});
     }
     cv_.notify_one();
-    return result.get();
+  }
+
+  Status Run(WriteFn fn) {
+    std::promise<Status> result;
+    std::future<Status> future = result.get_future();
+    Submit(std::move(fn), [&result](Status st) { result.set_value(std::move(st)); });
+    return future.get();
   }
 
  private:
   struct Task {
     WriteFn fn;
-    std::promise<Status> done;
+    std::function<void(Status)> done;
   };
 
   void Loop() {
-    std::vector<Task*> batch;
+    std::vector<Task> batch;
     for (;;) {
       {
         std::unique_lock lock(mu_);
         cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
         if (queue_.empty()) return;  // stopping and drained
         while (!queue_.empty() && batch.size() < kMaxBatch) {
-          batch.push_back(queue_.front());
+          batch.push_back(std::move(queue_.front()));
           queue_.pop_front();
         }
       }
@@ -90,17 +114,17 @@ class Writer {
     }
   }
 
-  void RunBatch(const std::vector<Task*>& batch) {
+  void RunBatch(std::vector<Task>& batch) {
     std::vector<Status> results(batch.size());
     Status begin = db_->ExecScript("BEGIN IMMEDIATE");
     if (!begin.ok()) {
-      for (Task* task : batch) task->done.set_value(begin);
+      for (Task& task : batch) Finish(task, begin);
       return;
     }
     for (std::size_t i = 0; i < batch.size(); ++i) {
       (void)db_->ExecScript("SAVEPOINT w");
       try {
-        results[i] = batch[i]->fn(*db_);
+        results[i] = batch[i].fn(*db_);
       } catch (const std::exception& e) {
         spdlog::error("store write threw: {}", e.what());
         results[i] = Status::Internal("store write failed");
@@ -114,16 +138,24 @@ class Writer {
     Status commit = db_->ExecScript("COMMIT");
     if (!commit.ok()) {
       (void)db_->ExecScript("ROLLBACK");
-      for (Task* task : batch) task->done.set_value(Status::Internal("commit failed"));
+      for (Task& task : batch) Finish(task, Status::Internal("commit failed"));
       return;
     }
-    for (std::size_t i = 0; i < batch.size(); ++i) batch[i]->done.set_value(results[i]);
+    for (std::size_t i = 0; i < batch.size(); ++i) Finish(batch[i], results[i]);
+  }
+
+  static void Finish(Task& task, Status status) {
+    try {
+      task.done(std::move(status));
+    } catch (const std::exception& e) {
+      spdlog::error("store completion threw: {}", e.what());
+    }
   }
 
   std::unique_ptr<Db> db_;
   std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<Task*> queue_;
+  std::deque<Task> queue_;
   bool stopping_ = false;
   std::thread thread_;  // last: starts after the members it uses
 };
@@ -228,7 +260,8 @@ void LoadSubscriberDetails(Db& db, Subscriber& sub) {
   {
     Stmt s = db.Prepare(
         "SELECT c.id, c.integration_id, i.identifier, c.provider_id, c.webhook_url, "
-        "c.chat_channel FROM subscriber_channels c JOIN integrations i ON i.id = c.integration_id "
+        "c.chat_channel, i.active FROM subscriber_channels c "
+        "JOIN integrations i ON i.id = c.integration_id "
         "WHERE c.subscriber_pk = ? ORDER BY c.created_at, c.id");
     s.Bind(1, sub.id);
     while (s.Step()) {
@@ -239,6 +272,7 @@ void LoadSubscriberDetails(Db& db, Subscriber& sub) {
       ch.provider_id = s.Text(3);
       ch.webhook_url = s.OptText(4);
       ch.channel = s.OptText(5);
+      ch.integration_active = s.Int(6) != 0;
       sub.channels.push_back(std::move(ch));
     }
   }
@@ -452,6 +486,127 @@ Status BindWorkflow(Stmt& s, const Workflow& w) {
   return s.Exec();
 }
 
+// ---- delivery rows -----------------------------------------------------------------------------
+
+constexpr std::string_view kMessageColumns =
+    "id, environment_id, notification_id, transaction_id, subscriber_pk, subscriber_id, "
+    "workflow_pk, workflow_id, step_pk, step_id, integration_id, provider_id, channel_pk, "
+    "device_token, token_identity, title, content, payload, overrides, state, attempts, "
+    "next_attempt_at, last_attempt_at, error_id, error_text, provider_response_id, created_at, "
+    "updated_at";
+
+Message ReadMessageRow(const Stmt& s) {
+  Message m;
+  m.id = s.Text(0);
+  m.environment_id = s.Text(1);
+  m.notification_id = s.Text(2);
+  m.transaction_id = s.Text(3);
+  m.subscriber_pk = s.Text(4);
+  m.subscriber_id = s.Text(5);
+  m.workflow_pk = s.Text(6);
+  m.workflow_id = s.Text(7);
+  m.step_pk = s.Text(8);
+  m.step_id = s.Text(9);
+  m.integration_id = s.Text(10);
+  m.provider_id = s.Text(11);
+  m.channel_pk = s.OptText(12);
+  m.device_token = s.Text(13);
+  m.token_identity = s.Text(14);
+  m.title = s.Text(15);
+  m.content = s.Text(16);
+  m.payload = ParseColumn(s.Text(17));
+  m.overrides = ParseColumn(s.Text(18));
+  m.state = ParseDeliveryState(s.Text(19)).value_or(DeliveryState::kPending);
+  m.attempts = static_cast<int>(s.Int(20));
+  m.next_attempt_at = s.OptInt(21);
+  m.last_attempt_at = s.OptInt(22);
+  m.error_id = s.OptText(23);
+  m.error_text = s.OptText(24);
+  m.provider_response_id = s.OptText(25);
+  m.created_at = s.Int(26);
+  m.updated_at = s.Int(27);
+  return m;
+}
+
+Status InsertMessage(Db& db, const Message& m) {
+  Stmt s = db.Prepare(
+      "INSERT INTO messages (id, environment_id, notification_id, transaction_id, subscriber_pk, "
+      "subscriber_id, workflow_pk, workflow_id, step_pk, step_id, integration_id, provider_id, "
+      "channel_pk, device_token, token_identity, title, content, payload, overrides, state, "
+      "attempts, next_attempt_at, created_at, updated_at) "
+      "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?)");
+  s.Bind(1, m.id).Bind(2, m.environment_id).Bind(3, m.notification_id).Bind(4, m.transaction_id);
+  s.Bind(5, m.subscriber_pk).Bind(6, m.subscriber_id).Bind(7, m.workflow_pk);
+  s.Bind(8, m.workflow_id).Bind(9, m.step_pk).Bind(10, m.step_id).Bind(11, m.integration_id);
+  s.Bind(12, m.provider_id).Bind(13, m.channel_pk).Bind(14, m.device_token);
+  s.Bind(15, m.token_identity).Bind(16, m.title).Bind(17, m.content);
+  s.Bind(18, DumpJson(m.payload)).Bind(19, DumpJson(m.overrides));
+  s.Bind(20, static_cast<std::int64_t>(m.created_at));
+  s.Bind(21, static_cast<std::int64_t>(m.created_at));
+  s.Bind(22, static_cast<std::int64_t>(m.created_at));
+  return s.Exec();
+}
+
+constexpr std::string_view kNotificationColumns =
+    "id, environment_id, transaction_id, workflow_pk, workflow_id, workflow_name, subscriber_pk, "
+    "subscriber_id, payload, created_at";
+
+Notification ReadNotificationRow(const Stmt& s) {
+  Notification n;
+  n.id = s.Text(0);
+  n.environment_id = s.Text(1);
+  n.transaction_id = s.Text(2);
+  n.workflow_pk = s.Text(3);
+  n.workflow_id = s.Text(4);
+  n.workflow_name = s.Text(5);
+  n.subscriber_pk = s.Text(6);
+  n.subscriber_id = s.Text(7);
+  n.payload = ParseColumn(s.Text(8));
+  n.created_at = s.Int(9);
+  return n;
+}
+
+// Writes the notification for `sub` and the messages the planner gives it. Returns how many
+// messages were written.
+Result<std::size_t> WriteNotification(Db& db, const Workflow& workflow, const Subscriber& sub,
+                                      const std::string& transaction_id, const Json& payload,
+                                      const Json& overrides, const MessagePlanner& planner,
+                                      EpochMs now) {
+  Notification n;
+  n.id = NewObjectId();
+  n.environment_id = sub.environment_id;
+  n.transaction_id = transaction_id;
+  n.workflow_pk = workflow.id;
+  n.workflow_id = workflow.workflow_id;
+  n.workflow_name = workflow.name;
+  n.subscriber_pk = sub.id;
+  n.subscriber_id = sub.subscriber_id;
+  n.payload = payload;
+  n.created_at = now;
+  Stmt s = db.Prepare(
+      "INSERT INTO notifications (id, environment_id, transaction_id, workflow_pk, workflow_id, "
+      "workflow_name, subscriber_pk, subscriber_id, payload, created_at) "
+      "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+  s.Bind(1, n.id).Bind(2, n.environment_id).Bind(3, n.transaction_id).Bind(4, n.workflow_pk);
+  s.Bind(5, n.workflow_id).Bind(6, n.workflow_name).Bind(7, n.subscriber_pk);
+  s.Bind(8, n.subscriber_id).Bind(9, DumpJson(payload)).Bind(10, static_cast<std::int64_t>(now));
+  RETURN_IF_ERROR(s.Exec());
+  ASSIGN_OR_RETURN(std::vector<Message> messages, planner(workflow, sub, n, overrides));
+  for (Message& m : messages) {
+    m.id = NewObjectId();
+    m.environment_id = n.environment_id;
+    m.notification_id = n.id;
+    m.transaction_id = n.transaction_id;
+    m.subscriber_pk = sub.id;
+    m.subscriber_id = sub.subscriber_id;
+    m.workflow_pk = workflow.id;
+    m.workflow_id = workflow.workflow_id;
+    m.created_at = now;
+    RETURN_IF_ERROR(InsertMessage(db, m));
+  }
+  return messages.size();
+}
+
 // ---- the store ---------------------------------------------------------------------------------
 
 class SqliteStore final : public Store {
@@ -476,6 +631,26 @@ class SqliteStore final : public Store {
   }
 
   Status WriteStatus(WriteFn f) { return writer_.Run(std::move(f)); }
+
+  // Like Write, but returns at once; `done` runs on the writer thread after the commit.
+  template <typename T, typename F>
+  void WriteAsync(F f, std::function<void(Result<T>)> done) {
+    auto out = std::make_shared<std::optional<T>>();
+    writer_.Submit(
+        [f = std::move(f), out](Db& db) -> Status {
+          Result<T> r = f(db);
+          if (!r.ok()) return r.take_status();
+          *out = std::move(r.value());
+          return Status::Ok();
+        },
+        [out, done = std::move(done)](Status st) {
+          if (!st.ok()) {
+            done(std::move(st));
+          } else {
+            done(std::move(**out));
+          }
+        });
+  }
 
   template <typename F>
   auto Read(F&& f) {
@@ -650,34 +825,41 @@ class SqliteStore final : public Store {
     return s.Exec();
   }
 
+  // Creates or updates (fields set in `profile`) a subscriber inside the current transaction.
+  static Result<Subscriber> UpsertInTx(Db& db, std::string_view env, std::string_view subscriber_id,
+                                       const SubscriberPatch& profile, bool fail_if_exists,
+                                       bool* created) {
+    Result<Subscriber> existing = LoadSubscriber(db, env, subscriber_id);
+    if (existing.ok()) {
+      *created = false;
+      if (fail_if_exists) {
+        return Status::Conflict("Subscriber with subscriberId: " + std::string(subscriber_id) +
+                                " already exists");
+      }
+      if (profile.empty()) return existing;
+      Subscriber sub = std::move(existing.value());
+      ApplyPatch(sub, profile);
+      sub.updated_at = NowMs();
+      RETURN_IF_ERROR(SaveProfile(db, sub, /*insert=*/false));
+      return sub;
+    }
+    if (existing.status().code() != Code::kNotFound) return existing.take_status();
+    *created = true;
+    Subscriber sub;
+    sub.id = NewObjectId();
+    sub.environment_id = std::string(env);
+    sub.subscriber_id = std::string(subscriber_id);
+    ApplyPatch(sub, profile);
+    sub.created_at = sub.updated_at = NowMs();
+    RETURN_IF_ERROR(SaveProfile(db, sub, /*insert=*/true));
+    return sub;
+  }
+
   Result<Subscriber> UpsertSubscriber(std::string_view env, std::string_view subscriber_id,
                                       const SubscriberPatch& profile, bool fail_if_exists,
                                       bool* created) override {
-    return Write<Subscriber>([&](Db& db) -> Result<Subscriber> {
-      Result<Subscriber> existing = LoadSubscriber(db, env, subscriber_id);
-      if (existing.ok()) {
-        *created = false;
-        if (fail_if_exists) {
-          return Status::Conflict("Subscriber with subscriberId: " + std::string(subscriber_id) +
-                                  " already exists");
-        }
-        if (profile.empty()) return existing;
-        Subscriber sub = std::move(existing.value());
-        ApplyPatch(sub, profile);
-        sub.updated_at = NowMs();
-        RETURN_IF_ERROR(SaveProfile(db, sub, /*insert=*/false));
-        return sub;
-      }
-      if (existing.status().code() != Code::kNotFound) return existing.take_status();
-      *created = true;
-      Subscriber sub;
-      sub.id = NewObjectId();
-      sub.environment_id = std::string(env);
-      sub.subscriber_id = std::string(subscriber_id);
-      ApplyPatch(sub, profile);
-      sub.created_at = sub.updated_at = NowMs();
-      RETURN_IF_ERROR(SaveProfile(db, sub, /*insert=*/true));
-      return sub;
+    return Write<Subscriber>([&](Db& db) {
+      return UpsertInTx(db, env, subscriber_id, profile, fail_if_exists, created);
     });
   }
 
@@ -751,6 +933,111 @@ class SqliteStore final : public Store {
     });
   }
 
+  // Novu §4: resolves the integration (newest active of the provider, or by identifier),
+  // creates the channel if needed and replaces or appends its tokens.
+  static Status ApplyCredentials(Db& db, std::string_view env, const std::string& sub_pk,
+                                 const CredentialsUpdate& update, EpochMs now) {
+  // Novu: the newest active integration of the provider, optionally by identifier.
+  Stmt find = db.Prepare(
+      "SELECT id FROM integrations WHERE environment_id = ? AND provider_id = ? AND "
+      "active = 1 AND (? IS NULL OR identifier = ?) ORDER BY created_at DESC, id DESC LIMIT 1");
+  find.Bind(1, env).Bind(2, update.provider_id);
+  find.Bind(3, update.integration_identifier).Bind(4, update.integration_identifier);
+  if (!find.Step()) {
+    if (!find.status().ok()) return find.status();
+    std::string message = "Subscribers environment (" + std::string(env) +
+                          ") do not have active " + update.provider_id + " integration.";
+    if (update.integration_identifier) {
+      message = "Integration with identifier " + *update.integration_identifier +
+                " and provider " + update.provider_id + " is not active or does not exist.";
+    }
+    return Status::InvalidArgument(message);
+  }
+  std::string integration_id = find.Text(0);
+
+  std::string channel_pk;
+  {
+    Stmt s = db.Prepare(
+        "SELECT id FROM subscriber_channels WHERE subscriber_pk = ? AND integration_id = ?");
+    s.Bind(1, sub_pk).Bind(2, integration_id);
+    if (s.Step()) channel_pk = s.Text(0);
+  }
+  if (channel_pk.empty()) {
+    channel_pk = NewObjectId();
+    Stmt s = db.Prepare(
+        "INSERT INTO subscriber_channels (id, subscriber_pk, integration_id, provider_id, "
+        "webhook_url, chat_channel, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
+    s.Bind(1, channel_pk).Bind(2, sub_pk).Bind(3, integration_id).Bind(4, update.provider_id);
+    s.Bind(5, update.webhook_url).Bind(6, update.channel);
+    s.Bind(7, static_cast<std::int64_t>(now)).Bind(8, static_cast<std::int64_t>(now));
+    RETURN_IF_ERROR(s.Exec());
+  } else {
+    Stmt s = db.Prepare(
+        "UPDATE subscriber_channels SET webhook_url = COALESCE(?, webhook_url), "
+        "chat_channel = COALESCE(?, chat_channel), updated_at = ? WHERE id = ?");
+    s.Bind(1, update.webhook_url).Bind(2, update.channel);
+    s.Bind(3, static_cast<std::int64_t>(now)).Bind(4, channel_pk);
+    RETURN_IF_ERROR(s.Exec());
+  }
+
+  // Tokens: PUT replaces, PATCH appends (existing order first); identity de-duplicates.
+  // Re-registering a token keeps its history but makes it active again.
+  std::vector<DeviceToken> existing = LoadTokens(db, channel_pk);
+  std::vector<DeviceToken> wanted;
+  std::set<std::string> seen;
+  auto add = [&](const DeviceToken& t) {
+    if (seen.insert(t.identity).second) wanted.push_back(t);
+  };
+  if (update.mode == TokenWriteMode::kAppend) {
+    for (const DeviceToken& t : existing) add(t);
+  }
+  for (const DeviceToken& t : update.tokens.value_or(std::vector<DeviceToken>{})) {
+    auto old = std::find_if(existing.begin(), existing.end(),
+                            [&](const DeviceToken& e) { return e.identity == t.identity; });
+    if (old != existing.end()) {
+      DeviceToken merged = *old;
+      merged.token = t.token;
+      merged.status = TokenStatus::kActive;
+      merged.last_failure_reason.reset();
+      if (update.mode == TokenWriteMode::kAppend) {
+        // Already placed by the loop above; refresh it in place.
+        auto placed = std::find_if(wanted.begin(), wanted.end(), [&](const DeviceToken& w) {
+          return w.identity == t.identity;
+        });
+        *placed = merged;
+      } else {
+        add(merged);
+      }
+    } else {
+      DeviceToken fresh = t;
+      fresh.created_at = now;
+      fresh.status = TokenStatus::kActive;
+      add(fresh);
+    }
+  }
+  if (wanted.size() > update.max_tokens) {
+    return Status::InvalidArgument(
+               "Device tokens limit exceeded: a channel holds at most " +
+               std::to_string(update.max_tokens) + " tokens")
+        .WithExtra({{"currentCount", wanted.size()}, {"limit", update.max_tokens}});
+  }
+  Stmt clear = db.Prepare("DELETE FROM device_tokens WHERE channel_pk = ?");
+  clear.Bind(1, channel_pk);
+  RETURN_IF_ERROR(clear.Exec());
+  for (std::size_t i = 0; i < wanted.size(); ++i) {
+    const DeviceToken& t = wanted[i];
+    Stmt s = db.Prepare(
+        "INSERT INTO device_tokens (channel_pk, position, token, identity, status, created_at, "
+        "last_active_at, last_failure_reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
+    s.Bind(1, channel_pk).Bind(2, static_cast<std::int64_t>(i)).Bind(3, t.token);
+    s.Bind(4, t.identity).Bind(5, TokenStatusName(t.status));
+    s.Bind(6, static_cast<std::int64_t>(t.created_at));
+    s.Bind(7, t.last_active_at).Bind(8, t.last_failure_reason);
+    RETURN_IF_ERROR(s.Exec());
+  }
+    return Status::Ok();
+  }
+
   Result<Subscriber> UpdateCredentials(std::string_view env, std::string_view subscriber_id,
                                        const CredentialsUpdate& update) override {
     return Write<Subscriber>([&](Db& db) -> Result<Subscriber> {
@@ -759,105 +1046,8 @@ class SqliteStore final : public Store {
         return Status::InvalidArgument("SubscriberId: " + std::string(subscriber_id) +
                                        " not found");
       }
-      // Novu: the newest active integration of the provider, optionally by identifier.
-      Stmt find = db.Prepare(
-          "SELECT id FROM integrations WHERE environment_id = ? AND provider_id = ? AND "
-          "active = 1 AND (? IS NULL OR identifier = ?) ORDER BY created_at DESC, id DESC LIMIT 1");
-      find.Bind(1, env).Bind(2, update.provider_id);
-      find.Bind(3, update.integration_identifier).Bind(4, update.integration_identifier);
-      if (!find.Step()) {
-        if (!find.status().ok()) return find.status();
-        std::string message = "Subscribers environment (" + std::string(env) +
-                              ") do not have active " + update.provider_id + " integration.";
-        if (update.integration_identifier) {
-          message = "Integration with identifier " + *update.integration_identifier +
-                    " and provider " + update.provider_id + " is not active or does not exist.";
-        }
-        return Status::InvalidArgument(message);
-      }
-      std::string integration_id = find.Text(0);
       EpochMs now = NowMs();
-
-      std::string channel_pk;
-      {
-        Stmt s = db.Prepare(
-            "SELECT id FROM subscriber_channels WHERE subscriber_pk = ? AND integration_id = ?");
-        s.Bind(1, *sub_pk).Bind(2, integration_id);
-        if (s.Step()) channel_pk = s.Text(0);
-      }
-      if (channel_pk.empty()) {
-        channel_pk = NewObjectId();
-        Stmt s = db.Prepare(
-            "INSERT INTO subscriber_channels (id, subscriber_pk, integration_id, provider_id, "
-            "webhook_url, chat_channel, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
-        s.Bind(1, channel_pk).Bind(2, *sub_pk).Bind(3, integration_id).Bind(4, update.provider_id);
-        s.Bind(5, update.webhook_url).Bind(6, update.channel);
-        s.Bind(7, static_cast<std::int64_t>(now)).Bind(8, static_cast<std::int64_t>(now));
-        RETURN_IF_ERROR(s.Exec());
-      } else {
-        Stmt s = db.Prepare(
-            "UPDATE subscriber_channels SET webhook_url = COALESCE(?, webhook_url), "
-            "chat_channel = COALESCE(?, chat_channel), updated_at = ? WHERE id = ?");
-        s.Bind(1, update.webhook_url).Bind(2, update.channel);
-        s.Bind(3, static_cast<std::int64_t>(now)).Bind(4, channel_pk);
-        RETURN_IF_ERROR(s.Exec());
-      }
-
-      // Tokens: PUT replaces, PATCH appends (existing order first); identity de-duplicates.
-      // Re-registering a token keeps its history but makes it active again.
-      std::vector<DeviceToken> existing = LoadTokens(db, channel_pk);
-      std::vector<DeviceToken> wanted;
-      std::set<std::string> seen;
-      auto add = [&](const DeviceToken& t) {
-        if (seen.insert(t.identity).second) wanted.push_back(t);
-      };
-      if (update.mode == TokenWriteMode::kAppend) {
-        for (const DeviceToken& t : existing) add(t);
-      }
-      for (const DeviceToken& t : update.tokens.value_or(std::vector<DeviceToken>{})) {
-        auto old = std::find_if(existing.begin(), existing.end(),
-                                [&](const DeviceToken& e) { return e.identity == t.identity; });
-        if (old != existing.end()) {
-          DeviceToken merged = *old;
-          merged.token = t.token;
-          merged.status = TokenStatus::kActive;
-          merged.last_failure_reason.reset();
-          if (update.mode == TokenWriteMode::kAppend) {
-            // Already placed by the loop above; refresh it in place.
-            auto placed = std::find_if(wanted.begin(), wanted.end(), [&](const DeviceToken& w) {
-              return w.identity == t.identity;
-            });
-            *placed = merged;
-          } else {
-            add(merged);
-          }
-        } else {
-          DeviceToken fresh = t;
-          fresh.created_at = now;
-          fresh.status = TokenStatus::kActive;
-          add(fresh);
-        }
-      }
-      if (wanted.size() > update.max_tokens) {
-        return Status::InvalidArgument(
-                   "Device tokens limit exceeded: a channel holds at most " +
-                   std::to_string(update.max_tokens) + " tokens")
-            .WithExtra({{"currentCount", wanted.size()}, {"limit", update.max_tokens}});
-      }
-      Stmt clear = db.Prepare("DELETE FROM device_tokens WHERE channel_pk = ?");
-      clear.Bind(1, channel_pk);
-      RETURN_IF_ERROR(clear.Exec());
-      for (std::size_t i = 0; i < wanted.size(); ++i) {
-        const DeviceToken& t = wanted[i];
-        Stmt s = db.Prepare(
-            "INSERT INTO device_tokens (channel_pk, position, token, identity, status, created_at, "
-            "last_active_at, last_failure_reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
-        s.Bind(1, channel_pk).Bind(2, static_cast<std::int64_t>(i)).Bind(3, t.token);
-        s.Bind(4, t.identity).Bind(5, TokenStatusName(t.status));
-        s.Bind(6, static_cast<std::int64_t>(t.created_at));
-        s.Bind(7, t.last_active_at).Bind(8, t.last_failure_reason);
-        RETURN_IF_ERROR(s.Exec());
-      }
+      RETURN_IF_ERROR(ApplyCredentials(db, env, *sub_pk, update, now));
       Stmt touch = db.Prepare("UPDATE subscribers SET updated_at = ? WHERE id = ?");
       touch.Bind(1, static_cast<std::int64_t>(now)).Bind(2, *sub_pk);
       RETURN_IF_ERROR(touch.Exec());
@@ -1153,6 +1343,426 @@ class SqliteStore final : public Store {
       ASSIGN_OR_RETURN(Workflow w, LoadWorkflow(db, env, id));
       Stmt s = db.Prepare("DELETE FROM workflows WHERE id = ?");
       s.Bind(1, w.id);
+      return s.Exec();
+    });
+  }
+
+  // ---- triggers ----
+  // Upserts a trigger target and persists its JIT channels (PATCH semantics); returns it loaded.
+  static Result<Subscriber> UpsertTarget(Db& db, std::string_view env, const SubscriberTarget& t,
+                                         std::size_t max_tokens, EpochMs now) {
+    bool created = false;
+    ASSIGN_OR_RETURN(Subscriber sub, UpsertInTx(db, env, t.subscriber_id, t.profile, false, &created));
+    if (t.channels.empty()) return sub;
+    for (const JitChannel& ch : t.channels) {
+      CredentialsUpdate update{ch.provider_id, ch.integration_identifier, ch.tokens,
+                               ch.webhook_url, std::nullopt, TokenWriteMode::kAppend, max_tokens};
+      RETURN_IF_ERROR(ApplyCredentials(db, env, sub.id, update, now));
+    }
+    return LoadSubscriber(db, env, t.subscriber_id);
+  }
+
+  void AcceptTrigger(TriggerRequest request, MessagePlanner planner,
+                     std::function<void(Result<TriggerReceipt>)> done) override {
+    struct State {
+      TriggerRequest request;
+      MessagePlanner planner;
+      TriggerReceipt receipt;
+    };
+    auto state = std::make_shared<State>(State{std::move(request), std::move(planner), {}});
+    writer_.Submit(
+        [state](Db& db) -> Status {
+          const TriggerRequest& r = state->request;
+          TriggerReceipt& receipt = state->receipt;
+          receipt = {};
+          EpochMs now = NowMs();
+          Stmt tx = db.Prepare(
+              "INSERT INTO transactions (environment_id, transaction_id, workflow_id, created_at) "
+              "VALUES (?, ?, ?, ?) ON CONFLICT (environment_id, transaction_id) DO NOTHING");
+          tx.Bind(1, r.environment_id).Bind(2, r.transaction_id).Bind(3, r.workflow.workflow_id);
+          tx.Bind(4, static_cast<std::int64_t>(now));
+          RETURN_IF_ERROR(tx.Exec());
+          if (db.Changes() == 0) {
+            receipt.duplicate = true;
+            return Status::Ok();
+          }
+          for (const TopicTarget& topic : r.topics) {
+            Result<Topic> found = LoadTopic(db, r.environment_id, topic.key);
+            if (!found.ok()) {
+              return Status::NotFound("Topic with key " + topic.key +
+                                      " not found in current environment");
+            }
+          }
+          std::vector<std::string> exclude;
+          if (r.actor) {
+            Result<Subscriber> actor = UpsertTarget(db, r.environment_id, *r.actor, r.max_tokens, now);
+            if (!actor.ok()) return actor.take_status();
+            exclude.push_back(r.actor->subscriber_id);
+          }
+          for (const SubscriberTarget& target : r.subscribers) {
+            ASSIGN_OR_RETURN(Subscriber sub,
+                             UpsertTarget(db, r.environment_id, target, r.max_tokens, now));
+            ASSIGN_OR_RETURN(std::size_t written,
+                             WriteNotification(db, r.workflow, sub, r.transaction_id, r.payload,
+                                               r.overrides, state->planner, now));
+            receipt.notifications += 1;
+            receipt.messages += written;
+            exclude.push_back(target.subscriber_id);
+          }
+          if (!r.topics.empty() || r.broadcast) {
+            Json topics = Json::array();
+            Json excluded = exclude;
+            for (const TopicTarget& topic : r.topics) {
+              topics.push_back(topic.key);
+              for (const std::string& id : topic.exclude) excluded.push_back(id);
+            }
+            Json fanout = {{"workflow", r.workflow.id}, {"payload", r.payload},
+                           {"overrides", r.overrides}, {"topics", topics},
+                           {"exclude", excluded}, {"broadcast", r.broadcast}};
+            Stmt s = db.Prepare(
+                "INSERT INTO fanouts (id, environment_id, transaction_id, topic_key, request, "
+                "cursor, created_at) VALUES (?, ?, ?, ?, ?, '', ?)");
+            s.Bind(1, NewObjectId()).Bind(2, r.environment_id).Bind(3, r.transaction_id);
+            s.Bind(4, r.topics.empty() ? std::optional<std::string>()
+                                       : std::optional<std::string>(r.topics[0].key));
+            s.Bind(5, DumpJson(fanout)).Bind(6, static_cast<std::int64_t>(now));
+            RETURN_IF_ERROR(s.Exec());
+            receipt.fanouts = 1;
+          }
+          return Status::Ok();
+        },
+        [state, done = std::move(done)](Status st) {
+          if (!st.ok()) {
+            done(std::move(st));
+          } else {
+            done(state->receipt);
+          }
+        });
+  }
+
+  Result<bool> CancelTransaction(std::string_view env, std::string_view transaction_id) override {
+    return Write<bool>([&](Db& db) -> Result<bool> {
+      EpochMs now = NowMs();
+      Stmt m = db.Prepare(
+          "UPDATE messages SET state = 'cancelled', next_attempt_at = NULL, updated_at = ? "
+          "WHERE environment_id = ? AND transaction_id = ? AND state = 'pending'");
+      m.Bind(1, static_cast<std::int64_t>(now)).Bind(2, env).Bind(3, transaction_id);
+      RETURN_IF_ERROR(m.Exec());
+      std::int64_t changed = db.Changes();
+      Stmt f = db.Prepare("DELETE FROM fanouts WHERE environment_id = ? AND transaction_id = ?");
+      f.Bind(1, env).Bind(2, transaction_id);
+      RETURN_IF_ERROR(f.Exec());
+      return changed + db.Changes() > 0;
+    });
+  }
+
+  // ---- the delivery queue ----
+  Result<std::vector<Message>> ClaimDueMessages(std::string_view owner, EpochMs now,
+                                                EpochMs lease_until, std::size_t limit) override {
+    return Write<std::vector<Message>>([&](Db& db) -> Result<std::vector<Message>> {
+      Stmt s = db.Prepare(
+          "UPDATE messages SET lease_owner = ?, lease_until = ? WHERE id IN (SELECT id FROM "
+          "messages WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= ? AND "
+          "(lease_until IS NULL OR lease_until < ?) ORDER BY next_attempt_at LIMIT ?) "
+          "RETURNING " + std::string(kMessageColumns));
+      s.Bind(1, owner).Bind(2, static_cast<std::int64_t>(lease_until));
+      s.Bind(3, static_cast<std::int64_t>(now)).Bind(4, static_cast<std::int64_t>(now));
+      s.Bind(5, static_cast<std::int64_t>(limit));
+      std::vector<Message> out;
+      while (s.Step()) out.push_back(ReadMessageRow(s));
+      if (!s.status().ok()) return s.status();
+      return out;
+    });
+  }
+
+  Status CompleteMessages(std::string_view owner,
+                          const std::vector<MessageOutcome>& outcomes) override {
+    return WriteStatus([&](Db& db) -> Status {
+      EpochMs now = NowMs();
+      for (const MessageOutcome& o : outcomes) {
+        using Kind = MessageOutcome::Kind;
+        const char* sql =
+            o.kind == Kind::kDelivered
+                ? "UPDATE messages SET state = 'delivered', next_attempt_at = NULL, "
+                  "provider_response_id = ?, error_id = NULL, error_text = NULL, "
+                  "attempts = attempts + 1, last_attempt_at = ?, lease_owner = NULL, "
+                  "lease_until = NULL, updated_at = ? WHERE id = ? AND lease_owner = ? "
+                  "RETURNING channel_pk, token_identity"
+            : o.kind == Kind::kRetry
+                ? "UPDATE messages SET next_attempt_at = CASE WHEN state = 'pending' THEN ? "
+                  "ELSE NULL END, error_id = ?, error_text = ?, "
+                  "attempts = attempts + 1, last_attempt_at = ?, lease_owner = NULL, "
+                  "lease_until = NULL, updated_at = ? WHERE id = ? AND lease_owner = ? "
+                  "RETURNING channel_pk, token_identity"
+                : "UPDATE messages SET state = 'failed', next_attempt_at = NULL, error_id = ?, "
+                  "error_text = ?, attempts = attempts + 1, last_attempt_at = ?, "
+                  "lease_owner = NULL, lease_until = NULL, updated_at = ? "
+                  "WHERE id = ? AND lease_owner = ? RETURNING channel_pk, token_identity";
+        Stmt s = db.Prepare(sql);
+        int i = 1;
+        if (o.kind == Kind::kDelivered) {
+          s.Bind(i++, o.provider_response_id);
+        } else {
+          if (o.kind == Kind::kRetry) s.Bind(i++, static_cast<std::int64_t>(o.retry_at));
+          s.Bind(i++, o.error_id);
+          s.Bind(i++, o.error_text);
+        }
+        s.Bind(i++, static_cast<std::int64_t>(o.at));
+        s.Bind(i++, static_cast<std::int64_t>(now));
+        s.Bind(i++, o.message_id);
+        s.Bind(i++, owner);
+        std::optional<std::string> channel_pk, identity;
+        if (s.Step()) {
+          channel_pk = s.OptText(0);
+          identity = s.Text(1);
+        }
+        RETURN_IF_ERROR(s.status());
+        while (s.Step()) {
+        }
+        if (!channel_pk) continue;  // lease lost, or the token came from an override
+        Stmt t = db.Prepare(
+            o.kind == Kind::kDelivered
+                ? "UPDATE device_tokens SET last_active_at = ?, last_failure_reason = NULL "
+                  "WHERE channel_pk = ? AND identity = ?"
+                : "UPDATE device_tokens SET last_failure_reason = ?, status = CASE WHEN ? = 1 "
+                  "THEN 'expired' ELSE status END WHERE channel_pk = ? AND identity = ?");
+        if (o.kind == Kind::kDelivered) {
+          t.Bind(1, static_cast<std::int64_t>(o.at));
+        } else {
+          t.Bind(1, o.error_id + (o.error_text.empty() ? "" : ": " + o.error_text));
+          t.Bind(2, o.kind == Kind::kFailed && o.expire_token);
+        }
+        int base = o.kind == Kind::kDelivered ? 2 : 3;
+        t.Bind(base, *channel_pk).Bind(base + 1, *identity);
+        RETURN_IF_ERROR(t.Exec());
+      }
+      return Status::Ok();
+    });
+  }
+
+  Status ReleaseAllLeases() override {
+    return WriteStatus([](Db& db) {
+      return db.ExecScript(
+          "UPDATE messages SET lease_owner = NULL, lease_until = NULL WHERE lease_owner IS NOT NULL");
+    });
+  }
+
+  Result<std::optional<EpochMs>> NextDueAt() override {
+    return Read([](Db& db) -> Result<std::optional<EpochMs>> {
+      Stmt s = db.Prepare(
+          "SELECT MIN(next_attempt_at) FROM messages WHERE next_attempt_at IS NOT NULL AND "
+          "lease_owner IS NULL");
+      if (!s.Step()) return s.status().ok() ? Result<std::optional<EpochMs>>(std::nullopt) : s.status();
+      return s.OptInt(0);
+    });
+  }
+
+  Result<std::size_t> RunFanoutBatch(std::size_t batch, const MessagePlanner& planner) override {
+    return Write<std::size_t>([&](Db& db) -> Result<std::size_t> {
+      Stmt pick = db.Prepare(
+          "SELECT id, environment_id, transaction_id, request, cursor FROM fanouts "
+          "ORDER BY created_at, id LIMIT 1");
+      if (!pick.Step()) {
+        RETURN_IF_ERROR(pick.status());
+        return std::size_t{0};
+      }
+      std::string id = pick.Text(0), env = pick.Text(1), tx = pick.Text(2);
+      Json request = ParseColumn(pick.Text(3));
+      std::string cursor = pick.Text(4);
+      while (pick.Step()) {
+      }
+      std::set<std::string> exclude;
+      for (const Json& e : request.value("exclude", Json::array())) {
+        if (e.is_string()) exclude.insert(e.get<std::string>());
+      }
+      Result<Workflow> workflow = LoadWorkflow(db, env, request.value("workflow", ""));
+      std::vector<std::pair<std::string, std::string>> members;  // (pk, subscriber_id)
+      if (workflow.ok()) {
+        const Json& topics = request.value("topics", Json::array());
+        std::string sql;
+        if (topics.empty()) {
+          sql = "SELECT id, subscriber_id FROM subscribers WHERE environment_id = ? AND id > ? "
+                "ORDER BY id LIMIT ?";
+        } else {
+          std::string marks;
+          for (std::size_t i = 0; i < topics.size(); ++i) marks += i ? ", ?" : "?";
+          sql = "SELECT s.id, s.subscriber_id FROM subscribers s WHERE s.environment_id = ? AND "
+                "s.id > ? AND EXISTS (SELECT 1 FROM topic_subscriptions ts JOIN topics t ON "
+                "t.id = ts.topic_id WHERE ts.subscriber_pk = s.id AND t.topic_key IN (" +
+                marks + ")) ORDER BY s.id LIMIT ?";
+        }
+        Stmt s = db.Prepare(sql);
+        int i = 1;
+        s.Bind(i++, env);
+        s.Bind(i++, cursor);
+        for (const Json& key : topics) s.Bind(i++, key.get<std::string>());
+        s.Bind(i, static_cast<std::int64_t>(batch));
+        while (s.Step()) members.emplace_back(s.Text(0), s.Text(1));
+        RETURN_IF_ERROR(s.status());
+        EpochMs now = NowMs();
+        for (const auto& [pk, subscriber_id] : members) {
+          if (exclude.count(subscriber_id)) continue;
+          ASSIGN_OR_RETURN(Subscriber sub, LoadSubscriber(db, env, subscriber_id));
+          ASSIGN_OR_RETURN(std::size_t written,
+                           WriteNotification(db, *workflow, sub, tx, request["payload"],
+                                             request["overrides"], planner, now));
+          (void)written;
+        }
+      }
+      if (!workflow.ok() || members.size() < batch) {
+        Stmt del = db.Prepare("DELETE FROM fanouts WHERE id = ?");
+        del.Bind(1, id);
+        RETURN_IF_ERROR(del.Exec());
+      } else {
+        Stmt upd = db.Prepare("UPDATE fanouts SET cursor = ? WHERE id = ?");
+        upd.Bind(1, members.back().first).Bind(2, id);
+        RETURN_IF_ERROR(upd.Exec());
+      }
+      Stmt count = db.Prepare("SELECT COUNT(*) FROM fanouts");
+      std::size_t remaining = count.Step() ? static_cast<std::size_t>(count.Int(0)) : 0;
+      while (count.Step()) {
+      }
+      return remaining;
+    });
+  }
+
+  // ---- messages and activity ----
+  Result<std::vector<Message>> ListMessages(const MessageQuery& q, long long* total) override {
+    return Read([&](Db& db) -> Result<std::vector<Message>> {
+      std::string from = " FROM messages WHERE environment_id = ?";
+      if (q.subscriber_id) from += " AND subscriber_id = ?";
+      if (!q.transaction_ids.empty()) {
+        from += " AND transaction_id IN (";
+        for (std::size_t i = 0; i < q.transaction_ids.size(); ++i) from += i ? ", ?" : "?";
+        from += ")";
+      }
+      auto bind = [&](Stmt& s) {
+        int i = 1;
+        s.Bind(i++, q.environment_id);
+        if (q.subscriber_id) s.Bind(i++, *q.subscriber_id);
+        for (const std::string& tx : q.transaction_ids) s.Bind(i++, tx);
+        return i;
+      };
+      bool capped = false;
+      *total = CountCapped(db, from, [&](Stmt& s) { bind(s); }, &capped);
+      Stmt s = db.Prepare("SELECT " + std::string(kMessageColumns) + from +
+                          " ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?");
+      int i = bind(s);
+      s.Bind(i, q.limit).Bind(i + 1, static_cast<std::int64_t>(q.page) * q.limit);
+      std::vector<Message> out;
+      while (s.Step()) out.push_back(ReadMessageRow(s));
+      RETURN_IF_ERROR(s.status());
+      return out;
+    });
+  }
+
+  Status DeleteMessage(std::string_view env, std::string_view id) override {
+    return WriteStatus([&](Db& db) -> Status {
+      Stmt s = db.Prepare("DELETE FROM messages WHERE environment_id = ? AND id = ?");
+      s.Bind(1, env).Bind(2, id);
+      RETURN_IF_ERROR(s.Exec());
+      if (db.Changes() == 0) return Status::NotFound("Message with id " + std::string(id) + " not found");
+      return Status::Ok();
+    });
+  }
+
+  Result<std::vector<NotificationWithMessages>> ListNotifications(const NotificationQuery& q,
+                                                                  long long* total) override {
+    return Read([&](Db& db) -> Result<std::vector<NotificationWithMessages>> {
+      std::string from = " FROM notifications WHERE environment_id = ?";
+      auto in_list = [](std::string column, std::size_t n) {
+        std::string sql = " AND " + column + " IN (";
+        for (std::size_t i = 0; i < n; ++i) sql += i ? ", ?" : "?";
+        return sql + ")";
+      };
+      if (!q.transaction_ids.empty()) from += in_list("transaction_id", q.transaction_ids.size());
+      if (!q.subscriber_ids.empty()) from += in_list("subscriber_id", q.subscriber_ids.size());
+      auto bind = [&](Stmt& s) {
+        int i = 1;
+        s.Bind(i++, q.environment_id);
+        for (const std::string& tx : q.transaction_ids) s.Bind(i++, tx);
+        for (const std::string& id : q.subscriber_ids) s.Bind(i++, id);
+        return i;
+      };
+      bool capped = false;
+      *total = CountCapped(db, from, [&](Stmt& s) { bind(s); }, &capped);
+      Stmt s = db.Prepare("SELECT " + std::string(kNotificationColumns) + from +
+                          " ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?");
+      int i = bind(s);
+      s.Bind(i, q.limit).Bind(i + 1, static_cast<std::int64_t>(q.page) * q.limit);
+      std::vector<NotificationWithMessages> out;
+      while (s.Step()) out.push_back({ReadNotificationRow(s), {}});
+      RETURN_IF_ERROR(s.status());
+      for (NotificationWithMessages& n : out) {
+        Stmt m = db.Prepare("SELECT " + std::string(kMessageColumns) +
+                            " FROM messages WHERE notification_id = ? ORDER BY created_at, id");
+        m.Bind(1, n.notification.id);
+        while (m.Step()) n.messages.push_back(ReadMessageRow(m));
+        RETURN_IF_ERROR(m.status());
+      }
+      return out;
+    });
+  }
+
+  // ---- idempotency ----
+  void BeginIdempotent(std::string env, std::string key, std::string body_hash, EpochMs now,
+                       EpochMs in_progress_until,
+                       std::function<void(Result<IdempotencyRecord>)> done) override {
+    WriteAsync<IdempotencyRecord>(
+        [env = std::move(env), key = std::move(key), body_hash = std::move(body_hash), now,
+         in_progress_until](Db& db) -> Result<IdempotencyRecord> {
+          Stmt s = db.Prepare(
+              "SELECT body_hash, status, body, expires_at FROM idempotency_keys "
+              "WHERE environment_id = ? AND idem_key = ?");
+          s.Bind(1, env).Bind(2, key);
+          if (s.Step() && s.Int(3) > now) {
+            IdempotencyRecord record;
+            if (s.Text(0) != body_hash) {
+              record.state = IdempotencyState::kMismatch;
+            } else if (s.IsNull(1)) {
+              record.state = IdempotencyState::kInProgress;
+            } else {
+              record.state = IdempotencyState::kReplay;
+              record.status = static_cast<int>(s.Int(1));
+              record.body = s.Text(2);
+            }
+            return record;
+          }
+          RETURN_IF_ERROR(s.status());
+          Stmt put = db.Prepare(
+              "INSERT INTO idempotency_keys (environment_id, idem_key, body_hash, status, body, "
+              "expires_at) VALUES (?, ?, ?, NULL, NULL, ?) ON CONFLICT (environment_id, idem_key) "
+              "DO UPDATE SET body_hash = excluded.body_hash, status = NULL, body = NULL, "
+              "expires_at = excluded.expires_at");
+          put.Bind(1, env).Bind(2, key).Bind(3, body_hash);
+          put.Bind(4, static_cast<std::int64_t>(in_progress_until));
+          RETURN_IF_ERROR(put.Exec());
+          return IdempotencyRecord{};
+        },
+        std::move(done));
+  }
+
+  void FinishIdempotent(std::string env, std::string key, int status, std::string body,
+                        EpochMs expires_at) override {
+    writer_.Submit(
+        [env = std::move(env), key = std::move(key), status, body = std::move(body),
+         expires_at](Db& db) -> Status {
+          Stmt s = db.Prepare(
+              "UPDATE idempotency_keys SET status = ?, body = ?, expires_at = ? "
+              "WHERE environment_id = ? AND idem_key = ?");
+          s.Bind(1, status).Bind(2, body).Bind(3, static_cast<std::int64_t>(expires_at));
+          s.Bind(4, env).Bind(5, key);
+          return s.Exec();
+        },
+        [](Status st) {
+          if (!st.ok()) spdlog::warn("idempotency record not saved: {}", st.message());
+        });
+  }
+
+  Status PurgeExpired(EpochMs now) override {
+    return WriteStatus([now](Db& db) -> Status {
+      Stmt s = db.Prepare("DELETE FROM idempotency_keys WHERE expires_at < ?");
+      s.Bind(1, static_cast<std::int64_t>(now));
       return s.Exec();
     });
   }

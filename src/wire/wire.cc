@@ -1,8 +1,8 @@
-#include "api/dto.h"
+#include "wire/wire.h"
 
 #include "providers/registry.h"
 
-namespace herald::api {
+namespace herald::wire {
 namespace {
 
 void PutOpt(Json& out, const char* key, const std::optional<std::string>& value) {
@@ -206,4 +206,123 @@ Json WorkflowListItemJson(const store::Workflow& w) {
           {"updatedAt", IsoTime(w.updated_at)}};
 }
 
-}  // namespace herald::api
+namespace {
+
+// Novu's message status: sent | error | warning. Not yet final (pending, retrying) is a warning.
+const char* NovuMessageStatus(const store::Message& m) {
+  switch (m.state) {
+    case store::DeliveryState::kDelivered: return "sent";
+    case store::DeliveryState::kFailed: return "error";
+    default: return "warning";
+  }
+}
+
+std::string DeliveryStatus(const store::Message& m) {
+  if (m.state == store::DeliveryState::kPending && m.attempts > 0) return "retrying";
+  return store::DeliveryStateName(m.state);
+}
+
+}  // namespace
+
+Json MessageJson(const store::Message& m, std::string_view organization_id) {
+  Json out = {{"_id", m.id},
+              {"_environmentId", m.environment_id},
+              {"_organizationId", std::string(organization_id)},
+              {"_notificationId", m.notification_id},
+              {"_subscriberId", m.subscriber_pk},
+              {"subscriberId", m.subscriber_id},
+              {"_templateId", m.workflow_pk},
+              {"templateIdentifier", m.workflow_id},
+              {"_integrationId", m.integration_id},
+              {"transactionId", m.transaction_id},
+              {"channel", "push"},
+              {"providerId", m.provider_id},
+              {"stepId", m.step_id},
+              {"deviceTokens", Json::array({m.device_token})},
+              {"title", m.title},
+              {"content", m.content},
+              {"payload", m.payload},
+              {"overrides", m.overrides},
+              {"status", NovuMessageStatus(m)},
+              {"deliveryStatus", DeliveryStatus(m)},
+              {"attempts", m.attempts},
+              {"read", false},
+              {"seen", false},
+              {"cta", Json::object()},
+              {"deliveredAt", Json::array()},
+              {"createdAt", IsoTime(m.created_at)},
+              {"updatedAt", IsoTime(m.updated_at)}};
+  if (m.state == store::DeliveryState::kDelivered && m.last_attempt_at) {
+    out["deliveredAt"].push_back(IsoTime(*m.last_attempt_at));
+  }
+  if (m.last_attempt_at) out["lastAttemptAt"] = IsoTime(*m.last_attempt_at);
+  if (m.next_attempt_at) out["nextAttemptAt"] = IsoTime(*m.next_attempt_at);
+  if (m.provider_response_id) out["providerResponseId"] = *m.provider_response_id;
+  if (m.state != store::DeliveryState::kDelivered) {
+    PutOpt(out, "errorId", m.error_id);
+    PutOpt(out, "errorText", m.error_text);
+  }
+  return out;
+}
+
+Json NotificationJson(const store::NotificationWithMessages& item,
+                      std::string_view organization_id) {
+  const store::Notification& n = item.notification;
+  Json jobs = Json::array();
+  for (const store::Message& m : item.messages) {
+    // The SDK validates job.providerId against a closed list without web-push.
+    if (m.provider_id == "web-push") continue;
+    const char* detail_status = m.state == store::DeliveryState::kDelivered ? "Success"
+                                : m.state == store::DeliveryState::kFailed  ? "Failed"
+                                                                            : "Pending";
+    std::string detail = m.state == store::DeliveryState::kDelivered
+                             ? "Message sent: " + m.provider_id
+                             : m.error_text.value_or("Message queued: " + m.provider_id);
+    Json execution = {{"_id", m.id + "-" + std::to_string(m.attempts)},
+                      {"status", detail_status},
+                      {"detail", detail},
+                      {"isRetry", m.attempts > 1},
+                      {"isTest", false},
+                      {"providerId", m.provider_id},
+                      {"raw", m.provider_response_id ? Json(*m.provider_response_id) : Json()},
+                      {"source", "Internal"},
+                      {"createdAt", IsoTime(m.last_attempt_at.value_or(m.created_at))}};
+    const char* job_status = m.state == store::DeliveryState::kDelivered   ? "completed"
+                             : m.state == store::DeliveryState::kFailed    ? "failed"
+                             : m.state == store::DeliveryState::kCancelled ? "canceled"
+                                                                           : "pending";
+    jobs.push_back({{"_id", m.id},
+                    {"type", "push"},
+                    {"status", job_status},
+                    {"providerId", m.provider_id},
+                    {"executionDetails", Json::array({execution})},
+                    {"step",
+                     {{"_id", m.step_pk},
+                      {"active", true},
+                      {"filters", Json::array()},
+                      {"_templateId", n.workflow_pk}}},
+                    {"overrides", m.overrides},
+                    {"updatedAt", IsoTime(m.updated_at)}});
+  }
+  return {{"_id", n.id},
+          {"_environmentId", n.environment_id},
+          {"_organizationId", std::string(organization_id)},
+          {"_subscriberId", n.subscriber_pk},
+          {"_templateId", n.workflow_pk},
+          {"transactionId", n.transaction_id},
+          {"createdAt", IsoTime(n.created_at)},
+          {"channels", Json::array({"push"})},
+          {"subscriber", {{"_id", n.subscriber_pk}, {"subscriberId", n.subscriber_id}}},
+          {"template",
+           {{"_id", n.workflow_pk},
+            {"name", n.workflow_name},
+            {"triggers",
+             Json::array({{{"type", "event"},
+                           {"identifier", n.workflow_id},
+                           {"variables", Json::array()}}})}}},
+          {"jobs", std::move(jobs)},
+          {"payload", n.payload},
+          {"to", {{"subscriberId", n.subscriber_id}}}};
+}
+
+}  // namespace herald::wire

@@ -1,10 +1,11 @@
-// Model -> JSON in Novu's wire shapes (underscore-prefixed ids, ISO dates). Pure functions.
+// Model -> JSON in Novu's wire shapes (underscore-prefixed ids, ISO dates). Pure functions, shared by
+// the API and by delivery (the push-webhook body carries the subscriber document).
 #pragma once
 
 #include "core/json.h"
-#include "store/model.h"
+#include "store/store.h"
 
-namespace herald::api {
+namespace herald::wire {
 
 Json IntegrationJson(const store::Integration& integration, std::string_view organization_id);
 Json SubscriberJson(const store::Subscriber& subscriber, std::string_view organization_id);
@@ -13,6 +14,12 @@ Json TopicJson(const store::Topic& topic);
 Json TopicSubscriptionJson(const store::TopicSubscription& subscription);
 Json WorkflowJson(const store::Workflow& workflow);
 Json WorkflowListItemJson(const store::Workflow& workflow);
+// A message as GET /v1/messages shows it: Novu's fields plus Herald's delivery record
+// (deliveryStatus, attempts, lastAttemptAt).
+Json MessageJson(const store::Message& message, std::string_view organization_id);
+// An activity-feed item (GET /v1/notifications) with one job per message.
+Json NotificationJson(const store::NotificationWithMessages& item,
+                      std::string_view organization_id);
 
 // {data, next, previous, totalCount, totalCountCapped}
 template <typename T, typename F>
@@ -26,4 +33,4 @@ Json CursorPageJson(const store::Page<T>& page, F&& to_json) {
           {"totalCountCapped", page.total_count_capped}};
 }
 
-}  // namespace herald::api
+}  // namespace herald::wire

@@ -1,0 +1,303 @@
+// /v1/events/trigger, /bulk, /broadcast and cancel (novu-api.md §2.1, §3). A trigger is
+// answered only after its transaction (notifications, messages, fan-outs) is durable; the
+// store's writer commits concurrent triggers together.
+#include <atomic>
+#include <map>
+#include <set>
+
+#include "api/api.h"
+#include "api/input.h"
+#include "core/ids.h"
+#include "server/error_reply.h"
+
+namespace herald::api {
+namespace {
+
+constexpr std::size_t kMaxRecipients = 100;
+constexpr std::size_t kMaxBulkEvents = 100;
+
+// Novu answers trigger validation errors with a PayloadValidationExceptionDto: the SDK requires
+// `type` and `errors: []` on these 400s.
+Status TriggerError(std::string message) {
+  return Status::InvalidArgument(std::move(message))
+      .WithExtra({{"type", "BadRequestException"}, {"errors", Json::array()}});
+}
+
+Status AsTriggerError(Status status) {
+  if (status.code() != Code::kInvalidArgument) return status;
+  return TriggerError(status.message());
+}
+
+struct DecodedEvent {
+  store::TriggerRequest request;
+  std::string workflow_key;
+  bool has_tenant = false;
+};
+
+Result<store::SubscriberTarget> DecodeSubscriber(const Json& to, std::string_view where,
+                                                 const ApiOptions& options) {
+  store::SubscriberTarget target;
+  auto id = to.find("subscriberId");
+  if (id == to.end() || !id->is_string()) {
+    return Status::InvalidArgument(std::string(where) + ".subscriberId must be a string");
+  }
+  target.subscriber_id = id->get<std::string>();
+  RETURN_IF_ERROR(CheckId(target.subscriber_id, std::string(where) + ".subscriberId"));
+  std::pair<const char*, std::optional<std::optional<std::string>>*> fields[] = {
+      {"firstName", &target.profile.first_name}, {"lastName", &target.profile.last_name},
+      {"email", &target.profile.email},          {"phone", &target.profile.phone},
+      {"avatar", &target.profile.avatar},        {"locale", &target.profile.locale},
+      {"timezone", &target.profile.timezone}};
+  for (auto& [key, slot] : fields) {
+    ASSIGN_OR_RETURN(*slot, OptNullableString(to, key));
+    // Novu updates these only when not null (email may be cleared).
+    if (*slot && !**slot && std::string_view(key) != "email") slot->reset();
+  }
+  if (auto data = to.find("data"); data != to.end() && !data->is_null()) {
+    if (!data->is_object()) return Status::InvalidArgument(std::string(where) + ".data must be an object");
+    target.profile.data = std::optional<Json>(*data);
+  }
+  if (auto channels = to.find("channels"); channels != to.end()) {
+    if (!channels->is_array()) {
+      return Status::InvalidArgument(std::string(where) + ".channels must be an array");
+    }
+    for (std::size_t i = 0; i < channels->size(); ++i) {
+      const Json& ch = (*channels)[i];
+      std::string at = std::string(where) + ".channels[" + std::to_string(i) + "]";
+      if (!ch.is_object()) return Status::InvalidArgument(at + " must be an object");
+      store::JitChannel jit;
+      ASSIGN_OR_RETURN(jit.provider_id, RequiredString(ch, "providerId", at + ".providerId"));
+      const providers::ProviderSpec* spec = providers::FindProvider(jit.provider_id);
+      if (!spec) {
+        return Status::InvalidArgument(at + ".providerId " + jit.provider_id +
+                                       " is not a supported push provider");
+      }
+      ASSIGN_OR_RETURN(jit.integration_identifier,
+                       OptString(ch, "integrationIdentifier", at + ".integrationIdentifier"));
+      Json credentials = ch.value("credentials", Json::object());
+      if (!credentials.is_object()) {
+        return Status::InvalidArgument(at + ".credentials must be an object");
+      }
+      ASSIGN_OR_RETURN(jit.webhook_url, OptString(credentials, "webhookUrl", at + ".credentials.webhookUrl"));
+      ASSIGN_OR_RETURN(std::optional<std::vector<std::string>> tokens,
+                       OptStringArray(credentials, "deviceTokens", at + ".credentials.deviceTokens"));
+      std::set<std::string> seen;
+      for (std::size_t k = 0; tokens && k < tokens->size(); ++k) {
+        Result<std::string> token = spec->NormalizeDeviceToken((*tokens)[k], options.token_policy);
+        if (!token.ok()) {
+          return Status::InvalidArgument(at + ".credentials.deviceTokens[" + std::to_string(k) +
+                                         "]: " + token.status().message());
+        }
+        std::string identity = spec->TokenIdentity(*token);
+        if (seen.insert(identity).second) jit.tokens.push_back({*token, identity});
+      }
+      target.channels.push_back(std::move(jit));
+    }
+  }
+  return target;
+}
+
+// Splits `to` (Novu §3): ids, subscriber objects (de-duplicated, last wins) and topics.
+Status DecodeRecipients(const Json& to, store::TriggerRequest& request, const ApiOptions& options) {
+  std::vector<const Json*> items;
+  if (to.is_array()) {
+    if (to.empty()) return Status::InvalidArgument("to must name at least one recipient");
+    if (to.size() > kMaxRecipients) {
+      return Status::InvalidArgument("to accepts at most " + std::to_string(kMaxRecipients) +
+                                     " recipients; use a topic or broadcast for more");
+    }
+    for (const Json& item : to) items.push_back(&item);
+  } else {
+    items.push_back(&to);
+  }
+  std::map<std::string, std::size_t> position;  // subscriberId -> index in request.subscribers
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    const Json& item = *items[i];
+    std::string where = to.is_array() ? "to[" + std::to_string(i) + "]" : "to";
+    store::SubscriberTarget target;
+    if (item.is_string()) {
+      target.subscriber_id = item.get<std::string>();
+      RETURN_IF_ERROR(CheckId(target.subscriber_id, where));
+    } else if (item.is_object() && (item.value("type", "") == "Topic" ||
+                                    (item.contains("topicKey") && !item.contains("subscriberId")))) {
+      store::TopicTarget topic;
+      ASSIGN_OR_RETURN(topic.key, RequiredString(item, "topicKey", where + ".topicKey"));
+      RETURN_IF_ERROR(CheckId(topic.key, where + ".topicKey"));
+      ASSIGN_OR_RETURN(std::optional<std::vector<std::string>> exclude,
+                       OptStringArray(item, "exclude", where + ".exclude"));
+      topic.exclude = exclude.value_or(std::vector<std::string>{});
+      request.topics.push_back(std::move(topic));
+      continue;
+    } else if (item.is_object()) {
+      ASSIGN_OR_RETURN(target, DecodeSubscriber(item, where, options));
+    } else {
+      return Status::InvalidArgument(where + " must be a subscriberId, a subscriber or a topic");
+    }
+    auto [it, inserted] = position.emplace(target.subscriber_id, request.subscribers.size());
+    if (inserted) {
+      request.subscribers.push_back(std::move(target));
+    } else {
+      request.subscribers[it->second] = std::move(target);  // last one wins
+    }
+  }
+  return Status::Ok();
+}
+
+// Reads one event body (trigger, a bulk item or a broadcast) into a request.
+Result<DecodedEvent> DecodeEvent(const Json& body, const store::Environment& env, bool broadcast,
+                                 const ApiOptions& options) {
+  if (!body.is_object()) return Status::InvalidArgument("each event must be an object");
+  DecodedEvent event;
+  store::TriggerRequest& r = event.request;
+  r.environment_id = env.id;
+  r.max_tokens = options.max_tokens_per_channel;
+  r.broadcast = broadcast;
+  ASSIGN_OR_RETURN(event.workflow_key, RequiredString(body, "name"));
+  RETURN_IF_ERROR(CheckId(event.workflow_key, "name"));
+  if (!broadcast) {
+    auto to = body.find("to");
+    if (to == body.end() || to->is_null()) return Status::InvalidArgument("to is required");
+    RETURN_IF_ERROR(DecodeRecipients(*to, r, options));
+  }
+  for (const char* key : {"payload", "overrides"}) {
+    auto it = body.find(key);
+    if (it == body.end() || it->is_null()) continue;
+    if (!it->is_object()) return Status::InvalidArgument(std::string(key) + " must be an object");
+    (std::string_view(key) == "payload" ? r.payload : r.overrides) = *it;
+  }
+  ASSIGN_OR_RETURN(std::optional<std::string> transaction_id, OptString(body, "transactionId"));
+  if (transaction_id) RETURN_IF_ERROR(CheckId(*transaction_id, "transactionId"));
+  r.transaction_id = transaction_id.value_or(NewUuid());
+  if (auto actor = body.find("actor"); actor != body.end() && !actor->is_null()) {
+    if (actor->is_string()) {
+      store::SubscriberTarget a;
+      a.subscriber_id = actor->get<std::string>();
+      RETURN_IF_ERROR(CheckId(a.subscriber_id, "actor"));
+      r.actor = std::move(a);
+    } else if (actor->is_object()) {
+      ASSIGN_OR_RETURN(r.actor, DecodeSubscriber(*actor, "actor", options));
+    } else {
+      return Status::InvalidArgument("actor must be a subscriberId or a subscriber");
+    }
+  }
+  if (auto tenant = body.find("tenant"); tenant != body.end() && !tenant->is_null()) {
+    if (!tenant->is_string() && !tenant->is_object()) {
+      return Status::InvalidArgument("tenant must be a string or an object");
+    }
+    event.has_tenant = true;
+  }
+  return event;
+}
+
+Json Ack(std::string_view status, std::optional<std::string> transaction_id = std::nullopt) {
+  Json out = {{"acknowledged", true}, {"status", std::string(status)}};
+  if (transaction_id) out["transactionId"] = *transaction_id;
+  return out;
+}
+
+}  // namespace
+
+void Api::AcceptEvent(const Json& body, const Env& env, bool broadcast,
+                      std::function<void(Result<Json>)> done) {
+  Result<DecodedEvent> decoded = DecodeEvent(body, env, broadcast, options_);
+  if (!decoded.ok()) return done(AsTriggerError(decoded.take_status()));
+  DecodedEvent& event = *decoded;
+  Result<store::Workflow> workflow = store_.GetWorkflow(env.id, event.workflow_key);
+  if (!workflow.ok()) {
+    if (workflow.status().code() == Code::kNotFound) {
+      return done(Status::Unprocessable("workflow_not_found").WithExtra({{"errors", Json::object()}}));
+    }
+    return done(workflow.take_status());
+  }
+  // Herald has no tenants: Novu answers an unknown tenant like this and sends nothing.
+  if (event.has_tenant) return done(Ack("no_tenant_found", event.request.transaction_id));
+  if (!workflow->active) return done(Ack("trigger_not_active", event.request.transaction_id));
+  if (workflow->steps.empty()) {
+    return done(Ack("no_workflow_steps_defined", event.request.transaction_id));
+  }
+  event.request.workflow = std::move(workflow.value());
+  std::string transaction_id = event.request.transaction_id;
+  store_.AcceptTrigger(
+      std::move(event.request), options_.planner,
+      [this, transaction_id, done = std::move(done)](Result<store::TriggerReceipt> receipt) {
+        if (!receipt.ok()) return done(AsTriggerError(receipt.take_status()));
+        if ((receipt->messages > 0 || receipt->fanouts > 0) && options_.on_work) {
+          options_.on_work();
+        }
+        // A repeated transactionId is answered like the first and not delivered again.
+        done(Ack("processed", transaction_id));
+      });
+}
+
+void Api::Trigger(Req& r, const Env& env, server::Done done) {
+  Result<Json> body = ParseObjectBody(r);
+  if (!body.ok()) return done(server::ErrorReply(AsTriggerError(body.take_status()), r.target));
+  AcceptEvent(*body, env, /*broadcast=*/false,
+              [target = r.target, done = std::move(done)](Result<Json> result) {
+                if (!result.ok()) return done(server::ErrorReply(result.status(), target));
+                done(server::DataReply(*result, 201));
+              });
+}
+
+void Api::TriggerBroadcast(Req& r, const Env& env, server::Done done) {
+  Result<Json> body = ParseObjectBody(r);
+  if (!body.ok()) return done(server::ErrorReply(AsTriggerError(body.take_status()), r.target));
+  if (body->contains("to")) {
+    return done(server::ErrorReply(TriggerError("property to should not exist on a broadcast"),
+                                   r.target));
+  }
+  AcceptEvent(*body, env, /*broadcast=*/true,
+              [target = r.target, done = std::move(done)](Result<Json> result) {
+                if (!result.ok()) return done(server::ErrorReply(result.status(), target));
+                done(server::DataReply(*result, 201));
+              });
+}
+
+// Each event is accepted on its own; a failing one becomes {acknowledged, status: "error",
+// error: [message]} in its slot and never fails the whole request (Novu's bulk behaviour).
+void Api::TriggerBulk(Req& r, const Env& env, server::Done done) {
+  Result<Json> body = ParseObjectBody(r);
+  if (!body.ok()) return done(server::ErrorReply(AsTriggerError(body.take_status()), r.target));
+  auto events = body->find("events");
+  if (events == body->end() || !events->is_array() || events->empty() ||
+      events->size() > kMaxBulkEvents) {
+    return done(server::ErrorReply(
+        TriggerError("events must be an array of 1 to " + std::to_string(kMaxBulkEvents) +
+                     " trigger events"),
+        r.target));
+  }
+  struct Gather {
+    std::mutex mu;
+    Json results;
+    std::size_t remaining;
+    server::Done done;
+  };
+  auto gather = std::make_shared<Gather>();
+  gather->results = Json::array();
+  for (std::size_t i = 0; i < events->size(); ++i) gather->results.push_back(nullptr);
+  gather->remaining = events->size();
+  gather->done = std::move(done);
+  Json copy = *events;  // the request body may go away before the last event commits
+  for (std::size_t i = 0; i < copy.size(); ++i) {
+    AcceptEvent(copy[i], env, /*broadcast=*/false, [gather, i](Result<Json> result) {
+      Json item = result.ok() ? *result
+                              : Json{{"acknowledged", true},
+                                     {"status", "error"},
+                                     {"error", Json::array({result.status().message()})}};
+      std::unique_lock lock(gather->mu);
+      gather->results[i] = std::move(item);
+      if (--gather->remaining > 0) return;
+      Json all = std::move(gather->results);
+      lock.unlock();
+      gather->done(server::DataReply(all, 201));
+    });
+  }
+}
+
+Api::Reply Api::CancelTrigger(Req& r, const Env& env) {
+  RETURN_IF_ERROR(CheckId(r.Param("transactionId"), "transactionId"));
+  ASSIGN_OR_RETURN(bool cancelled, store_.CancelTransaction(env.id, r.Param("transactionId")));
+  return server::DataReply(cancelled);
+}
+
+}  // namespace herald::api

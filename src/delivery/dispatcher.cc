@@ -1,0 +1,255 @@
+#include "delivery/dispatcher.h"
+
+#include "core/log.h"
+#include "core/time.h"
+
+namespace herald::delivery {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr auto kIdleTick = std::chrono::milliseconds(1000);
+constexpr auto kHousekeepingEvery = std::chrono::minutes(10);
+
+}  // namespace
+
+Dispatcher::Dispatcher(store::Store& store, http::Client& client, store::MessagePlanner planner,
+                       DispatcherOptions options)
+    : store_(store), client_(client), planner_(std::move(planner)), options_(std::move(options)) {}
+
+Dispatcher::~Dispatcher() { Stop(std::chrono::milliseconds(0)); }
+
+void Dispatcher::Start() {
+  if (Status st = store_.ReleaseAllLeases(); !st.ok()) {
+    spdlog::error("cannot take back leases: {}", st.message());
+  }
+  thread_ = std::thread([this] { Loop(); });
+}
+
+void Dispatcher::Wake() {
+  {
+    std::lock_guard lock(mu_);
+    wake_ = true;
+    fanouts_pending_ = true;
+  }
+  cv_.notify_one();
+}
+
+void Dispatcher::Stop(std::chrono::milliseconds grace) {
+  if (!thread_.joinable()) return;
+  {
+    std::unique_lock lock(mu_);
+    draining_ = true;  // no new claims
+    cv_.wait_for(lock, grace, [&] { return in_flight_ == 0; });
+  }
+  // Whatever is still in the air is abandoned: its lease is released on the next start.
+  client_.Shutdown(std::chrono::milliseconds(0));
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_one();
+  thread_.join();
+  FlushCompletions();
+}
+
+void Dispatcher::Loop() {
+  auto last_housekeeping = Clock::now();
+  while (true) {
+    bool progressed = FlushCompletions();
+    bool drain = false;
+    {
+      std::lock_guard lock(mu_);
+      if (stopping_) return;
+      drain = draining_;
+    }
+    if (!drain) {
+      bool fanouts = false;
+      {
+        std::lock_guard lock(mu_);
+        fanouts = fanouts_pending_;
+      }
+      if (fanouts) {
+        Result<std::size_t> remaining = store_.RunFanoutBatch(options_.fanout_batch, planner_);
+        std::lock_guard lock(mu_);
+        fanouts_pending_ = !remaining.ok() || *remaining > 0;
+        if (!remaining.ok()) spdlog::error("fan-out failed: {}", remaining.status().message());
+        progressed = progressed || (remaining.ok() && *remaining > 0);
+      }
+      progressed = ClaimAndSend() || progressed;
+      if (Clock::now() - last_housekeeping > kHousekeepingEvery) {
+        last_housekeeping = Clock::now();
+        (void)store_.PurgeExpired(NowMs());
+      }
+    }
+    if (progressed) continue;
+
+    // Idle: sleep until woken, a completion arrives, or the next retry falls due.
+    auto wait = kIdleTick;
+    if (Result<std::optional<EpochMs>> due = store_.NextDueAt(); due.ok() && due->has_value()) {
+      wait = std::clamp(std::chrono::milliseconds(**due - NowMs()), std::chrono::milliseconds(0),
+                        wait);
+    }
+    std::unique_lock lock(mu_);
+    cv_.wait_for(lock, wait, [&] {
+      return wake_ || stopping_ || !completions_.empty() || fanouts_pending_;
+    });
+    wake_ = false;
+  }
+}
+
+bool Dispatcher::FlushCompletions() {
+  std::vector<store::MessageOutcome> batch;
+  {
+    std::lock_guard lock(mu_);
+    batch.swap(completions_);
+  }
+  if (batch.empty()) return false;
+  if (Status st = store_.CompleteMessages(options_.owner, batch); !st.ok()) {
+    // The leases expire and the messages are sent again: at-least-once, never lost.
+    spdlog::error("cannot record {} outcomes: {}", batch.size(), st.message());
+  }
+  {
+    std::lock_guard lock(mu_);
+    in_flight_ -= batch.size();
+  }
+  cv_.notify_all();
+  return true;
+}
+
+bool Dispatcher::ClaimAndSend() {
+  std::size_t room;
+  {
+    std::lock_guard lock(mu_);
+    room = options_.max_in_flight > in_flight_ ? options_.max_in_flight - in_flight_ : 0;
+  }
+  room = std::min(room, options_.claim_batch);
+  if (room == 0) return false;
+  EpochMs now = NowMs();
+  Result<std::vector<store::Message>> claimed =
+      store_.ClaimDueMessages(options_.owner, now, now + options_.lease.count(), room);
+  if (!claimed.ok()) {
+    spdlog::error("claim failed: {}", claimed.status().message());
+    return false;
+  }
+  if (claimed->empty()) return false;
+  {
+    std::lock_guard lock(mu_);
+    in_flight_ += claimed->size();
+  }
+  for (const store::Message& message : *claimed) Send(message);
+  return true;
+}
+
+const Dispatcher::CachedProvider& Dispatcher::ProviderFor(const store::Message& message) {
+  auto now = Clock::now();
+  auto it = providers_.find(message.integration_id);
+  if (it != providers_.end() && now - it->second.loaded < options_.integration_ttl) {
+    return it->second;
+  }
+  CachedProvider entry;
+  entry.loaded = now;
+  Result<store::Integration> integration =
+      store_.GetIntegration(message.environment_id, message.integration_id);
+  const providers::ProviderSpec* spec = providers::FindProvider(message.provider_id);
+  if (!integration.ok()) {
+    entry.error_id = "integration_not_found";
+    entry.error_text = integration.status().message();
+  } else if (!spec) {
+    entry.error_id = "unknown_provider";
+    entry.error_text = "provider " + message.provider_id + " is not supported";
+  } else {
+    Result<std::unique_ptr<providers::Provider>> built = spec->Create(integration->credentials);
+    if (built.ok()) {
+      entry.provider = std::shared_ptr<const providers::Provider>(std::move(built.value()));
+    } else {
+      entry.error_id = "integration_misconfigured";
+      entry.error_text = built.status().message();
+    }
+  }
+  return providers_[message.integration_id] = std::move(entry);
+}
+
+void Dispatcher::Send(const store::Message& message) {
+  const CachedProvider& cached = ProviderFor(message);
+  if (!cached.provider) {
+    providers::Outcome outcome;
+    outcome.verdict = providers::Verdict::kFailedConfig;
+    outcome.reason = cached.error_id;
+    outcome.detail = cached.error_text;
+    Complete(message, outcome);
+    return;
+  }
+  providers::PushMessage push{message.id, message.device_token, message.title, message.content,
+                              message.payload, message.overrides};
+  Result<http::Request> request = cached.provider->BuildRequest(push);
+  if (!request.ok()) {
+    Complete(message, {providers::Verdict::kFailed, "INVALID_MESSAGE",
+                       request.status().message(), std::nullopt, ""});
+    return;
+  }
+  request->timeout = options_.request_timeout;
+  request->concurrency_key = message.integration_id;
+  std::shared_ptr<const providers::Provider> provider = cached.provider;
+  client_.Send(std::move(*request), [this, message, provider](http::Outcome reply) {
+    if (reply.error == http::TransportError::kShutdown) {
+      // Stopping: leave the message leased; the next start takes it back.
+      std::lock_guard lock(mu_);
+      --in_flight_;
+      cv_.notify_all();
+      return;
+    }
+    Complete(message, provider->Classify(reply));
+  });
+}
+
+// Runs on the dispatcher thread or the HTTP client's I/O thread.
+void Dispatcher::Complete(const store::Message& message, const providers::Outcome& outcome) {
+  using providers::Verdict;
+  store::MessageOutcome done;
+  done.message_id = message.id;
+  done.at = NowMs();
+  done.error_id = outcome.reason;
+  done.error_text = outcome.detail;
+  int attempts = message.attempts + 1;
+  switch (outcome.verdict) {
+    case Verdict::kDelivered:
+      done.kind = store::MessageOutcome::Kind::kDelivered;
+      if (!outcome.provider_message_id.empty()) {
+        done.provider_response_id = outcome.provider_message_id;
+      }
+      break;
+    case Verdict::kRetry:
+    case Verdict::kRefreshAuth: {
+      std::optional<std::chrono::milliseconds> delay;
+      {
+        std::lock_guard lock(mu_);
+        double draw = std::uniform_real_distribution<double>(0.0, 1.0)(random_);
+        delay = options_.retry.NextDelay(attempts, outcome.retry_after, draw);
+      }
+      if (delay) {
+        done.kind = store::MessageOutcome::Kind::kRetry;
+        done.retry_at = done.at + delay->count();
+      } else {
+        done.kind = store::MessageOutcome::Kind::kFailed;
+        done.error_text = "gave up after " + std::to_string(attempts) + " attempts; last: " +
+                          outcome.detail;
+      }
+      break;
+    }
+    case Verdict::kFailed:
+    case Verdict::kFailedConfig:
+      done.kind = store::MessageOutcome::Kind::kFailed;
+      break;
+    case Verdict::kFailedRemoveToken:
+      done.kind = store::MessageOutcome::Kind::kFailed;
+      done.expire_token = true;
+      break;
+  }
+  {
+    std::lock_guard lock(mu_);
+    completions_.push_back(std::move(done));
+  }
+  cv_.notify_all();
+}
+
+}  // namespace herald::delivery

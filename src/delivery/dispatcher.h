@@ -1,0 +1,81 @@
+// The delivery loop: leases due messages from the store in batches, sends each through its
+// integration's Provider over the shared http::Client (asynchronously, bounded in-flight), folds
+// the classified outcomes into one store write per batch, and expands topic and broadcast
+// fan-outs in batches. One thread; the network runs on the client's I/O thread.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "delivery/retry_policy.h"
+#include "http/client.h"
+#include "providers/registry.h"
+#include "store/store.h"
+
+namespace herald::delivery {
+
+struct DispatcherOptions {
+  std::string owner;                          // lease owner id (unique per process)
+  std::size_t max_in_flight = 4096;           // messages sent and not yet completed
+  std::size_t claim_batch = 512;
+  std::size_t fanout_batch = 500;             // subscribers expanded per fan-out transaction
+  std::chrono::milliseconds lease{120000};    // > request timeout: a live owner never loses one
+  std::chrono::milliseconds request_timeout{15000};
+  std::chrono::milliseconds integration_ttl{5000};  // how long a built Provider is reused
+  RetryPolicy retry;
+};
+
+class Dispatcher {
+ public:
+  Dispatcher(store::Store& store, http::Client& client, store::MessagePlanner planner,
+             DispatcherOptions options);
+  ~Dispatcher();
+
+  void Start();
+  // New work may exist (a trigger committed): run a pass now instead of at the next tick.
+  void Wake();
+  // Stops claiming, waits up to `grace` for in-flight sends and records their outcomes; what is
+  // left stays durable in the store and is taken back on the next start.
+  void Stop(std::chrono::milliseconds grace);
+
+ private:
+  struct CachedProvider {
+    std::shared_ptr<const providers::Provider> provider;  // null: `error` says why
+    std::string error_id, error_text;
+    std::chrono::steady_clock::time_point loaded;
+  };
+
+  void Loop();
+  bool FlushCompletions();
+  bool ClaimAndSend();
+  void Send(const store::Message& message);
+  void Complete(const store::Message& message, const providers::Outcome& outcome);
+  const CachedProvider& ProviderFor(const store::Message& message);
+
+  store::Store& store_;
+  http::Client& client_;
+  store::MessagePlanner planner_;
+  DispatcherOptions options_;
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool wake_ = false;
+  bool stopping_ = false;
+  bool draining_ = false;
+  bool fanouts_pending_ = true;
+  std::size_t in_flight_ = 0;
+  std::vector<store::MessageOutcome> completions_;
+
+  std::map<std::string, CachedProvider> providers_;  // by integration id; dispatcher thread only
+  std::mt19937_64 random_{std::random_device{}()};
+  std::thread thread_;
+};
+
+}  // namespace herald::delivery

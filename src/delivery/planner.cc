@@ -1,0 +1,122 @@
+#include "delivery/planner.h"
+
+#include "providers/registry.h"
+#include "wire/wire.h"
+
+namespace herald::delivery {
+namespace {
+
+const Json* Find(const Json& object, std::string_view key) {
+  if (!object.is_object()) return nullptr;
+  auto it = object.find(key);
+  return it == object.end() ? nullptr : &*it;
+}
+
+std::string Render(tmpl::TemplateCache& templates, const Json& source, const Json& context) {
+  if (!source.is_string()) return "";
+  const std::string& text = source.get_ref<const std::string&>();
+  Result<std::shared_ptr<const tmpl::Template>> compiled = templates.Get(text);
+  // Templates are validated when the workflow is saved; a failure here can only come from a
+  // workflow stored by an older version, and the raw text is the most useful fallback.
+  return compiled.ok() ? (*compiled)->Render(context) : text;
+}
+
+// What templates see as {{subscriber.*}}: the profile with Novu's field names.
+Json TemplateSubscriber(const store::Subscriber& s) {
+  Json out = {{"subscriberId", s.subscriber_id}};
+  const store::SubscriberProfile& p = s.profile;
+  auto put = [&](const char* key, const std::optional<std::string>& v) {
+    if (v) out[key] = *v;
+  };
+  put("firstName", p.first_name);
+  put("lastName", p.last_name);
+  put("email", p.email);
+  put("phone", p.phone);
+  put("avatar", p.avatar);
+  put("locale", p.locale);
+  put("timezone", p.timezone);
+  if (p.data) out["data"] = *p.data;
+  return out;
+}
+
+}  // namespace
+
+Json MergedOverrides(const Json& overrides, const std::string& provider_id,
+                     const std::string& step_id) {
+  Json merged = Json::object();
+  auto apply = [&](const Json* layer) {
+    if (layer && layer->is_object()) merged.merge_patch(*layer);
+  };
+  apply(Find(overrides, provider_id));
+  if (const Json* providers = Find(overrides, "providers")) apply(Find(*providers, provider_id));
+  if (const Json* steps = Find(overrides, "steps")) {
+    if (const Json* step = Find(*steps, step_id)) {
+      if (const Json* providers = Find(*step, "providers")) apply(Find(*providers, provider_id));
+    }
+  }
+  return merged;
+}
+
+store::MessagePlanner MakePlanner(tmpl::TemplateCache& templates,
+                                  std::map<std::string, std::string> organization_of) {
+  return [&templates, organization_of = std::move(organization_of)](
+             const store::Workflow& workflow, const store::Subscriber& subscriber,
+             const store::Notification& notification,
+             const Json& overrides) -> Result<std::vector<store::Message>> {
+    std::vector<store::Message> out;
+    auto org = organization_of.find(subscriber.environment_id);
+    Json subscriber_doc = wire::SubscriberJson(
+        subscriber, org == organization_of.end() ? std::string() : org->second);
+    Json context = {{"subscriber", TemplateSubscriber(subscriber)},
+                    {"payload", notification.payload}};
+    Json payload = notification.payload.is_object() ? notification.payload : Json::object();
+    payload["subscriber"] = std::move(subscriber_doc);
+    payload["step"] = {{"digest", false}};
+
+    for (const store::WorkflowStep& step : workflow.steps) {
+      if (step.type != "push") continue;
+      const Json& cv = step.control_values;
+      const Json* title_source = Find(cv, "title");
+      if (!title_source) title_source = Find(cv, "subject");
+      std::string title = title_source ? Render(templates, *title_source, context) : "";
+      const Json* body_source = Find(cv, "body");
+      std::string content = body_source ? Render(templates, *body_source, context) : "";
+
+      for (const store::SubscriberChannel& channel : subscriber.channels) {
+        if (!channel.integration_active || !providers::FindProvider(channel.provider_id)) continue;
+        Json provider_overrides = MergedOverrides(overrides, channel.provider_id, step.step_id);
+        std::vector<std::pair<std::string, std::string>> targets;  // (token, identity)
+        std::optional<std::string> channel_pk = channel.id;
+        const Json* override_tokens = Find(provider_overrides, "deviceTokens");
+        if (override_tokens && override_tokens->is_array()) {
+          channel_pk.reset();  // tokens given by the trigger are not the subscriber's devices
+          for (const Json& t : *override_tokens) {
+            if (t.is_string()) targets.emplace_back(t.get<std::string>(), t.get<std::string>());
+          }
+        } else {
+          for (const store::DeviceToken& t : channel.tokens) {
+            if (t.status == store::TokenStatus::kActive) targets.emplace_back(t.token, t.identity);
+          }
+        }
+        for (auto& [token, identity] : targets) {
+          store::Message m;
+          m.step_pk = step.id;
+          m.step_id = step.step_id;
+          m.integration_id = channel.integration_id;
+          m.provider_id = channel.provider_id;
+          m.channel_pk = channel_pk;
+          m.device_token = token;
+          m.token_identity = identity;
+          m.title = title;
+          m.content = content;
+          m.payload = payload;
+          m.overrides = provider_overrides;
+          out.push_back(std::move(m));
+        }
+      }
+    }
+    return out;
+  };
+}
+
+}  // namespace herald::delivery

@@ -1,0 +1,83 @@
+#include "delivery/planner.h"
+
+#include <gtest/gtest.h>
+
+namespace herald::delivery {
+namespace {
+
+store::Subscriber Ann() {
+  store::Subscriber s;
+  s.id = "pk1";
+  s.environment_id = "env1";
+  s.subscriber_id = "ann";
+  s.profile.first_name = "Ann";
+  store::SubscriberChannel hook;
+  hook.id = "ch1";
+  hook.integration_id = "int1";
+  hook.integration_identifier = "hook";
+  hook.provider_id = "push-webhook";
+  hook.tokens = {{"t1", "t1"}, {"t2", "t2", store::TokenStatus::kExpired}, {"t3", "t3"}};
+  store::SubscriberChannel inactive = hook;
+  inactive.id = "ch2";
+  inactive.integration_id = "int2";
+  inactive.integration_active = false;
+  s.channels = {hook, inactive};
+  return s;
+}
+
+store::Workflow Flow() {
+  store::Workflow w;
+  w.id = "wf1";
+  w.workflow_id = "order";
+  w.steps = {{"st1", "push", "Push", "push",
+              {{"subject", "Hi {{subscriber.firstName}}"}, {"body", "Order {{payload.orderId}}"}}}};
+  return w;
+}
+
+TEST(PlannerTest, RendersOnceAndEmitsOneMessagePerActiveToken) {
+  tmpl::TemplateCache cache;
+  store::MessagePlanner plan = MakePlanner(cache, {{"env1", "org1"}});
+  store::Notification n;
+  n.payload = {{"orderId", 7}};
+  auto messages = plan(Flow(), Ann(), n, Json::object());
+  ASSERT_TRUE(messages.ok());
+  ASSERT_EQ(messages->size(), 2u);  // t2 expired, the inactive integration skipped
+  const store::Message& m = (*messages)[0];
+  EXPECT_EQ(m.device_token, "t1");
+  EXPECT_EQ(m.title, "Hi Ann");
+  EXPECT_EQ(m.content, "Order 7");
+  EXPECT_EQ(m.channel_pk, "ch1");
+  EXPECT_EQ(m.payload["orderId"], 7);
+  EXPECT_EQ(m.payload["subscriber"]["subscriberId"], "ann");
+  EXPECT_EQ(m.payload["subscriber"]["_organizationId"], "org1");
+  EXPECT_EQ(m.payload["step"]["digest"], false);
+  EXPECT_EQ((*messages)[1].device_token, "t3");
+}
+
+TEST(PlannerTest, OverrideTokensReplaceTheSubscribersTokens) {
+  tmpl::TemplateCache cache;
+  store::MessagePlanner plan = MakePlanner(cache, {});
+  Json overrides = {{"providers", {{"push-webhook", {{"deviceTokens", {"ov-1"}}, {"sound", "a"}}}}}};
+  auto messages = plan(Flow(), Ann(), {}, overrides);
+  ASSERT_TRUE(messages.ok());
+  ASSERT_EQ(messages->size(), 1u);
+  EXPECT_EQ((*messages)[0].device_token, "ov-1");
+  EXPECT_FALSE((*messages)[0].channel_pk.has_value());
+  EXPECT_EQ((*messages)[0].overrides["sound"], "a");
+}
+
+TEST(PlannerTest, OverridePrecedenceStepOverProvidersOverTopLevel) {
+  Json overrides = {
+      {"push-webhook", {{"sound", "top"}, {"badge", 1}, {"color", "red"}}},
+      {"providers", {{"push-webhook", {{"sound", "providers"}, {"badge", 2}}}}},
+      {"steps", {{"push", {{"providers", {{"push-webhook", {{"sound", "step"}}}}}}}}}};
+  Json merged = MergedOverrides(overrides, "push-webhook", "push");
+  EXPECT_EQ(merged["sound"], "step");
+  EXPECT_EQ(merged["badge"], 2);
+  EXPECT_EQ(merged["color"], "red");
+  EXPECT_EQ(MergedOverrides(overrides, "push-webhook", "other")["sound"], "providers");
+  EXPECT_TRUE(MergedOverrides(overrides, "fcm", "push").empty());
+}
+
+}  // namespace
+}  // namespace herald::delivery

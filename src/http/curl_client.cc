@@ -1,0 +1,751 @@
+// libcurl multi on one I/O thread. Threads other than the I/O thread only touch the
+// mutex-guarded inbox (new requests, limit changes, flags); everything curl-related and the
+// per-key admission state belong to the I/O thread.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <condition_variable>
+#include <cstring>
+#include <deque>
+#include <exception>
+#include <fstream>
+#include <iterator>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include <curl/curl.h>
+
+#include "core/log.h"
+#include "core/url.h"
+#include "http/client.h"
+
+namespace herald::http {
+namespace {
+
+using std::chrono::milliseconds;
+
+constexpr long kMaxConcurrentStreams = 1000;   // APNs allows ~1000; the server's SETTINGS cap it
+constexpr long kMaxCachedConnections = 256;    // idle connections kept across all origins
+constexpr std::size_t kMaxPooledHandles = 256;
+constexpr int kIdlePollMs = 1000;
+constexpr const char* kPrivateTargetMessage =
+    "target resolves to a private address (set HERALD_ALLOW_PRIVATE_TARGETS=1 to allow)";
+constexpr const char* kShutdownMessage = "http client is shutting down";
+
+void GlobalInit() {
+  static std::once_flag once;
+  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+}
+
+char ToLower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
+
+// RFC 9110 token characters (method and header names).
+bool IsToken(std::string_view text) {
+  if (text.empty()) return false;
+  for (char c : text) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+    if (!ok) return false;
+  }
+  return true;
+}
+
+bool IsSafeHeaderValue(std::string_view value) {
+  return value.find_first_of(std::string_view("\r\n\0", 3)) == std::string_view::npos;
+}
+
+std::string_view Trim(std::string_view text) {
+  while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);
+  while (!text.empty() && (text.back() == ' ' || text.back() == '\t' || text.back() == '\r' ||
+                           text.back() == '\n')) {
+    text.remove_suffix(1);
+  }
+  return text;
+}
+
+TransportError MapCurlError(CURLcode code) {
+  switch (code) {
+    case CURLE_OPERATION_TIMEDOUT:
+      return TransportError::kTimeout;
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_SEND_ERROR:
+    case CURLE_RECV_ERROR:
+    case CURLE_GOT_NOTHING:
+      return TransportError::kConnect;
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+      return TransportError::kDns;
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_ENGINE_NOTFOUND:
+    case CURLE_SSL_ENGINE_SETFAILED:
+    case CURLE_SSL_ENGINE_INITFAILED:
+    case CURLE_SSL_SHUTDOWN_FAILED:
+    case CURLE_SSL_CRL_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+    case CURLE_SSL_INVALIDCERTSTATUS:
+    case CURLE_SSL_CLIENTCERT:
+    case CURLE_USE_SSL_FAILED:
+      return TransportError::kTls;
+    case CURLE_URL_MALFORMAT:
+    case CURLE_UNSUPPORTED_PROTOCOL:
+      return TransportError::kBadRequest;
+    default:  // HTTP2, HTTP2_STREAM, WEIRD_SERVER_REPLY, PARTIAL_FILE and anything unexpected
+      return TransportError::kProtocol;
+  }
+}
+
+std::string HttpVersionName(long version) {
+  switch (version) {
+    case CURL_HTTP_VERSION_1_0: return "1.0";
+    case CURL_HTTP_VERSION_1_1: return "1.1";
+    case CURL_HTTP_VERSION_2_0: return "2";
+    case CURL_HTTP_VERSION_3: return "3";
+    default: return "";
+  }
+}
+
+bool ReadFile(const std::string& path, std::string* out) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return false;
+  out->assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  return !in.bad();
+}
+
+// The CA bundle libcurl uses by default (the system one), if it can be read.
+std::string SystemCaBundle() {
+  std::vector<std::string> candidates;
+  if (CURL* probe = curl_easy_init()) {
+    char* path = nullptr;
+    if (curl_easy_getinfo(probe, CURLINFO_CAINFO, &path) == CURLE_OK && path != nullptr) {
+      candidates.emplace_back(path);
+    }
+    curl_easy_cleanup(probe);
+  }
+  candidates.insert(candidates.end(), {"/etc/ssl/certs/ca-certificates.crt",
+                                       "/etc/pki/tls/certs/ca-bundle.crt",
+                                       "/etc/ssl/cert.pem"});
+  std::string pem;
+  for (const auto& path : candidates) {
+    if (ReadFile(path, &pem) && !pem.empty()) return pem;
+  }
+  return {};
+}
+
+struct MultiDeleter {
+  void operator()(CURLM* multi) const { curl_multi_cleanup(multi); }
+};
+struct ShareDeleter {
+  void operator()(CURLSH* share) const { curl_share_cleanup(share); }
+};
+struct SlistDeleter {
+  void operator()(curl_slist* list) const { curl_slist_free_all(list); }
+};
+
+// One request from Send() to its callback.
+struct Transfer {
+  Request request;
+  Callback done;
+  CURL* easy = nullptr;
+  std::unique_ptr<curl_slist, SlistDeleter> header_list;
+  Response response;
+  std::size_t max_body = 0;
+  bool forbidden_target = false;  // the open-socket hook refused a private address
+  bool body_too_large = false;
+  char error_buffer[CURL_ERROR_SIZE] = {};
+};
+
+class CurlClient final : public Client {
+ public:
+  explicit CurlClient(const ClientOptions& options);
+  ~CurlClient() override;
+
+  void Send(Request request, Callback done) override;
+  void SetConcurrency(const std::string& key, std::size_t limit) override;
+  std::size_t InFlight() const override;
+  void Shutdown(milliseconds grace) override;
+
+ private:
+  struct KeyState {
+    std::size_t active = 0;
+    std::deque<std::unique_ptr<Transfer>> waiting;
+  };
+
+  // I/O thread.
+  void Run();
+  void Enqueue(std::unique_ptr<Transfer> transfer);
+  void Pump(const std::string& key);
+  void Start(std::unique_ptr<Transfer> transfer);
+  CURLcode Configure(Transfer& transfer, const Url& url);
+  void ReapCompleted();
+  Outcome OutcomeOf(Transfer& transfer, CURLcode result);
+  void Complete(std::unique_ptr<Transfer> transfer, Outcome outcome);
+  void FailEverything();
+  void Recycle(CURL* easy);
+  std::size_t LimitFor(const std::string& key) const;
+
+  void Finish(std::unique_ptr<Transfer> transfer, Outcome outcome);
+
+  // Any thread.
+  void WakeLocked();
+  static void Deliver(Callback done, Outcome outcome);
+
+  static size_t OnHeader(char* data, size_t size, size_t count, void* user);
+  static size_t OnBody(char* data, size_t size, size_t count, void* user);
+  static curl_socket_t OnOpenSocket(void* user, curlsocktype purpose, curl_sockaddr* address);
+
+  const ClientOptions options_;
+  std::string ca_pem_;          // system bundle + options_.ca_file, for CURLOPT_CAINFO_BLOB
+  std::string ca_error_;        // set when options_.ca_file could not be read
+  // libcurl < 8.0.0 breaks every reuse of an h2c prior-knowledge connection (curl/curl#10634,
+  // fixed by #10643); there such requests get a fresh connection each.
+  bool h2c_reuse_broken_ = false;
+  // DNS and TLS session caches; no lock callbacks: only the I/O thread uses the handles.
+  std::unique_ptr<CURLSH, ShareDeleter> share_;
+  std::unique_ptr<CURLM, MultiDeleter> multi_;   // connection cache and the event loop
+
+  // Guarded by mu_.
+  mutable std::mutex mu_;
+  std::condition_variable idle_cv_;
+  std::vector<std::unique_ptr<Transfer>> inbox_;
+  std::vector<std::pair<std::string, std::size_t>> limit_updates_;
+  std::size_t in_flight_ = 0;
+  bool accepting_ = true;
+  bool stop_ = false;
+  bool wake_pending_ = false;
+
+  // I/O thread only.
+  std::unordered_map<std::string, std::size_t> limits_;
+  std::unordered_map<std::string, KeyState> keys_;
+  std::unordered_map<Transfer*, std::unique_ptr<Transfer>> active_;
+  std::vector<CURL*> pool_;
+
+  std::mutex shutdown_mu_;
+  std::thread io_thread_;
+  std::thread::id io_thread_id_;
+};
+
+CurlClient::CurlClient(const ClientOptions& options) : options_(options) {
+  GlobalInit();
+  const curl_version_info_data* info = curl_version_info(CURLVERSION_NOW);
+  if ((info->features & CURL_VERSION_HTTP2) == 0) {
+    spdlog::warn("http_client_no_http2 curl={}", info->version);
+  }
+  h2c_reuse_broken_ = info->version_num < 0x080000;
+  if (!options_.ca_file.empty()) {
+    std::string extra;
+    if (!ReadFile(options_.ca_file, &extra) ||
+        extra.find("-----BEGIN CERTIFICATE-----") == std::string::npos) {
+      ca_error_ = "cannot read a PEM certificate from HERALD_CA_FILE " + options_.ca_file;
+      spdlog::error("http_ca_file_unusable path=\"{}\"", options_.ca_file);
+    } else {
+      ca_pem_ = SystemCaBundle();
+      if (ca_pem_.empty()) spdlog::warn("http_system_ca_bundle_missing");
+      if (!ca_pem_.empty() && ca_pem_.back() != '\n') ca_pem_ += '\n';
+      ca_pem_ += extra;
+    }
+  }
+
+  share_.reset(curl_share_init());
+  multi_.reset(curl_multi_init());
+  if (!share_ || !multi_) throw std::runtime_error("libcurl initialisation failed");
+  curl_share_setopt(share_.get(), CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+  curl_share_setopt(share_.get(), CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+
+  CURLM* multi = multi_.get();
+  curl_multi_setopt(multi, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
+  curl_multi_setopt(multi, CURLMOPT_MAX_HOST_CONNECTIONS,
+                    static_cast<long>(std::max<std::size_t>(1, options_.max_connections_per_host)));
+  curl_multi_setopt(multi, CURLMOPT_MAX_CONCURRENT_STREAMS, kMaxConcurrentStreams);
+  curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, kMaxCachedConnections);
+
+  io_thread_ = std::thread([this] { Run(); });
+  io_thread_id_ = io_thread_.get_id();
+}
+
+CurlClient::~CurlClient() {
+  Shutdown(milliseconds(0));
+  for (CURL* easy : pool_) curl_easy_cleanup(easy);
+  multi_.reset();  // closes the cached connections; handles are cleaned before the share
+}
+
+void CurlClient::Send(Request request, Callback done) {
+  auto transfer = std::make_unique<Transfer>();
+  transfer->request = std::move(request);
+  transfer->done = std::move(done);
+  {
+    std::lock_guard lock(mu_);
+    if (accepting_) {
+      inbox_.push_back(std::move(transfer));
+      ++in_flight_;
+      WakeLocked();
+      return;
+    }
+  }
+  Deliver(std::move(transfer->done), Outcome{TransportError::kShutdown, kShutdownMessage, {}});
+}
+
+void CurlClient::SetConcurrency(const std::string& key, std::size_t limit) {
+  std::lock_guard lock(mu_);
+  limit_updates_.emplace_back(key, std::max<std::size_t>(1, limit));
+  WakeLocked();
+}
+
+std::size_t CurlClient::InFlight() const {
+  std::lock_guard lock(mu_);
+  return in_flight_;
+}
+
+void CurlClient::Shutdown(milliseconds grace) {
+  if (std::this_thread::get_id() == io_thread_id_) {
+    spdlog::warn("http_client_shutdown_from_callback");
+    std::lock_guard lock(mu_);
+    accepting_ = false;
+    stop_ = true;
+    WakeLocked();
+    return;
+  }
+  std::lock_guard shutdown_lock(shutdown_mu_);
+  if (!io_thread_.joinable()) return;
+  {
+    std::unique_lock lock(mu_);
+    accepting_ = false;
+    idle_cv_.wait_for(lock, grace, [this] { return in_flight_ == 0; });
+    stop_ = true;
+    WakeLocked();
+  }
+  io_thread_.join();
+}
+
+void CurlClient::WakeLocked() {
+  if (wake_pending_ || multi_ == nullptr) return;
+  wake_pending_ = true;
+  curl_multi_wakeup(multi_.get());
+}
+
+void CurlClient::Deliver(Callback done, Outcome outcome) {
+  if (!done) return;
+  try {
+    done(std::move(outcome));
+  } catch (const std::exception& e) {
+    spdlog::error("http_callback_exception what=\"{}\"", e.what());
+  } catch (...) {
+    spdlog::error("http_callback_exception");
+  }
+}
+
+void CurlClient::Finish(std::unique_ptr<Transfer> transfer, Outcome outcome) {
+  Callback done = std::move(transfer->done);
+  transfer.reset();
+  {
+    std::lock_guard lock(mu_);
+    if (--in_flight_ == 0) idle_cv_.notify_all();
+  }
+  Deliver(std::move(done), std::move(outcome));
+}
+
+void CurlClient::Run() {
+  std::vector<std::unique_ptr<Transfer>> batch;
+  std::vector<std::pair<std::string, std::size_t>> updates;
+  for (;;) {
+    try {
+      {
+        std::lock_guard lock(mu_);
+        wake_pending_ = false;
+        if (stop_) break;
+        batch.swap(inbox_);
+        updates.swap(limit_updates_);
+      }
+      for (auto& [key, limit] : updates) {
+        limits_[key] = limit;
+        Pump(key);
+      }
+      updates.clear();
+      for (auto& transfer : batch) Enqueue(std::move(transfer));
+      batch.clear();
+
+      int running = 0;
+      curl_multi_perform(multi_.get(), &running);
+      ReapCompleted();
+      curl_multi_poll(multi_.get(), nullptr, 0, kIdlePollMs, nullptr);
+    } catch (const std::exception& e) {
+      spdlog::error("http_io_exception what=\"{}\"", e.what());
+    }
+  }
+  try {
+    FailEverything();
+  } catch (const std::exception& e) {
+    spdlog::error("http_io_exception what=\"{}\"", e.what());
+  }
+}
+
+void CurlClient::Enqueue(std::unique_ptr<Transfer> transfer) {
+  if (transfer->request.concurrency_key.empty()) {
+    Start(std::move(transfer));
+    return;
+  }
+  std::string key = transfer->request.concurrency_key;
+  keys_[key].waiting.push_back(std::move(transfer));
+  Pump(key);
+}
+
+std::size_t CurlClient::LimitFor(const std::string& key) const {
+  auto it = limits_.find(key);
+  return it != limits_.end() ? it->second
+                             : std::max<std::size_t>(1, options_.default_concurrency_per_key);
+}
+
+// Admits waiting requests of `key` up to its limit. Complete() only decrements `active`, so the
+// iterator stays valid while Start() fails synchronously.
+void CurlClient::Pump(const std::string& key) {
+  auto it = keys_.find(key);
+  if (it == keys_.end()) return;
+  const std::size_t limit = LimitFor(key);
+  KeyState& state = it->second;
+  while (state.active < limit && !state.waiting.empty()) {
+    std::unique_ptr<Transfer> transfer = std::move(state.waiting.front());
+    state.waiting.pop_front();
+    ++state.active;
+    Start(std::move(transfer));
+  }
+  if (state.active == 0 && state.waiting.empty()) keys_.erase(it);
+}
+
+void CurlClient::Start(std::unique_ptr<Transfer> transfer) {
+  auto fail = [&](TransportError error, std::string message) {
+    Complete(std::move(transfer), Outcome{error, std::move(message), {}});
+  };
+  const Request& request = transfer->request;
+  std::optional<Url> url = ParseHttpUrl(request.url);
+  if (!url) return fail(TransportError::kBadRequest, "invalid or unsupported URL");
+  if (!IsToken(request.method)) return fail(TransportError::kBadRequest, "invalid HTTP method");
+  if (url->scheme == "https" && !ca_error_.empty()) {
+    return fail(TransportError::kTls, ca_error_);
+  }
+
+  bool has_content_type = false;
+  bool has_expect = false;
+  curl_slist* list = nullptr;
+  for (const auto& [name, value] : request.headers) {
+    if (!IsToken(name) || !IsSafeHeaderValue(value)) {
+      curl_slist_free_all(list);
+      return fail(TransportError::kBadRequest, "invalid request header " + name);
+    }
+    auto is = [&name](std::string_view other) {
+      return name.size() == other.size() &&
+             std::equal(name.begin(), name.end(), other.begin(),
+                        [](char a, char b) { return ToLower(a) == b; });
+    };
+    has_content_type = has_content_type || is("content-type");
+    has_expect = has_expect || is("expect");
+    // "Name;" is curl's spelling of a header with an empty value ("Name:" would remove it).
+    std::string line = value.empty() ? name + ";" : name + ": " + value;
+    curl_slist* next = curl_slist_append(list, line.c_str());
+    if (next == nullptr) {
+      curl_slist_free_all(list);
+      return fail(TransportError::kBadRequest, "out of memory building headers");
+    }
+    list = next;
+  }
+  // No 100-continue round trip; no form-urlencoded Content-Type curl would otherwise invent.
+  for (const char* suppress : {has_expect ? nullptr : "Expect:",
+                               has_content_type ? nullptr : "Content-Type:"}) {
+    if (suppress == nullptr) continue;
+    curl_slist* next = curl_slist_append(list, suppress);
+    if (next == nullptr) {
+      curl_slist_free_all(list);
+      return fail(TransportError::kBadRequest, "out of memory building headers");
+    }
+    list = next;
+  }
+  transfer->header_list.reset(list);
+
+  CURL* easy = nullptr;
+  if (!pool_.empty()) {
+    easy = pool_.back();
+    pool_.pop_back();
+  } else {
+    easy = curl_easy_init();
+    if (easy == nullptr) return fail(TransportError::kConnect, "curl_easy_init failed");
+  }
+  transfer->easy = easy;
+  transfer->max_body = options_.max_response_bytes;
+  if (CURLcode rc = Configure(*transfer, *url); rc != CURLE_OK) {
+    Recycle(easy);
+    transfer->easy = nullptr;
+    return fail(TransportError::kBadRequest,
+                std::string("cannot configure request: ") + curl_easy_strerror(rc));
+  }
+  Transfer* raw = transfer.get();
+  active_.emplace(raw, std::move(transfer));
+  if (CURLMcode rc = curl_multi_add_handle(multi_.get(), easy); rc != CURLM_OK) {
+    auto node = active_.extract(raw);
+    transfer = std::move(node.mapped());
+    Recycle(easy);
+    transfer->easy = nullptr;
+    return fail(TransportError::kConnect,
+                std::string("cannot start request: ") + curl_multi_strerror(rc));
+  }
+}
+
+CURLcode CurlClient::Configure(Transfer& transfer, const Url& url) {
+  CURL* easy = transfer.easy;
+  const Request& request = transfer.request;
+  CURLcode rc = CURLE_OK;
+  auto check = [&rc](CURLcode result) {
+    if (rc == CURLE_OK) rc = result;
+  };
+
+  check(curl_easy_setopt(easy, CURLOPT_PRIVATE, &transfer));
+  check(curl_easy_setopt(easy, CURLOPT_SHARE, share_.get()));
+  check(curl_easy_setopt(easy, CURLOPT_URL, request.url.c_str()));
+  check(curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L));
+  check(curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, transfer.error_buffer));
+
+  // Outbound safety: http(s) only, no redirects, no proxies from the environment.
+  check(curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https"));
+  check(curl_easy_setopt(easy, CURLOPT_REDIR_PROTOCOLS_STR, "http,https"));
+  check(curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L));
+  check(curl_easy_setopt(easy, CURLOPT_PROXY, ""));
+  check(curl_easy_setopt(easy, CURLOPT_NOPROXY, "*"));
+  if (!options_.allow_private_targets) {
+    check(curl_easy_setopt(easy, CURLOPT_OPENSOCKETFUNCTION, &CurlClient::OnOpenSocket));
+    check(curl_easy_setopt(easy, CURLOPT_OPENSOCKETDATA, &transfer));
+  }
+
+  // TLS: always verified; the CA blob is the system bundle plus HERALD_CA_FILE.
+  check(curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, 1L));
+  check(curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, 2L));
+  if (!ca_pem_.empty()) {
+    curl_blob blob{ca_pem_.data(), ca_pem_.size(), CURL_BLOB_NOCOPY};
+    check(curl_easy_setopt(easy, CURLOPT_CAINFO_BLOB, &blob));
+  }
+
+  // Protocol: h2 via ALPN for https, h2c only when asked, otherwise HTTP/1.1 keep-alive.
+  long version = CURL_HTTP_VERSION_1_1;
+  if (url.scheme == "https") {
+    version = CURL_HTTP_VERSION_2TLS;
+  } else if (request.http2_prior_knowledge) {
+    version = CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE;
+  }
+  check(curl_easy_setopt(easy, CURLOPT_HTTP_VERSION, version));
+  if (version == CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE && h2c_reuse_broken_) {
+    check(curl_easy_setopt(easy, CURLOPT_FRESH_CONNECT, 1L));
+    check(curl_easy_setopt(easy, CURLOPT_FORBID_REUSE, 1L));
+  } else {
+    check(curl_easy_setopt(easy, CURLOPT_PIPEWAIT, version == CURL_HTTP_VERSION_1_1 ? 0L : 1L));
+  }
+  check(curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L));
+
+  const milliseconds timeout =
+      request.timeout.count() > 0 ? request.timeout : options_.default_timeout;
+  check(curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS,
+                         static_cast<long>(options_.connect_timeout.count())));
+  check(curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout.count())));
+
+  // Request.
+  const std::string& method = request.method;
+  if (method == "GET" && request.body.empty()) {
+    check(curl_easy_setopt(easy, CURLOPT_HTTPGET, 1L));
+  } else if (method == "HEAD") {
+    check(curl_easy_setopt(easy, CURLOPT_NOBODY, 1L));
+  } else {
+    if (method == "POST" || !request.body.empty()) {
+      check(curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE,
+                             static_cast<curl_off_t>(request.body.size())));
+      check(curl_easy_setopt(easy, CURLOPT_POSTFIELDS, request.body.data()));
+    }
+    if (method != "POST") check(curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, method.c_str()));
+  }
+  check(curl_easy_setopt(easy, CURLOPT_HTTPHEADER, transfer.header_list.get()));
+  check(curl_easy_setopt(easy, CURLOPT_USERAGENT, options_.user_agent.c_str()));
+
+  // Response.
+  check(curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, &CurlClient::OnHeader));
+  check(curl_easy_setopt(easy, CURLOPT_HEADERDATA, &transfer));
+  check(curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, &CurlClient::OnBody));
+  check(curl_easy_setopt(easy, CURLOPT_WRITEDATA, &transfer));
+  if (options_.max_response_bytes > 0) {
+    check(curl_easy_setopt(easy, CURLOPT_MAXFILESIZE_LARGE,
+                           static_cast<curl_off_t>(options_.max_response_bytes)));
+  }
+  return rc;
+}
+
+void CurlClient::ReapCompleted() {
+  int remaining = 0;
+  while (CURLMsg* message = curl_multi_info_read(multi_.get(), &remaining)) {
+    if (message->msg != CURLMSG_DONE) continue;
+    CURL* easy = message->easy_handle;
+    const CURLcode result = message->data.result;
+    Transfer* raw = nullptr;
+    curl_easy_getinfo(easy, CURLINFO_PRIVATE, &raw);
+    auto node = active_.extract(raw);
+    if (node.empty()) {  // cannot happen; never leak the handle
+      curl_multi_remove_handle(multi_.get(), easy);
+      curl_easy_cleanup(easy);
+      continue;
+    }
+    std::unique_ptr<Transfer> transfer = std::move(node.mapped());
+    Outcome outcome = OutcomeOf(*transfer, result);
+    curl_multi_remove_handle(multi_.get(), easy);  // invalidates `message`
+    Recycle(easy);
+    transfer->easy = nullptr;
+    std::string key = transfer->request.concurrency_key;
+    Complete(std::move(transfer), std::move(outcome));
+    if (!key.empty()) Pump(key);
+  }
+}
+
+Outcome CurlClient::OutcomeOf(Transfer& transfer, CURLcode result) {
+  Outcome outcome;
+  if (result == CURLE_OK) {
+    long status = 0;
+    long version = 0;
+    curl_easy_getinfo(transfer.easy, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_getinfo(transfer.easy, CURLINFO_HTTP_VERSION, &version);
+    transfer.response.status = static_cast<int>(status);
+    transfer.response.http_version = HttpVersionName(version);
+    outcome.response = std::move(transfer.response);
+  } else if (transfer.body_too_large || result == CURLE_FILESIZE_EXCEEDED) {
+    outcome.error = TransportError::kProtocol;
+    outcome.error_message =
+        "response body exceeds " + std::to_string(options_.max_response_bytes) + " bytes";
+  } else if (transfer.forbidden_target && result == CURLE_COULDNT_CONNECT) {
+    outcome.error = TransportError::kForbiddenTarget;
+    outcome.error_message = kPrivateTargetMessage;
+  } else {
+    outcome.error = MapCurlError(result);
+    outcome.error_message =
+        transfer.error_buffer[0] != '\0' ? transfer.error_buffer : curl_easy_strerror(result);
+  }
+  return outcome;
+}
+
+void CurlClient::Complete(std::unique_ptr<Transfer> transfer, Outcome outcome) {
+  const std::string& key = transfer->request.concurrency_key;
+  if (!key.empty()) {
+    auto it = keys_.find(key);
+    if (it != keys_.end() && it->second.active > 0) --it->second.active;
+  }
+  Finish(std::move(transfer), std::move(outcome));
+}
+
+void CurlClient::FailEverything() {
+  std::vector<std::unique_ptr<Transfer>> doomed;
+  for (auto& [raw, transfer] : active_) {
+    curl_multi_remove_handle(multi_.get(), transfer->easy);
+    Recycle(transfer->easy);
+    transfer->easy = nullptr;
+    doomed.push_back(std::move(transfer));
+  }
+  active_.clear();
+  for (auto& [key, state] : keys_) {
+    for (auto& transfer : state.waiting) doomed.push_back(std::move(transfer));
+  }
+  keys_.clear();
+  {
+    std::lock_guard lock(mu_);
+    for (auto& transfer : inbox_) doomed.push_back(std::move(transfer));
+    inbox_.clear();
+  }
+  for (auto& transfer : doomed) {
+    Finish(std::move(transfer), Outcome{TransportError::kShutdown, kShutdownMessage, {}});
+  }
+}
+
+void CurlClient::Recycle(CURL* easy) {
+  if (pool_.size() >= kMaxPooledHandles) {
+    curl_easy_cleanup(easy);
+    return;
+  }
+  curl_easy_reset(easy);
+  pool_.push_back(easy);
+}
+
+// curl callbacks: never let an exception cross into C; returning a short count aborts.
+size_t CurlClient::OnHeader(char* data, size_t size, size_t count, void* user) {
+  auto* transfer = static_cast<Transfer*>(user);
+  const size_t n = size * count;
+  try {
+    std::string_view line(data, n);
+    if (line.starts_with("HTTP/")) {  // a new status line: keep only the final response's
+      transfer->response.headers.clear();
+      return n;
+    }
+    std::size_t colon = line.find(':');
+    if (colon == std::string_view::npos || colon == 0) return n;
+    std::string name(line.substr(0, colon));
+    std::transform(name.begin(), name.end(), name.begin(), ToLower);
+    transfer->response.headers.emplace_back(std::move(name),
+                                            std::string(Trim(line.substr(colon + 1))));
+    return n;
+  } catch (...) {
+    return 0;
+  }
+}
+
+size_t CurlClient::OnBody(char* data, size_t size, size_t count, void* user) {
+  auto* transfer = static_cast<Transfer*>(user);
+  const size_t n = size * count;
+  std::string& body = transfer->response.body;
+  if (transfer->max_body > 0 && n > transfer->max_body - body.size()) {
+    transfer->body_too_large = true;
+    return 0;
+  }
+  try {
+    body.append(data, n);
+    return n;
+  } catch (...) {
+    return 0;
+  }
+}
+
+curl_socket_t CurlClient::OnOpenSocket(void* user, curlsocktype purpose, curl_sockaddr* address) {
+  auto* transfer = static_cast<Transfer*>(user);
+  if (purpose != CURLSOCKTYPE_IPCXN) return CURL_SOCKET_BAD;
+  char text[INET6_ADDRSTRLEN] = {};
+  const char* printed = nullptr;
+  // curl's storage behind `addr` is large enough for `addrlen` bytes.
+  const auto* bytes = reinterpret_cast<const unsigned char*>(&address->addr);
+  if (address->family == AF_INET && address->addrlen >= sizeof(sockaddr_in)) {
+    sockaddr_in v4;
+    std::memcpy(&v4, bytes, sizeof(v4));
+    printed = inet_ntop(AF_INET, &v4.sin_addr, text, sizeof(text));
+  } else if (address->family == AF_INET6 && address->addrlen >= sizeof(sockaddr_in6)) {
+    sockaddr_in6 v6;
+    std::memcpy(&v6, bytes, sizeof(v6));
+    printed = inet_ntop(AF_INET6, &v6.sin6_addr, text, sizeof(text));
+  }
+  try {
+    if (printed == nullptr || IsPrivateAddress(printed)) {
+      transfer->forbidden_target = true;
+      spdlog::debug("http_private_target_refused address={}", printed ? printed : "?");
+      return CURL_SOCKET_BAD;
+    }
+  } catch (...) {
+    return CURL_SOCKET_BAD;
+  }
+  return socket(address->family, address->socktype | SOCK_CLOEXEC, address->protocol);
+}
+
+}  // namespace
+
+std::unique_ptr<Client> NewCurlClient(const ClientOptions& options) {
+  return std::make_unique<CurlClient>(options);
+}
+
+}  // namespace herald::http

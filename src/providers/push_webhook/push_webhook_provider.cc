@@ -1,0 +1,98 @@
+#include "providers/push_webhook/push_webhook_provider.h"
+
+#include "core/url.h"
+#include "crypto/crypto.h"
+
+namespace herald::providers {
+namespace {
+
+class PushWebhookProvider final : public Provider {
+ public:
+  PushWebhookProvider(std::string url, std::string secret)
+      : url_(std::move(url)), secret_(std::move(secret)) {}
+
+  Result<http::Request> BuildRequest(const PushMessage& message) const override {
+    http::Request request;
+    request.method = "POST";
+    request.url = url_;
+    request.body = PushWebhookBody(message);
+    request.headers = {
+        {"Content-Type", "application/json"},
+        {"Accept", "application/json, text/plain, */*"},
+        {"X-Novu-Signature", crypto::Hex(crypto::HmacSha256(secret_, request.body))},
+    };
+    return request;
+  }
+
+  Outcome Classify(const http::Outcome& reply) const override {
+    Outcome out = ClassifyTransport(reply);
+    if (out.verdict == Verdict::kDelivered) {
+      // Novu records `response.data.id`; any 2xx body is fine, an id is optional.
+      Json body = Json::parse(reply.response.body, nullptr, /*allow_exceptions=*/false);
+      if (body.is_object() && body.contains("id")) {
+        const Json& id = body["id"];
+        if (id.is_string()) out.provider_message_id = id.get<std::string>();
+        if (id.is_number()) out.provider_message_id = id.dump();
+      }
+    }
+    return out;
+  }
+
+ private:
+  std::string url_;
+  std::string secret_;
+};
+
+// `baseUrl`, when given, replaces the origin (scheme, host, port) of `webhookUrl`.
+std::string EffectiveUrl(const Json& credentials) {
+  std::string url = credentials.value("webhookUrl", "");
+  std::string base = credentials.value("baseUrl", "");
+  if (base.empty()) return url;
+  std::optional<Url> parsed = ParseHttpUrl(url);
+  if (!parsed) return url;
+  while (!base.empty() && base.back() == '/') base.pop_back();
+  return base + parsed->path + (parsed->query.empty() ? "" : "?" + parsed->query);
+}
+
+// Novu sends {...payload, subscriber, step}: the trigger's payload first, then the two keys it
+// adds, in that order (JSON objects here keep their keys sorted, so the order is built by hand).
+std::string PayloadJson(const Json& payload) {
+  if (!payload.is_object()) return "{}";
+  std::string out = "{";
+  auto append = [&](const std::string& key, const Json& value) {
+    if (out.size() > 1) out += ",";
+    out += DumpJson(key) + ":" + DumpJson(value);
+  };
+  for (const auto& [key, value] : payload.items()) {
+    if (key != "subscriber" && key != "step") append(key, value);
+  }
+  for (const char* key : {"subscriber", "step"}) {
+    if (auto it = payload.find(key); it != payload.end()) append(key, *it);
+  }
+  return out + "}";
+}
+
+}  // namespace
+
+std::string PushWebhookBody(const PushMessage& m) {
+  std::string body = "{\"target\":";
+  body += DumpJson(Json::array({m.device_token}));
+  body += ",\"title\":" + DumpJson(m.title);
+  body += ",\"content\":" + DumpJson(m.content);
+  body += ",\"overrides\":" + DumpJson(m.overrides.is_object() ? m.overrides : Json::object());
+  body += ",\"payload\":" + PayloadJson(m.payload);
+  body += ",\"messageId\":" + DumpJson(m.message_id);
+  body += "}";
+  return body;
+}
+
+Result<std::unique_ptr<Provider>> NewPushWebhookProvider(const Json& credentials) {
+  std::string url = EffectiveUrl(credentials);
+  std::string secret = credentials.value("secretKey", "");
+  if (!ParseHttpUrl(url) || secret.empty()) {
+    return Status::InvalidArgument("push-webhook credentials need webhookUrl and secretKey");
+  }
+  return std::unique_ptr<Provider>(new PushWebhookProvider(std::move(url), std::move(secret)));
+}
+
+}  // namespace herald::providers
