@@ -2,6 +2,9 @@
 
 #include <sys/random.h>
 
+#include <atomic>
+#include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
@@ -20,12 +23,25 @@ std::string RandomBytes(std::size_t n) {
 }
 
 std::string NewObjectId() {
+  // MongoDB's layout: 4-byte seconds, 5 bytes random per process, 3-byte counter. Ids made by
+  // one process increase, so indexes on them grow at their right edge instead of dirtying
+  // random pages.
+  static const std::string process_random = RandomBytes(5);
+  static std::atomic<std::uint32_t> counter{[] {
+    std::string seed = RandomBytes(3);
+    return static_cast<std::uint32_t>(static_cast<unsigned char>(seed[0])) << 16 |
+           static_cast<std::uint32_t>(static_cast<unsigned char>(seed[1])) << 8 |
+           static_cast<unsigned char>(seed[2]);
+  }()};
+  auto seconds = static_cast<std::uint32_t>(std::time(nullptr));
+  std::uint32_t count = counter.fetch_add(1) & 0xFFFFFF;
+  unsigned char raw[12];
+  for (int i = 0; i < 4; ++i) raw[i] = static_cast<unsigned char>(seconds >> (24 - 8 * i));
+  for (int i = 0; i < 5; ++i) raw[4 + i] = static_cast<unsigned char>(process_random[i]);
+  for (int i = 0; i < 3; ++i) raw[9 + i] = static_cast<unsigned char>(count >> (16 - 8 * i));
   static constexpr char kHex[] = "0123456789abcdef";
-  auto seconds = static_cast<unsigned>(std::time(nullptr));
-  std::string raw = RandomBytes(8);
   std::string out;
   out.reserve(24);
-  for (int shift = 28; shift >= 0; shift -= 4) out.push_back(kHex[(seconds >> shift) & 0xF]);
   for (unsigned char c : raw) {
     out.push_back(kHex[c >> 4]);
     out.push_back(kHex[c & 0xF]);
@@ -48,8 +64,15 @@ std::string RandomAlnum(std::size_t n) {
 }
 
 std::string NewUuid() {
+  // Version 7 (RFC 9562): 48-bit Unix milliseconds, then random bits. Time-ordered, so the
+  // transaction ids Herald generates append to indexes.
+  auto ms = static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(
+          std::chrono::system_clock::now().time_since_epoch())
+          .count());
   std::string raw = RandomBytes(16);
-  raw[6] = static_cast<char>((raw[6] & 0x0F) | 0x40);
+  for (int i = 0; i < 6; ++i) raw[static_cast<std::size_t>(i)] = static_cast<char>(ms >> (40 - 8 * i));
+  raw[6] = static_cast<char>((raw[6] & 0x0F) | 0x70);
   raw[8] = static_cast<char>((raw[8] & 0x3F) | 0x80);
   char buf[37];
   auto b = [&](int i) { return static_cast<unsigned char>(raw[static_cast<std::size_t>(i)]); };

@@ -15,3 +15,9 @@ void InitLogging(std::string_view level) {
 }
 
 }  // namespace herald
+
+#include <pthread.h>
+
+namespace herald {
+void SetThreadName(const char* name) { pthread_setname_np(pthread_self(), name); }
+}  // namespace herald

@@ -23,7 +23,10 @@ TEST(IdsTest, Shapes) {
   EXPECT_EQ(RandomAlnum(12).size(), 12u);
   std::string uuid = NewUuid();
   EXPECT_EQ(uuid.size(), 36u);
-  EXPECT_EQ(uuid[14], '4');
+  EXPECT_EQ(uuid[14], '7');
+  EXPECT_LT(NewObjectId(), NewObjectId());  // increasing within a process
+  std::string a = NewUuid(), b2 = NewUuid();
+  EXPECT_LE(a.substr(0, 13), b2.substr(0, 13));  // time-ordered prefix
 }
 
 }  // namespace

@@ -22,7 +22,10 @@ void Dispatcher::Start() {
   if (Status st = store_.ReleaseAllLeases(); !st.ok()) {
     spdlog::error("cannot take back leases: {}", st.message());
   }
-  thread_ = std::thread([this] { Loop(); });
+  thread_ = std::thread([this] {
+    SetThreadName("herald-dispatch");
+    Loop();
+  });
 }
 
 void Dispatcher::Wake() {

@@ -272,7 +272,10 @@ CurlClient::CurlClient(const ClientOptions& options) : options_(options) {
   curl_multi_setopt(multi, CURLMOPT_MAX_CONCURRENT_STREAMS, kMaxConcurrentStreams);
   curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, kMaxCachedConnections);
 
-  io_thread_ = std::thread([this] { Run(); });
+  io_thread_ = std::thread([this] {
+    SetThreadName("herald-curl");
+    Run();
+  });
   io_thread_id_ = io_thread_.get_id();
 }
 

@@ -469,6 +469,7 @@ class BeastHttpServer : public HttpServer {
     core_->threads_running = threads;
     for (int i = 0; i < threads; ++i) {
       threads_.emplace_back([core = core_.get()] {
+        SetThreadName("herald-http");
         for (;;) {
           try {
             core->ioc.run();

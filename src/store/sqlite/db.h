@@ -61,8 +61,10 @@ class Db {
 
   // A cached prepared statement; the SQL must be valid (a bug otherwise: aborts).
   Stmt Prepare(std::string_view sql);
-  // Runs one or more statements without results.
+  // Runs one or more statements without results (parsed each time: for scripts).
   Status ExecScript(std::string_view sql);
+  // Runs one statement through the statement cache (for hot statements such as COMMIT).
+  Status Run(std::string_view sql) { return Prepare(sql).Exec(); }
   std::int64_t Changes() const;
 
  private:

@@ -155,10 +155,6 @@ CREATE TABLE messages (
   channel_pk           TEXT,
   device_token         TEXT NOT NULL,
   token_identity       TEXT NOT NULL,
-  title                TEXT NOT NULL,
-  content              TEXT NOT NULL,
-  payload              TEXT NOT NULL,
-  overrides            TEXT NOT NULL,
   state                TEXT NOT NULL,
   attempts             INTEGER NOT NULL,
   next_attempt_at      INTEGER,
@@ -170,6 +166,15 @@ CREATE TABLE messages (
   provider_response_id TEXT,
   created_at           INTEGER NOT NULL,
   updated_at           INTEGER NOT NULL
+);
+-- What a message says, written once. Kept apart from `messages` so that leasing and recording
+-- outcomes rewrite only the small queue row, never the rendered payload.
+CREATE TABLE message_bodies (
+  message_id TEXT PRIMARY KEY REFERENCES messages(id) ON DELETE CASCADE,
+  title      TEXT NOT NULL,
+  content    TEXT NOT NULL,
+  payload    TEXT NOT NULL,
+  overrides  TEXT NOT NULL
 );
 CREATE INDEX messages_due ON messages(next_attempt_at) WHERE next_attempt_at IS NOT NULL;
 CREATE INDEX messages_by_tx ON messages(environment_id, transaction_id);

@@ -98,6 +98,7 @@ class Writer {
   };
 
   void Loop() {
+    SetThreadName("herald-writer");
     std::vector<Task> batch;
     for (;;) {
       {
@@ -116,13 +117,13 @@ class Writer {
 
   void RunBatch(std::vector<Task>& batch) {
     std::vector<Status> results(batch.size());
-    Status begin = db_->ExecScript("BEGIN IMMEDIATE");
+    Status begin = db_->Run("BEGIN IMMEDIATE");
     if (!begin.ok()) {
       for (Task& task : batch) Finish(task, begin);
       return;
     }
     for (std::size_t i = 0; i < batch.size(); ++i) {
-      (void)db_->ExecScript("SAVEPOINT w");
+      (void)db_->Run("SAVEPOINT w");
       try {
         results[i] = batch[i].fn(*db_);
       } catch (const std::exception& e) {
@@ -130,12 +131,13 @@ class Writer {
         results[i] = Status::Internal("store write failed");
       }
       if (results[i].ok()) {
-        (void)db_->ExecScript("RELEASE w");
+        (void)db_->Run("RELEASE w");
       } else {
-        (void)db_->ExecScript("ROLLBACK TO w; RELEASE w");
+        (void)db_->Run("ROLLBACK TO w");
+        (void)db_->Run("RELEASE w");
       }
     }
-    Status commit = db_->ExecScript("COMMIT");
+    Status commit = db_->Run("COMMIT");
     if (!commit.ok()) {
       (void)db_->ExecScript("ROLLBACK");
       for (Task& task : batch) Finish(task, Status::Internal("commit failed"));
@@ -160,6 +162,40 @@ class Writer {
   std::thread thread_;  // last: starts after the members it uses
 };
 
+// Copies the WAL back into the database from its own connection and thread, so that the
+// writer's commits never pay for checkpoints (the writer runs with wal_autocheckpoint=0).
+// PASSIVE checkpoints never block the writer or readers.
+class Checkpointer {
+ public:
+  explicit Checkpointer(std::unique_ptr<Db> db) : db_(std::move(db)), thread_([this] { Loop(); }) {}
+  ~Checkpointer() {
+    {
+      std::lock_guard lock(mu_);
+      stopping_ = true;
+    }
+    cv_.notify_one();
+    thread_.join();
+  }
+
+ private:
+  void Loop() {
+    SetThreadName("herald-ckpt");
+    std::unique_lock lock(mu_);
+    while (!stopping_) {
+      cv_.wait_for(lock, std::chrono::milliseconds(200), [&] { return stopping_; });
+      lock.unlock();
+      (void)db_->ExecScript("PRAGMA wal_checkpoint(PASSIVE)");
+      lock.lock();
+    }
+  }
+
+  std::unique_ptr<Db> db_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stopping_ = false;
+  std::thread thread_;
+};
+
 class ReaderPool {
  public:
   void Add(std::unique_ptr<Db> db) { free_.push_back(std::move(db)); }
@@ -173,9 +209,9 @@ class ReaderPool {
       db = std::move(free_.back());
       free_.pop_back();
     }
-    (void)db->ExecScript("BEGIN");
+    (void)db->Run("BEGIN");
     auto result = f(*db);
-    (void)db->ExecScript("COMMIT");
+    (void)db->Run("COMMIT");
     {
       std::lock_guard lock(mu_);
       free_.push_back(std::move(db));
@@ -488,12 +524,15 @@ Status BindWorkflow(Stmt& s, const Workflow& w) {
 
 // ---- delivery rows -----------------------------------------------------------------------------
 
+// Messages are always read joined with their bodies: "FROM messages m JOIN message_bodies b".
 constexpr std::string_view kMessageColumns =
-    "id, environment_id, notification_id, transaction_id, subscriber_pk, subscriber_id, "
-    "workflow_pk, workflow_id, step_pk, step_id, integration_id, provider_id, channel_pk, "
-    "device_token, token_identity, title, content, payload, overrides, state, attempts, "
-    "next_attempt_at, last_attempt_at, error_id, error_text, provider_response_id, created_at, "
-    "updated_at";
+    "m.id, m.environment_id, m.notification_id, m.transaction_id, m.subscriber_pk, "
+    "m.subscriber_id, m.workflow_pk, m.workflow_id, m.step_pk, m.step_id, m.integration_id, "
+    "m.provider_id, m.channel_pk, m.device_token, m.token_identity, b.title, b.content, "
+    "b.payload, b.overrides, m.state, m.attempts, m.next_attempt_at, m.last_attempt_at, "
+    "m.error_id, m.error_text, m.provider_response_id, m.created_at, m.updated_at";
+constexpr std::string_view kMessageFrom =
+    " FROM messages m JOIN message_bodies b ON b.message_id = m.id";
 
 Message ReadMessageRow(const Stmt& s) {
   Message m;
@@ -532,19 +571,22 @@ Status InsertMessage(Db& db, const Message& m) {
   Stmt s = db.Prepare(
       "INSERT INTO messages (id, environment_id, notification_id, transaction_id, subscriber_pk, "
       "subscriber_id, workflow_pk, workflow_id, step_pk, step_id, integration_id, provider_id, "
-      "channel_pk, device_token, token_identity, title, content, payload, overrides, state, "
-      "attempts, next_attempt_at, created_at, updated_at) "
-      "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?)");
+      "channel_pk, device_token, token_identity, state, attempts, next_attempt_at, created_at, "
+      "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?)");
   s.Bind(1, m.id).Bind(2, m.environment_id).Bind(3, m.notification_id).Bind(4, m.transaction_id);
   s.Bind(5, m.subscriber_pk).Bind(6, m.subscriber_id).Bind(7, m.workflow_pk);
   s.Bind(8, m.workflow_id).Bind(9, m.step_pk).Bind(10, m.step_id).Bind(11, m.integration_id);
   s.Bind(12, m.provider_id).Bind(13, m.channel_pk).Bind(14, m.device_token);
-  s.Bind(15, m.token_identity).Bind(16, m.title).Bind(17, m.content);
-  s.Bind(18, DumpJson(m.payload)).Bind(19, DumpJson(m.overrides));
-  s.Bind(20, static_cast<std::int64_t>(m.created_at));
-  s.Bind(21, static_cast<std::int64_t>(m.created_at));
-  s.Bind(22, static_cast<std::int64_t>(m.created_at));
-  return s.Exec();
+  s.Bind(15, m.token_identity).Bind(16, static_cast<std::int64_t>(m.created_at));
+  s.Bind(17, static_cast<std::int64_t>(m.created_at));
+  s.Bind(18, static_cast<std::int64_t>(m.created_at));
+  RETURN_IF_ERROR(s.Exec());
+  Stmt body = db.Prepare(
+      "INSERT INTO message_bodies (message_id, title, content, payload, overrides) "
+      "VALUES (?, ?, ?, ?, ?)");
+  body.Bind(1, m.id).Bind(2, m.title).Bind(3, m.content).Bind(4, DumpJson(m.payload));
+  body.Bind(5, DumpJson(m.overrides));
+  return body.Exec();
 }
 
 constexpr std::string_view kNotificationColumns =
@@ -611,8 +653,9 @@ Result<std::size_t> WriteNotification(Db& db, const Workflow& workflow, const Su
 
 class SqliteStore final : public Store {
  public:
-  SqliteStore(std::unique_ptr<Db> writer_db, const crypto::KeyRing& keys)
-      : keys_(keys), writer_(std::move(writer_db)) {}
+  SqliteStore(std::unique_ptr<Db> writer_db, std::unique_ptr<Db> checkpoint_db,
+              const crypto::KeyRing& keys)
+      : keys_(keys), writer_(std::move(writer_db)), checkpointer_(std::move(checkpoint_db)) {}
 
   void AddReader(std::unique_ptr<Db> db) { readers_.Add(std::move(db)); }
 
@@ -1460,17 +1503,20 @@ class SqliteStore final : public Store {
   Result<std::vector<Message>> ClaimDueMessages(std::string_view owner, EpochMs now,
                                                 EpochMs lease_until, std::size_t limit) override {
     return Write<std::vector<Message>>([&](Db& db) -> Result<std::vector<Message>> {
-      Stmt s = db.Prepare(
-          "UPDATE messages SET lease_owner = ?, lease_until = ? WHERE id IN (SELECT id FROM "
-          "messages WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= ? AND "
-          "(lease_until IS NULL OR lease_until < ?) ORDER BY next_attempt_at LIMIT ?) "
-          "RETURNING " + std::string(kMessageColumns));
-      s.Bind(1, owner).Bind(2, static_cast<std::int64_t>(lease_until));
-      s.Bind(3, static_cast<std::int64_t>(now)).Bind(4, static_cast<std::int64_t>(now));
-      s.Bind(5, static_cast<std::int64_t>(limit));
+      Stmt s = db.Prepare("SELECT " + std::string(kMessageColumns) + std::string(kMessageFrom) +
+                          " WHERE m.next_attempt_at IS NOT NULL AND m.next_attempt_at <= ? AND "
+                          "(m.lease_until IS NULL OR m.lease_until < ?) "
+                          "ORDER BY m.next_attempt_at LIMIT ?");
+      s.Bind(1, static_cast<std::int64_t>(now)).Bind(2, static_cast<std::int64_t>(now));
+      s.Bind(3, static_cast<std::int64_t>(limit));
       std::vector<Message> out;
       while (s.Step()) out.push_back(ReadMessageRow(s));
-      if (!s.status().ok()) return s.status();
+      RETURN_IF_ERROR(s.status());
+      for (const Message& m : out) {
+        Stmt lease = db.Prepare("UPDATE messages SET lease_owner = ?, lease_until = ? WHERE id = ?");
+        lease.Bind(1, owner).Bind(2, static_cast<std::int64_t>(lease_until)).Bind(3, m.id);
+        RETURN_IF_ERROR(lease.Exec());
+      }
       return out;
     });
   }
@@ -1629,10 +1675,10 @@ class SqliteStore final : public Store {
   // ---- messages and activity ----
   Result<std::vector<Message>> ListMessages(const MessageQuery& q, long long* total) override {
     return Read([&](Db& db) -> Result<std::vector<Message>> {
-      std::string from = " FROM messages WHERE environment_id = ?";
-      if (q.subscriber_id) from += " AND subscriber_id = ?";
+      std::string from = std::string(kMessageFrom) + " WHERE m.environment_id = ?";
+      if (q.subscriber_id) from += " AND m.subscriber_id = ?";
       if (!q.transaction_ids.empty()) {
-        from += " AND transaction_id IN (";
+        from += " AND m.transaction_id IN (";
         for (std::size_t i = 0; i < q.transaction_ids.size(); ++i) from += i ? ", ?" : "?";
         from += ")";
       }
@@ -1646,7 +1692,7 @@ class SqliteStore final : public Store {
       bool capped = false;
       *total = CountCapped(db, from, [&](Stmt& s) { bind(s); }, &capped);
       Stmt s = db.Prepare("SELECT " + std::string(kMessageColumns) + from +
-                          " ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?");
+                          " ORDER BY m.created_at DESC, m.id DESC LIMIT ? OFFSET ?");
       int i = bind(s);
       s.Bind(i, q.limit).Bind(i + 1, static_cast<std::int64_t>(q.page) * q.limit);
       std::vector<Message> out;
@@ -1694,8 +1740,8 @@ class SqliteStore final : public Store {
       while (s.Step()) out.push_back({ReadNotificationRow(s), {}});
       RETURN_IF_ERROR(s.status());
       for (NotificationWithMessages& n : out) {
-        Stmt m = db.Prepare("SELECT " + std::string(kMessageColumns) +
-                            " FROM messages WHERE notification_id = ? ORDER BY created_at, id");
+        Stmt m = db.Prepare("SELECT " + std::string(kMessageColumns) + std::string(kMessageFrom) +
+                            " WHERE m.notification_id = ? ORDER BY m.created_at, m.id");
         m.Bind(1, n.notification.id);
         while (m.Step()) n.messages.push_back(ReadMessageRow(m));
         RETURN_IF_ERROR(m.status());
@@ -1770,6 +1816,7 @@ class SqliteStore final : public Store {
  private:
   const crypto::KeyRing& keys_;
   Writer writer_;
+  Checkpointer checkpointer_;
   ReaderPool readers_;
 };
 
@@ -1808,7 +1855,9 @@ Result<std::unique_ptr<Store>> OpenSqliteStore(const SqliteOptions& options,
                                                const crypto::KeyRing& keys) {
   ASSIGN_OR_RETURN(std::unique_ptr<Db> writer, Db::Open(options.path, /*read_only=*/false));
   RETURN_IF_ERROR(Migrate(*writer));
-  auto store = std::make_unique<SqliteStore>(std::move(writer), keys);
+  RETURN_IF_ERROR(writer->ExecScript("PRAGMA wal_autocheckpoint=0"));
+  ASSIGN_OR_RETURN(std::unique_ptr<Db> checkpoint_db, Db::Open(options.path, /*read_only=*/false));
+  auto store = std::make_unique<SqliteStore>(std::move(writer), std::move(checkpoint_db), keys);
   for (int i = 0; i < std::max(1, options.read_connections); ++i) {
     ASSIGN_OR_RETURN(std::unique_ptr<Db> reader, Db::Open(options.path, /*read_only=*/true));
     store->AddReader(std::move(reader));
