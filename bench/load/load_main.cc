@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
@@ -25,8 +26,6 @@
 #include <string_view>
 #include <thread>
 #include <vector>
-
-#include <CLI/CLI.hpp>
 
 #include "core/json.h"
 #include "crypto/crypto.h"
@@ -119,10 +118,12 @@ class RequestBuilder {
               R"(,"subscriber":{"_id":"65f0c0ffee00000000000000","subscriberId":"sub-)" + k +
               R"(","firstName":null,"lastName":null,"email":null,"phone":null,"avatar":null,)"
               R"("locale":null,"data":{},"channels":[{"providerId":"push-webhook",)"
-              R"("credentials":{"deviceTokens":["tok-)" + k +
+              R"("credentials":{"deviceTokens":["tok-)" +
+              k +
               R"("]}}],"deleted":false,"createdAt":"2024-01-01T00:00:00.000Z",)"
               R"("updatedAt":"2024-01-01T00:00:00.000Z"},"step":{"digest":false}},)"
-              R"("messageId":"bench-)" + seq + R"("})";
+              R"("messageId":"bench-)" +
+              seq + R"("})";
     }
     out->assign(head_);
     if (!options_.secret.empty()) {

@@ -56,7 +56,7 @@ class LatencyHistogram {
 
   static std::size_t Index(std::uint64_t v) {
     if (v < 2 * kSub) return v;
-    int exponent = std::bit_width(v) - 1;  // >= kSubBits + 1
+    int exponent = std::bit_width(v) - 1;                 // >= kSubBits + 1
     std::uint64_t mantissa = v >> (exponent - kSubBits);  // in [kSub, 2 * kSub)
     return (exponent - kSubBits + 1) * kSub + (mantissa - kSub);
   }

@@ -6,6 +6,7 @@
 //   POST /reset      zeroes every counter
 #include <signal.h>
 
+#include <CLI/CLI.hpp>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -13,8 +14,6 @@
 #include <optional>
 #include <string>
 #include <utility>
-
-#include <CLI/CLI.hpp>
 
 #include "bench/sink/latency_histogram.h"
 #include "core/json.h"

@@ -85,8 +85,8 @@ void Api::RunWithIdempotency(Req& request, const Env& env, server::Done done,
     return run(request, std::move(done));
   }
   if (key.size() > 255) {
-    return done(server::ErrorReply(400, request.target,
-                                   "Idempotency-Key must be at most 255 characters"));
+    return done(
+        server::ErrorReply(400, request.target, "Idempotency-Key must be at most 255 characters"));
   }
   std::string key_text(key);
   EpochMs now = NowMs();
@@ -108,18 +108,18 @@ void Api::RunWithIdempotency(Req& request, const Env& env, server::Done done,
       return done(std::move(reply));
     case store::IdempotencyState::kInProgress:
       reply = server::ErrorReply(409, request.target,
-                                 "Request with key \"" + key_text + "\" is currently being processed. "
-                                 "Please retry after 1 second");
+                                 "Request with key \"" + key_text +
+                                     "\" is currently being processed. "
+                                     "Please retry after 1 second");
       reply.headers = {{"Idempotency-Key", key_text},
                        {"Retry-After", "1"},
                        {"Link", "<https://docs.novu.co/additional-resources/idempotency>"}};
       return done(std::move(reply));
     case store::IdempotencyState::kMismatch:
-      reply = server::ErrorReply(
-          Status::Unprocessable("Request with key \"" + key_text +
-                                "\" is being reused for a different body")
-              .WithExtra({{"errors", Json::object()}}),
-          request.target);
+      reply = server::ErrorReply(Status::Unprocessable("Request with key \"" + key_text +
+                                                       "\" is being reused for a different body")
+                                     .WithExtra({{"errors", Json::object()}}),
+                                 request.target);
       reply.headers = {{"Idempotency-Key", key_text}};
       return done(std::move(reply));
     case store::IdempotencyState::kNew:

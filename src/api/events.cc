@@ -54,7 +54,8 @@ Result<store::SubscriberTarget> DecodeSubscriber(const Json& to, std::string_vie
     if (*slot && !**slot && std::string_view(key) != "email") slot->reset();
   }
   if (auto data = to.find("data"); data != to.end() && !data->is_null()) {
-    if (!data->is_object()) return Status::InvalidArgument(std::string(where) + ".data must be an object");
+    if (!data->is_object())
+      return Status::InvalidArgument(std::string(where) + ".data must be an object");
     target.profile.data = std::optional<Json>(*data);
   }
   if (auto channels = to.find("channels"); channels != to.end()) {
@@ -78,9 +79,11 @@ Result<store::SubscriberTarget> DecodeSubscriber(const Json& to, std::string_vie
       if (!credentials.is_object()) {
         return Status::InvalidArgument(at + ".credentials must be an object");
       }
-      ASSIGN_OR_RETURN(jit.webhook_url, OptString(credentials, "webhookUrl", at + ".credentials.webhookUrl"));
-      ASSIGN_OR_RETURN(std::optional<std::vector<std::string>> tokens,
-                       OptStringArray(credentials, "deviceTokens", at + ".credentials.deviceTokens"));
+      ASSIGN_OR_RETURN(jit.webhook_url,
+                       OptString(credentials, "webhookUrl", at + ".credentials.webhookUrl"));
+      ASSIGN_OR_RETURN(
+          std::optional<std::vector<std::string>> tokens,
+          OptStringArray(credentials, "deviceTokens", at + ".credentials.deviceTokens"));
       std::set<std::string> seen;
       for (std::size_t k = 0; tokens && k < tokens->size(); ++k) {
         Result<std::string> token = spec->NormalizeDeviceToken((*tokens)[k], options.token_policy);
@@ -118,8 +121,9 @@ Status DecodeRecipients(const Json& to, store::TriggerRequest& request, const Ap
     if (item.is_string()) {
       target.subscriber_id = item.get<std::string>();
       RETURN_IF_ERROR(CheckId(target.subscriber_id, where));
-    } else if (item.is_object() && (item.value("type", "") == "Topic" ||
-                                    (item.contains("topicKey") && !item.contains("subscriberId")))) {
+    } else if (item.is_object() &&
+               (item.value("type", "") == "Topic" ||
+                (item.contains("topicKey") && !item.contains("subscriberId")))) {
       store::TopicTarget topic;
       ASSIGN_OR_RETURN(topic.key, RequiredString(item, "topicKey", where + ".topicKey"));
       RETURN_IF_ERROR(CheckId(topic.key, where + ".topicKey"));
@@ -205,7 +209,8 @@ void Api::AcceptEvent(const Json& body, const Env& env, bool broadcast,
   Result<store::Workflow> workflow = store_.GetWorkflow(env.id, event.workflow_key);
   if (!workflow.ok()) {
     if (workflow.status().code() == Code::kNotFound) {
-      return done(Status::Unprocessable("workflow_not_found").WithExtra({{"errors", Json::object()}}));
+      return done(
+          Status::Unprocessable("workflow_not_found").WithExtra({{"errors", Json::object()}}));
     }
     return done(workflow.take_status());
   }
@@ -243,8 +248,8 @@ void Api::TriggerBroadcast(Req& r, const Env& env, server::Done done) {
   Result<Json> body = ParseObjectBody(r);
   if (!body.ok()) return done(server::ErrorReply(AsTriggerError(body.take_status()), r.target));
   if (body->contains("to")) {
-    return done(server::ErrorReply(TriggerError("property to should not exist on a broadcast"),
-                                   r.target));
+    return done(
+        server::ErrorReply(TriggerError("property to should not exist on a broadcast"), r.target));
   }
   AcceptEvent(*body, env, /*broadcast=*/true,
               [target = r.target, done = std::move(done)](Result<Json> result) {
@@ -261,10 +266,9 @@ void Api::TriggerBulk(Req& r, const Env& env, server::Done done) {
   auto events = body->find("events");
   if (events == body->end() || !events->is_array() || events->empty() ||
       events->size() > kMaxBulkEvents) {
-    return done(server::ErrorReply(
-        TriggerError("events must be an array of 1 to " + std::to_string(kMaxBulkEvents) +
-                     " trigger events"),
-        r.target));
+    return done(server::ErrorReply(TriggerError("events must be an array of 1 to " +
+                                                std::to_string(kMaxBulkEvents) + " trigger events"),
+                                   r.target));
   }
   struct Gather {
     std::mutex mu;

@@ -1,5 +1,6 @@
 #include "api/input.h"
 
+#include <cctype>
 #include <charconv>
 
 namespace herald::api {
@@ -31,8 +32,7 @@ Status RejectUnknownFields(const Json& object, std::span<const std::string_view>
     bool known = false;
     for (std::string_view a : allowed) known = known || a == key;
     if (!known) {
-      return Status::InvalidArgument("property " + std::string(prefix) + key +
-                                     " should not exist");
+      return Status::InvalidArgument("property " + std::string(prefix) + key + " should not exist");
     }
   }
   return Status::Ok();
@@ -71,8 +71,8 @@ Result<std::string> RequiredString(const Json& object, std::string_view key,
 }
 
 Result<std::optional<std::vector<std::string>>> OptStringArray(const Json& object,
-                                                              std::string_view key,
-                                                              std::string_view field) {
+                                                               std::string_view key,
+                                                               std::string_view field) {
   using Out = std::optional<std::vector<std::string>>;
   auto it = object.find(key);
   if (it == object.end()) return Out();
@@ -100,6 +100,40 @@ Status CheckId(std::string_view value, std::string_view field) {
     }
   }
   return Status::Ok();
+}
+
+std::string Slugify(std::string_view name, std::string_view fallback) {
+  std::string out;
+  for (unsigned char c : name) {
+    if (std::isalnum(c)) {
+      out.push_back(static_cast<char>(std::tolower(c)));
+    } else if (!out.empty() && out.back() != '-') {
+      out.push_back('-');
+    }
+  }
+  while (!out.empty() && out.back() == '-') out.pop_back();
+  return out.empty() ? std::string(fallback) : out;
+}
+
+Result<store::PageRequest> DecodeCursorPage(const server::Request& r) {
+  store::PageRequest page;
+  ASSIGN_OR_RETURN(std::optional<long long> limit, QueryInt(r, "limit", 1, 100));
+  page.limit = static_cast<int>(limit.value_or(10));
+  if (const std::string* after = r.Query("after")) page.after = *after;
+  if (const std::string* before = r.Query("before")) page.before = *before;
+  if (const std::string* order_by = r.Query("orderBy")) {
+    if (*order_by != "createdAt" && *order_by != "updatedAt" && *order_by != "_id") {
+      return Status::InvalidArgument("orderBy must be one of: createdAt, updatedAt, _id");
+    }
+    page.order_by = *order_by;
+  }
+  if (const std::string* dir = r.Query("orderDirection")) {
+    if (*dir != "ASC" && *dir != "DESC") {
+      return Status::InvalidArgument("orderDirection must be ASC or DESC");
+    }
+    page.descending = *dir == "DESC";
+  }
+  return page;
 }
 
 Result<std::optional<long long>> QueryInt(const server::Request& request, std::string_view key,

@@ -11,6 +11,7 @@
 #include "core/json.h"
 #include "core/status.h"
 #include "server/http.h"
+#include "store/model.h"
 
 namespace herald::api {
 
@@ -39,11 +40,19 @@ Result<std::optional<bool>> OptBool(const Json& object, std::string_view key);
 Result<std::string> RequiredString(const Json& object, std::string_view key,
                                    std::string_view field = {});
 Result<std::optional<std::vector<std::string>>> OptStringArray(const Json& object,
-                                                              std::string_view key,
-                                                              std::string_view field = {});
+                                                               std::string_view key,
+                                                               std::string_view field = {});
 
 // Identifiers from paths or bodies: non-empty, at most 256 bytes, no control characters.
 Status CheckId(std::string_view value, std::string_view field);
+
+// Lowercase letters and digits with single '-' between words ("Order shipped!" -> "order-shipped");
+// `fallback` when nothing is left.
+std::string Slugify(std::string_view name, std::string_view fallback);
+
+// Novu's cursor paging query: limit (1..100, default 10), after, before, orderBy (createdAt,
+// updatedAt, _id), orderDirection (ASC, DESC).
+Result<store::PageRequest> DecodeCursorPage(const server::Request& request);
 
 // Query parameter helpers: integers within [min, max] (InvalidArgument otherwise).
 Result<std::optional<long long>> QueryInt(const server::Request& request, std::string_view key,

@@ -2,35 +2,21 @@
 #include <cctype>
 
 #include "api/api.h"
-#include "wire/wire.h"
 #include "api/input.h"
 #include "core/ids.h"
 #include "server/error_reply.h"
+#include "wire/wire.h"
 
 namespace herald::api {
 namespace {
 
 constexpr std::string_view kCreateFields[] = {
-    "name", "identifier", "_environmentId", "providerId", "channel", "kind",
-    "credentials", "active", "check", "conditions", "configurations"};
-constexpr std::string_view kUpdateFields[] = {
-    "name", "identifier", "_environmentId", "active", "credentials", "check", "conditions",
-    "configurations"};
-constexpr std::string_view kNovuChannels[] = {"in_app", "email", "sms",
-                                                                   "chat", "push", "tool"};
-
-std::string Slugify(std::string_view name) {
-  std::string out;
-  for (unsigned char c : name) {
-    if (std::isalnum(c)) {
-      out.push_back(static_cast<char>(std::tolower(c)));
-    } else if (!out.empty() && out.back() != '-') {
-      out.push_back('-');
-    }
-  }
-  while (!out.empty() && out.back() == '-') out.pop_back();
-  return out.empty() ? "integration" : out;
-}
+    "name",        "identifier", "_environmentId", "providerId", "channel",       "kind",
+    "credentials", "active",     "check",          "conditions", "configurations"};
+constexpr std::string_view kUpdateFields[] = {"name",       "identifier",    "_environmentId",
+                                              "active",     "credentials",   "check",
+                                              "conditions", "configurations"};
+constexpr std::string_view kNovuChannels[] = {"in_app", "email", "sms", "chat", "push", "tool"};
 
 Status CheckEnvironmentField(const Json& body, const store::Environment& env) {
   ASSIGN_OR_RETURN(std::optional<std::string> wanted, OptString(body, "_environmentId"));
@@ -69,9 +55,11 @@ Status ApplyCommonFields(const Json& body, store::Integration& integration) {
 }
 
 Result<Json> ListJson(store::Store& store, const store::Environment& env, bool active_only) {
-  ASSIGN_OR_RETURN(std::vector<store::Integration> list, store.ListIntegrations(env.id, active_only));
+  ASSIGN_OR_RETURN(std::vector<store::Integration> list,
+                   store.ListIntegrations(env.id, active_only));
   Json out = Json::array();
-  for (const store::Integration& i : list) out.push_back(wire::IntegrationJson(i, env.organization_id));
+  for (const store::Integration& i : list)
+    out.push_back(wire::IntegrationJson(i, env.organization_id));
   return out;
 }
 
@@ -89,7 +77,8 @@ Api::Reply Api::CreateIntegration(Req& r, const Env& env) {
     return Status::InvalidArgument("channel must be one of: in_app, email, sms, chat, push, tool");
   }
   if (channel != "push") {
-    return Status::InvalidArgument("Channel " + channel + " is not supported: Herald delivers push");
+    return Status::InvalidArgument("Channel " + channel +
+                                   " is not supported: Herald delivers push");
   }
   const providers::ProviderSpec* spec = providers::FindProvider(provider_id);
   if (!spec) {
@@ -106,7 +95,7 @@ Api::Reply Api::CreateIntegration(Req& r, const Env& env) {
   integration.name = std::string(spec->display_name());
   RETURN_IF_ERROR(ApplyCommonFields(body, integration));
   if (!body.contains("identifier")) {
-    integration.identifier = Slugify(integration.name) + "-" + RandomAlnum(6);
+    integration.identifier = Slugify(integration.name, "integration") + "-" + RandomAlnum(6);
   }
   Json credentials = body.value("credentials", Json::object());
   if (!credentials.is_object()) return Status::InvalidArgument("credentials must be an object");
@@ -132,8 +121,8 @@ Api::Reply Api::UpdateIntegration(Req& r, const Env& env) {
   ASSIGN_OR_RETURN(Json body, ParseObjectBody(r, /*allow_empty=*/true));
   RETURN_IF_ERROR(RejectUnknownFields(body, kUpdateFields));
   bool has_update = false;
-  for (std::string_view key : {"name", "identifier", "active", "credentials", "conditions",
-                               "configurations"}) {
+  for (std::string_view key :
+       {"name", "identifier", "active", "credentials", "conditions", "configurations"}) {
     has_update = has_update || body.contains(key);
   }
   if (!has_update) return Status::InvalidArgument("No properties found for update");

@@ -17,6 +17,15 @@ Status ReadPaging(const server::Request& r, int* page, int* limit) {
   return Status::Ok();
 }
 
+// Novu's offset page: {data, hasMore, page, pageSize, totalCount}.
+server::Reply OffsetPageReply(Json data, int page, int limit, long long total) {
+  return server::JsonReply({{"data", std::move(data)},
+                            {"hasMore", static_cast<long long>(page + 1) * limit < total},
+                            {"page", page},
+                            {"pageSize", limit},
+                            {"totalCount", total}});
+}
+
 }  // namespace
 
 Api::Reply Api::ListMessages(Req& r, const Env& env) {
@@ -28,7 +37,8 @@ Api::Reply Api::ListMessages(Req& r, const Env& env) {
     bool known = false;
     for (std::string_view c : kChannels) known = known || c == *channel;
     if (!known) {
-      return Status::InvalidArgument("channel must be one of: in_app, email, sms, chat, push, tool");
+      return Status::InvalidArgument(
+          "channel must be one of: in_app, email, sms, chat, push, tool");
     }
     other_channel = *channel != "push";  // Herald only has push messages
   }
@@ -40,12 +50,9 @@ Api::Reply Api::ListMessages(Req& r, const Env& env) {
     ASSIGN_OR_RETURN(messages, store_.ListMessages(query, &total));
   }
   Json data = Json::array();
-  for (const store::Message& m : messages) data.push_back(wire::MessageJson(m, env.organization_id));
-  return server::JsonReply({{"data", std::move(data)},
-                            {"hasMore", static_cast<long long>(query.page + 1) * query.limit < total},
-                            {"page", query.page},
-                            {"pageSize", query.limit},
-                            {"totalCount", total}});
+  for (const store::Message& m : messages)
+    data.push_back(wire::MessageJson(m, env.organization_id));
+  return OffsetPageReply(std::move(data), query.page, query.limit, total);
 }
 
 Api::Reply Api::DeleteMessage(Req& r, const Env& env) {
@@ -64,11 +71,7 @@ Api::Reply Api::ListNotifications(Req& r, const Env& env) {
                    store_.ListNotifications(query, &total));
   Json data = Json::array();
   for (const auto& item : items) data.push_back(wire::NotificationJson(item, env.organization_id));
-  return server::JsonReply({{"data", std::move(data)},
-                            {"hasMore", static_cast<long long>(query.page + 1) * query.limit < total},
-                            {"page", query.page},
-                            {"pageSize", query.limit},
-                            {"totalCount", total}});
+  return OffsetPageReply(std::move(data), query.page, query.limit, total);
 }
 
 }  // namespace herald::api

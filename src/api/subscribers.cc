@@ -2,18 +2,18 @@
 #include <set>
 
 #include "api/api.h"
-#include "wire/wire.h"
 #include "api/input.h"
 #include "server/error_reply.h"
+#include "wire/wire.h"
 
 namespace herald::api {
 namespace {
 
-constexpr std::string_view kProfileFields[] = {
-    "firstName", "lastName", "email", "phone", "avatar", "locale", "timezone", "data"};
-constexpr std::string_view kCreateV2Fields[] = {
-    "subscriberId", "firstName", "lastName", "email", "phone",
-    "avatar",       "locale",    "timezone", "data"};
+constexpr std::string_view kProfileFields[] = {"firstName", "lastName", "email",    "phone",
+                                               "avatar",    "locale",   "timezone", "data"};
+constexpr std::string_view kCreateV2Fields[] = {"subscriberId", "firstName", "lastName",
+                                                "email",        "phone",     "avatar",
+                                                "locale",       "timezone",  "data"};
 
 Result<store::SubscriberPatch> DecodeProfile(const Json& body) {
   store::SubscriberPatch p;
@@ -90,23 +90,7 @@ Api::Reply Api::DeleteSubscriberV2(Req& r, const Env& env) {
 }
 
 Api::Reply Api::SearchSubscribers(Req& r, const Env& env) {
-  store::PageRequest page;
-  ASSIGN_OR_RETURN(std::optional<long long> limit, QueryInt(r, "limit", 1, 100));
-  page.limit = static_cast<int>(limit.value_or(10));
-  if (const std::string* after = r.Query("after")) page.after = *after;
-  if (const std::string* before = r.Query("before")) page.before = *before;
-  if (const std::string* order_by = r.Query("orderBy")) {
-    if (*order_by != "createdAt" && *order_by != "updatedAt" && *order_by != "_id") {
-      return Status::InvalidArgument("orderBy must be one of: createdAt, updatedAt, _id");
-    }
-    page.order_by = *order_by;
-  }
-  if (const std::string* dir = r.Query("orderDirection")) {
-    if (*dir != "ASC" && *dir != "DESC") {
-      return Status::InvalidArgument("orderDirection must be ASC or DESC");
-    }
-    page.descending = *dir == "DESC";
-  }
+  ASSIGN_OR_RETURN(store::PageRequest page, DecodeCursorPage(r));
   store::SubscriberFilter filter;
   if (const std::string* v = r.Query("email")) filter.email = *v;
   if (const std::string* v = r.Query("name")) filter.name = *v;
@@ -125,9 +109,9 @@ Api::Reply Api::CreateSubscriberV1(Req& r, const Env& env) {
   RETURN_IF_ERROR(CheckId(subscriber_id, "subscriberId"));
   ASSIGN_OR_RETURN(store::SubscriberPatch profile, DecodeProfile(body));
   bool created = false;
-  ASSIGN_OR_RETURN(store::Subscriber sub, store_.UpsertSubscriber(env.id, subscriber_id, profile,
-                                                                  /*fail_if_exists=*/false,
-                                                                  &created));
+  ASSIGN_OR_RETURN(store::Subscriber sub,
+                   store_.UpsertSubscriber(env.id, subscriber_id, profile,
+                                           /*fail_if_exists=*/false, &created));
   return server::DataReply(wire::SubscriberJson(sub, env.organization_id), 201);
 }
 
@@ -154,7 +138,8 @@ Api::Reply Api::PatchCredentials(Req& r, const Env& env) {
 
 Api::Reply Api::UpdateCredentials(Req& r, const Env& env, store::TokenWriteMode mode) {
   ASSIGN_OR_RETURN(Json body, ParseObjectBody(r));
-  RETURN_IF_ERROR(RejectUnknownFields(body, {"providerId", "integrationIdentifier", "credentials"}));
+  RETURN_IF_ERROR(
+      RejectUnknownFields(body, {"providerId", "integrationIdentifier", "credentials"}));
   store::CredentialsUpdate update;
   update.mode = mode;
   update.max_tokens = options_.max_tokens_per_channel;
@@ -169,7 +154,8 @@ Api::Reply Api::UpdateCredentials(Req& r, const Env& env, store::TokenWriteMode 
   if (credentials == body.end() || !credentials->is_object()) {
     return Status::InvalidArgument("credentials must be an object");
   }
-  ASSIGN_OR_RETURN(update.webhook_url, OptString(*credentials, "webhookUrl", "credentials.webhookUrl"));
+  ASSIGN_OR_RETURN(update.webhook_url,
+                   OptString(*credentials, "webhookUrl", "credentials.webhookUrl"));
   ASSIGN_OR_RETURN(update.channel, OptString(*credentials, "channel", "credentials.channel"));
   ASSIGN_OR_RETURN(std::optional<std::vector<std::string>> raw_tokens,
                    OptStringArray(*credentials, "deviceTokens", "credentials.deviceTokens"));
@@ -177,8 +163,7 @@ Api::Reply Api::UpdateCredentials(Req& r, const Env& env, store::TokenWriteMode 
   std::vector<store::DeviceToken> tokens;
   std::set<std::string> seen;
   for (std::size_t i = 0; raw_tokens && i < raw_tokens->size(); ++i) {
-    Result<std::string> token =
-        spec->NormalizeDeviceToken((*raw_tokens)[i], options_.token_policy);
+    Result<std::string> token = spec->NormalizeDeviceToken((*raw_tokens)[i], options_.token_policy);
     if (!token.ok()) {
       return Status::InvalidArgument("credentials.deviceTokens[" + std::to_string(i) +
                                      "]: " + token.status().message());

@@ -1,34 +1,13 @@
 // /v2/topics and their subscriptions (novu-api.md §2.1, §2.3).
 #include "api/api.h"
-#include "wire/wire.h"
 #include "api/input.h"
 #include "server/error_reply.h"
+#include "wire/wire.h"
 
 namespace herald::api {
 namespace {
 
 constexpr std::size_t kMaxSubscribersPerCall = 100;
-
-Result<store::PageRequest> DecodePage(const server::Request& r) {
-  store::PageRequest page;
-  ASSIGN_OR_RETURN(std::optional<long long> limit, QueryInt(r, "limit", 1, 100));
-  page.limit = static_cast<int>(limit.value_or(10));
-  if (const std::string* after = r.Query("after")) page.after = *after;
-  if (const std::string* before = r.Query("before")) page.before = *before;
-  if (const std::string* dir = r.Query("orderDirection")) {
-    if (*dir != "ASC" && *dir != "DESC") {
-      return Status::InvalidArgument("orderDirection must be ASC or DESC");
-    }
-    page.descending = *dir == "DESC";
-  }
-  if (const std::string* order_by = r.Query("orderBy")) {
-    if (*order_by != "createdAt" && *order_by != "updatedAt" && *order_by != "_id") {
-      return Status::InvalidArgument("orderBy must be one of: createdAt, updatedAt, _id");
-    }
-    page.order_by = *order_by;
-  }
-  return page;
-}
 
 // `subscriberIds: [id]` and `subscriptions: [id | {subscriberId, identifier?, name?}]`, merged.
 Result<std::vector<std::string>> DecodeSubscriberIds(const Json& body) {
@@ -50,7 +29,8 @@ Result<std::vector<std::string>> DecodeSubscriberIds(const Json& body) {
     }
   }
   if (out.empty()) {
-    return Status::InvalidArgument("subscriberIds or subscriptions must name at least one subscriber");
+    return Status::InvalidArgument(
+        "subscriberIds or subscriptions must name at least one subscriber");
   }
   if (out.size() > kMaxSubscribersPerCall) {
     return Status::InvalidArgument("at most " + std::to_string(kMaxSubscribersPerCall) +
@@ -62,7 +42,8 @@ Result<std::vector<std::string>> DecodeSubscriberIds(const Json& body) {
 
 Json SubscriptionResultJson(const store::TopicSubscriptionResult& result, bool removing) {
   Json data = Json::array();
-  for (const store::TopicSubscription& s : result.succeeded) data.push_back(wire::TopicSubscriptionJson(s));
+  for (const store::TopicSubscription& s : result.succeeded)
+    data.push_back(wire::TopicSubscriptionJson(s));
   Json errors = Json::array();
   for (const std::string& id : result.missing_subscribers) {
     errors.push_back({{"subscriberId", id},
@@ -112,7 +93,7 @@ Api::Reply Api::CreateTopic(Req& r, const Env& env) {
 }
 
 Api::Reply Api::ListTopics(Req& r, const Env& env) {
-  ASSIGN_OR_RETURN(store::PageRequest page, DecodePage(r));
+  ASSIGN_OR_RETURN(store::PageRequest page, DecodeCursorPage(r));
   std::optional<std::string> key, name;
   if (const std::string* v = r.Query("key")) key = *v;
   if (const std::string* v = r.Query("name")) name = *v;
@@ -137,7 +118,7 @@ Api::Reply Api::AddTopicSubscriptions(Req& r, const Env& env) {
 }
 
 Api::Reply Api::ListTopicSubscriptions(Req& r, const Env& env) {
-  ASSIGN_OR_RETURN(store::PageRequest page, DecodePage(r));
+  ASSIGN_OR_RETURN(store::PageRequest page, DecodeCursorPage(r));
   std::optional<std::string> subscriber_id;
   if (const std::string* v = r.Query("subscriberId")) subscriber_id = *v;
   ASSIGN_OR_RETURN(store::Page<store::TopicSubscription> result,

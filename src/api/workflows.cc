@@ -3,10 +3,10 @@
 #include <set>
 
 #include "api/api.h"
-#include "wire/wire.h"
 #include "api/input.h"
 #include "core/ids.h"
 #include "server/error_reply.h"
+#include "wire/wire.h"
 
 namespace herald::api {
 namespace {
@@ -14,23 +14,20 @@ namespace {
 constexpr std::size_t kMaxSteps = 20;
 constexpr std::size_t kMaxTemplateBytes = 64 << 10;
 
-constexpr std::string_view kWorkflowFields[] = {
-    "name",        "workflowId", "steps",          "description",   "tags",
-    "active",      "isTranslationEnabled", "__source", "preferences", "payloadSchema",
-    "validatePayload", "severity", "origin",       "agent"};
-
-std::string StepSlug(std::string_view name) {
-  std::string out;
-  for (unsigned char c : name) {
-    if (std::isalnum(c)) {
-      out.push_back(static_cast<char>(std::tolower(c)));
-    } else if (!out.empty() && out.back() != '-') {
-      out.push_back('-');
-    }
-  }
-  while (!out.empty() && out.back() == '-') out.pop_back();
-  return out.empty() ? "step" : out;
-}
+constexpr std::string_view kWorkflowFields[] = {"name",
+                                                "workflowId",
+                                                "steps",
+                                                "description",
+                                                "tags",
+                                                "active",
+                                                "isTranslationEnabled",
+                                                "__source",
+                                                "preferences",
+                                                "payloadSchema",
+                                                "validatePayload",
+                                                "severity",
+                                                "origin",
+                                                "agent"};
 
 }  // namespace
 
@@ -79,7 +76,8 @@ Status Api::DecodeWorkflow(const Json& body, store::Workflow& w, bool is_update)
     return Status::InvalidArgument("steps must be an array");
   }
   if (steps->size() > kMaxSteps) {
-    return Status::InvalidArgument("a workflow has at most " + std::to_string(kMaxSteps) + " steps");
+    return Status::InvalidArgument("a workflow has at most " + std::to_string(kMaxSteps) +
+                                   " steps");
   }
   std::vector<store::WorkflowStep> previous = std::move(w.steps);
   w.steps.clear();
@@ -99,8 +97,9 @@ Status Api::DecodeWorkflow(const Json& body, store::Workflow& w, bool is_update)
       return Status::InvalidArgument(where + ": type " + step.type +
                                      " is not supported; Herald delivers push steps");
     }
-    ASSIGN_OR_RETURN(std::optional<std::string> step_id, OptString(s, "stepId", where + ": stepId"));
-    step.step_id = step_id.value_or(StepSlug(step.name));
+    ASSIGN_OR_RETURN(std::optional<std::string> step_id,
+                     OptString(s, "stepId", where + ": stepId"));
+    step.step_id = step_id.value_or(Slugify(step.name, "step"));
     RETURN_IF_ERROR(CheckId(step.step_id, where + ": stepId"));
     if (!step_ids.insert(step.step_id).second) {
       return Status::InvalidArgument(where + ": stepId " + step.step_id + " is used twice");
@@ -108,7 +107,8 @@ Status Api::DecodeWorkflow(const Json& body, store::Workflow& w, bool is_update)
     // Keep the _id of a step that survives an update (matched by _id or stepId).
     std::string given_id = s.value("_id", s.value("id", ""));
     for (const store::WorkflowStep& old : previous) {
-      if ((!given_id.empty() && old.id == given_id) || old.step_id == step.step_id) step.id = old.id;
+      if ((!given_id.empty() && old.id == given_id) || old.step_id == step.step_id)
+        step.id = old.id;
     }
     if (step.id.empty()) step.id = NewObjectId();
     step.control_values = s.value("controlValues", Json::object());

@@ -2,22 +2,21 @@
 
 #include <signal.h>
 
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <map>
 #include <cstdlib>
 #include <iostream>
-
-#include <CLI/CLI.hpp>
+#include <map>
 
 #include "api/api.h"
 #include "app/data_dir.h"
 #include "core/ids.h"
+#include "core/log.h"
 #include "delivery/dispatcher.h"
 #include "delivery/planner.h"
 #include "http/client.h"
-#include "core/log.h"
 #include "server/error_reply.h"
 #include "server/http_server.h"
 #include "server/router.h"
@@ -126,7 +125,8 @@ int Serve(const Options& options) {
   http::ClientOptions client_options;
   client_options.allow_private_targets = allow_private;
   client_options.ca_file = EnvOr("HERALD_CA_FILE", "");
-  client_options.default_timeout = std::chrono::milliseconds(EnvMs("HERALD_HTTP_TIMEOUT_MS", 15000));
+  client_options.default_timeout =
+      std::chrono::milliseconds(EnvMs("HERALD_HTTP_TIMEOUT_MS", 15000));
   client_options.connect_timeout =
       std::min(client_options.connect_timeout, client_options.default_timeout);
   std::unique_ptr<http::Client> client = http::NewCurlClient(client_options);

@@ -66,12 +66,12 @@ std::string RandomAlnum(std::size_t n) {
 std::string NewUuid() {
   // Version 7 (RFC 9562): 48-bit Unix milliseconds, then random bits. Time-ordered, so the
   // transaction ids Herald generates append to indexes.
-  auto ms = static_cast<std::uint64_t>(
-      std::chrono::duration_cast<std::chrono::milliseconds>(
-          std::chrono::system_clock::now().time_since_epoch())
-          .count());
+  auto ms = static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                           std::chrono::system_clock::now().time_since_epoch())
+                                           .count());
   std::string raw = RandomBytes(16);
-  for (int i = 0; i < 6; ++i) raw[static_cast<std::size_t>(i)] = static_cast<char>(ms >> (40 - 8 * i));
+  for (int i = 0; i < 6; ++i)
+    raw[static_cast<std::size_t>(i)] = static_cast<char>(ms >> (40 - 8 * i));
   raw[6] = static_cast<char>((raw[6] & 0x0F) | 0x70);
   raw[8] = static_cast<char>((raw[8] & 0x3F) | 0x80);
   char buf[37];

@@ -57,14 +57,19 @@ Scan Prescan(std::string_view text, int max_depth) {
       continue;
     }
     switch (c) {
-      case '"': in_string = true; break;
+      case '"':
+        in_string = true;
+        break;
       case '[':
       case '{':
         if (++depth > max_depth) return Scan::kTooDeep;
         break;
       case ']':
-      case '}': --depth; break;
-      default: break;
+      case '}':
+        --depth;
+        break;
+      default:
+        break;
     }
   }
   return Scan::kOk;
@@ -72,8 +77,7 @@ Scan Prescan(std::string_view text, int max_depth) {
 
 }  // namespace
 
-std::optional<Json> ParseJson(std::string_view text, std::string* error,
-                              const JsonLimits& limits) {
+std::optional<Json> ParseJson(std::string_view text, std::string* error, const JsonLimits& limits) {
   switch (Prescan(text, limits.max_depth)) {
     case Scan::kTooDeep:
       *error = "JSON nested deeper than " + std::to_string(limits.max_depth) + " levels";

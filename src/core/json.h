@@ -1,11 +1,10 @@
 // The JSON type used across Herald, and parsing with the limits untrusted input needs.
 #pragma once
 
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
-
-#include <nlohmann/json.hpp>
 
 namespace herald {
 

@@ -2,9 +2,9 @@
 // never pass a secret (API key, credential, token) to a log call.
 #pragma once
 
-#include <string_view>
-
 #include <spdlog/spdlog.h>
+
+#include <string_view>
 
 namespace herald {
 

@@ -13,17 +13,17 @@ namespace herald {
 // The error vocabulary. Each code maps to exactly one HTTP status in HttpStatusOf().
 enum class Code {
   kOk,
-  kInvalidArgument,   // 400
-  kUnauthenticated,   // 401
-  kForbidden,         // 403
-  kNotFound,          // 404
-  kMethodNotAllowed,  // 405
-  kConflict,          // 409
+  kInvalidArgument,     // 400
+  kUnauthenticated,     // 401
+  kForbidden,           // 403
+  kNotFound,            // 404
+  kMethodNotAllowed,    // 405
+  kConflict,            // 409
   kFailedPrecondition,  // 412: the system is not in a state that allows the operation
-  kTooLarge,          // 413
-  kUnprocessable,     // 422
-  kInternal,          // 500
-  kUnavailable,       // 503
+  kTooLarge,            // 413
+  kUnprocessable,       // 422
+  kInternal,            // 500
+  kUnavailable,         // 503
 };
 
 int HttpStatusOf(Code code);
@@ -62,8 +62,8 @@ class Status {
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}           // NOLINT: implicit by design
-  Result(Status status) : v_(std::move(status)) {     // NOLINT
+  Result(T value) : v_(std::move(value)) {}        // NOLINT: implicit by design
+  Result(Status status) : v_(std::move(status)) {  // NOLINT
     assert(!std::get<Status>(v_).ok());
   }
 
@@ -87,14 +87,13 @@ class [[nodiscard]] Result {
 // Early-return helpers, in the spirit of absl's RETURN_IF_ERROR.
 #define HERALD_CONCAT_INNER(a, b) a##b
 #define HERALD_CONCAT(a, b) HERALD_CONCAT_INNER(a, b)
-#define RETURN_IF_ERROR(expr)                 \
-  do {                                        \
-    ::herald::Status _st = (expr);            \
-    if (!_st.ok()) return _st;                \
+#define RETURN_IF_ERROR(expr)      \
+  do {                             \
+    ::herald::Status _st = (expr); \
+    if (!_st.ok()) return _st;     \
   } while (0)
 #define ASSIGN_OR_RETURN_IMPL(tmp, lhs, expr) \
   auto tmp = (expr);                          \
   if (!tmp.ok()) return tmp.take_status();    \
   lhs = std::move(tmp.value())
-#define ASSIGN_OR_RETURN(lhs, expr) \
-  ASSIGN_OR_RETURN_IMPL(HERALD_CONCAT(_res_, __LINE__), lhs, expr)
+#define ASSIGN_OR_RETURN(lhs, expr) ASSIGN_OR_RETURN_IMPL(HERALD_CONCAT(_res_, __LINE__), lhs, expr)

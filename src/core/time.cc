@@ -30,8 +30,8 @@ std::optional<EpochMs> ParseIsoTime(std::string_view text) {
   int y, mo, d, h, mi, s, ms = 0;
   std::string copy(text);
   int consumed = 0;
-  if (std::sscanf(copy.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &s,
-                  &consumed) != 6) {
+  if (std::sscanf(copy.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &s, &consumed) !=
+      6) {
     return std::nullopt;
   }
   std::string_view rest = std::string_view(copy).substr(static_cast<std::size_t>(consumed));

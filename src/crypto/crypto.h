@@ -14,9 +14,9 @@
 namespace herald::crypto {
 
 // ---- digests and MACs -----------------------------------------------------------------------
-std::string Sha256(std::string_view data);                              // 32 raw bytes
+std::string Sha256(std::string_view data);                               // 32 raw bytes
 std::string HmacSha256(std::string_view key, std::string_view message);  // 32 raw bytes
-std::string Hex(std::string_view raw);                                  // lowercase
+std::string Hex(std::string_view raw);                                   // lowercase
 // True when a and b are equal; time depends only on the lengths (CRYPTO_memcmp).
 bool ConstantTimeEquals(std::string_view a, std::string_view b);
 

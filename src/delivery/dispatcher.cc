@@ -93,9 +93,8 @@ void Dispatcher::Loop() {
                         wait);
     }
     std::unique_lock lock(mu_);
-    cv_.wait_for(lock, wait, [&] {
-      return wake_ || stopping_ || !completions_.empty() || fanouts_pending_;
-    });
+    cv_.wait_for(lock, wait,
+                 [&] { return wake_ || stopping_ || !completions_.empty() || fanouts_pending_; });
     wake_ = false;
   }
 }
@@ -182,12 +181,12 @@ void Dispatcher::Send(const store::Message& message) {
     Complete(message, outcome);
     return;
   }
-  providers::PushMessage push{message.id, message.device_token, message.title, message.content,
-                              message.payload, message.overrides};
+  providers::PushMessage push{message.id,      message.device_token, message.title,
+                              message.content, message.payload,      message.overrides};
   Result<http::Request> request = cached.provider->BuildRequest(push);
   if (!request.ok()) {
-    Complete(message, {providers::Verdict::kFailed, "INVALID_MESSAGE",
-                       request.status().message(), std::nullopt, ""});
+    Complete(message, {providers::Verdict::kFailed, "INVALID_MESSAGE", request.status().message(),
+                       std::nullopt, ""});
     return;
   }
   request->timeout = options_.request_timeout;
@@ -234,8 +233,8 @@ void Dispatcher::Complete(const store::Message& message, const providers::Outcom
         done.retry_at = done.at + delay->count();
       } else {
         done.kind = store::MessageOutcome::Kind::kFailed;
-        done.error_text = "gave up after " + std::to_string(attempts) + " attempts; last: " +
-                          outcome.detail;
+        done.error_text =
+            "gave up after " + std::to_string(attempts) + " attempts; last: " + outcome.detail;
       }
       break;
     }

@@ -22,11 +22,11 @@
 namespace herald::delivery {
 
 struct DispatcherOptions {
-  std::string owner;                          // lease owner id (unique per process)
-  std::size_t max_in_flight = 4096;           // messages sent and not yet completed
+  std::string owner;                 // lease owner id (unique per process)
+  std::size_t max_in_flight = 4096;  // messages sent and not yet completed
   std::size_t claim_batch = 512;
-  std::size_t fanout_batch = 500;             // subscribers expanded per fan-out transaction
-  std::chrono::milliseconds lease{120000};    // > request timeout: a live owner never loses one
+  std::size_t fanout_batch = 500;           // subscribers expanded per fan-out transaction
+  std::chrono::milliseconds lease{120000};  // > request timeout: a live owner never loses one
   std::chrono::milliseconds request_timeout{15000};
   std::chrono::milliseconds integration_ttl{5000};  // how long a built Provider is reused
   RetryPolicy retry;

@@ -29,7 +29,10 @@ store::Workflow Flow() {
   store::Workflow w;
   w.id = "wf1";
   w.workflow_id = "order";
-  w.steps = {{"st1", "push", "Push", "push",
+  w.steps = {{"st1",
+              "push",
+              "Push",
+              "push",
               {{"subject", "Hi {{subscriber.firstName}}"}, {"body", "Order {{payload.orderId}}"}}}};
   return w;
 }
@@ -57,7 +60,8 @@ TEST(PlannerTest, RendersOnceAndEmitsOneMessagePerActiveToken) {
 TEST(PlannerTest, OverrideTokensReplaceTheSubscribersTokens) {
   tmpl::TemplateCache cache;
   store::MessagePlanner plan = MakePlanner(cache, {});
-  Json overrides = {{"providers", {{"push-webhook", {{"deviceTokens", {"ov-1"}}, {"sound", "a"}}}}}};
+  Json overrides = {
+      {"providers", {{"push-webhook", {{"deviceTokens", {"ov-1"}}, {"sound", "a"}}}}}};
   auto messages = plan(Flow(), Ann(), {}, overrides);
   ASSERT_TRUE(messages.ok());
   ASSERT_EQ(messages->size(), 1u);

@@ -31,8 +31,9 @@ std::optional<std::chrono::milliseconds> RetryPolicy::NextDelay(
   if (attempts_done >= max_attempts) return std::nullopt;
   if (retry_after) return std::min(*retry_after, std::chrono::milliseconds(3600000));
   int exponent = std::clamp(attempts_done - 1, 0, 40);
-  double ceiling = std::min(static_cast<double>(cap.count()),
-                            static_cast<double>(base.count()) * static_cast<double>(1ULL << exponent));
+  double ceiling =
+      std::min(static_cast<double>(cap.count()),
+               static_cast<double>(base.count()) * static_cast<double>(1ULL << exponent));
   return std::chrono::milliseconds(static_cast<long long>(std::clamp(draw, 0.0, 1.0) * ceiling));
 }
 

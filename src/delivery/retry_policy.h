@@ -13,7 +13,7 @@ namespace herald::delivery {
 struct RetryPolicy {
   std::chrono::milliseconds base{1000};
   std::chrono::milliseconds cap{600000};
-  int max_attempts = 10;            // attempts in all, the first one included
+  int max_attempts = 10;  // attempts in all, the first one included
 
   // Reads HERALD_RETRY_BASE_MS, HERALD_RETRY_MAX_MS, HERALD_RETRY_ATTEMPTS over the defaults.
   static RetryPolicy FromEnvironment();

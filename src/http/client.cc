@@ -15,15 +15,24 @@ std::string_view Response::Header(std::string_view name) const {
 
 const char* TransportErrorName(TransportError error) {
   switch (error) {
-    case TransportError::kNone: return "none";
-    case TransportError::kTimeout: return "timeout";
-    case TransportError::kConnect: return "connect";
-    case TransportError::kDns: return "dns";
-    case TransportError::kTls: return "tls";
-    case TransportError::kForbiddenTarget: return "forbidden_target";
-    case TransportError::kProtocol: return "protocol";
-    case TransportError::kBadRequest: return "bad_request";
-    case TransportError::kShutdown: return "shutdown";
+    case TransportError::kNone:
+      return "none";
+    case TransportError::kTimeout:
+      return "timeout";
+    case TransportError::kConnect:
+      return "connect";
+    case TransportError::kDns:
+      return "dns";
+    case TransportError::kTls:
+      return "tls";
+    case TransportError::kForbiddenTarget:
+      return "forbidden_target";
+    case TransportError::kProtocol:
+      return "protocol";
+    case TransportError::kBadRequest:
+      return "bad_request";
+    case TransportError::kShutdown:
+      return "shutdown";
   }
   return "unknown";
 }

@@ -20,7 +20,7 @@ using Headers = std::vector<std::pair<std::string, std::string>>;
 
 struct Request {
   std::string method = "POST";
-  std::string url;                    // absolute http(s) URL
+  std::string url;  // absolute http(s) URL
   Headers headers;
   std::string body;
   // 0 = the client's default. Total covers connect + TLS + request + response; it starts when
@@ -34,31 +34,31 @@ struct Request {
 
 struct Response {
   int status = 0;
-  Headers headers;                    // names lowercase
+  Headers headers;  // names lowercase
   std::string body;
-  std::string http_version;           // "1.1", "2"
+  std::string http_version;                              // "1.1", "2"
   std::string_view Header(std::string_view name) const;  // first match or empty
 };
 
 // Why a request got no HTTP response. Transient ones are retried by the queue.
 enum class TransportError {
   kNone,
-  kTimeout,            // connect or total timeout
-  kConnect,            // refused, unreachable, reset before a response
-  kDns,                // name did not resolve
-  kTls,                // handshake or certificate failure
-  kForbiddenTarget,    // resolved to a loopback/private/link-local/metadata address
-  kProtocol,           // malformed response, stream error, GOAWAY
-  kBadRequest,         // our request was unusable (bad URL, ...)
-  kShutdown,           // the client is stopping
+  kTimeout,          // connect or total timeout
+  kConnect,          // refused, unreachable, reset before a response
+  kDns,              // name did not resolve
+  kTls,              // handshake or certificate failure
+  kForbiddenTarget,  // resolved to a loopback/private/link-local/metadata address
+  kProtocol,         // malformed response, stream error, GOAWAY
+  kBadRequest,       // our request was unusable (bad URL, ...)
+  kShutdown,         // the client is stopping
 };
 const char* TransportErrorName(TransportError error);
 bool IsTransient(TransportError error);
 
 struct Outcome {
   TransportError error = TransportError::kNone;
-  std::string error_message;          // curl's text, for logs and delivery records
-  Response response;                  // valid when error == kNone
+  std::string error_message;  // curl's text, for logs and delivery records
+  Response response;          // valid when error == kNone
   bool ok() const { return error == TransportError::kNone; }
 };
 
@@ -67,8 +67,8 @@ using Callback = std::function<void(Outcome)>;
 struct ClientOptions {
   std::chrono::milliseconds connect_timeout{5000};
   std::chrono::milliseconds default_timeout{15000};
-  std::string ca_file;                // HERALD_CA_FILE: extra CA bundle (added to system CAs)
-  bool allow_private_targets = false; // HERALD_ALLOW_PRIVATE_TARGETS=1
+  std::string ca_file;                 // HERALD_CA_FILE: extra CA bundle (added to system CAs)
+  bool allow_private_targets = false;  // HERALD_ALLOW_PRIVATE_TARGETS=1
   std::size_t max_connections_per_host = 8;
   std::size_t default_concurrency_per_key = 64;
   std::size_t max_response_bytes = 1 << 20;  // larger bodies fail with kProtocol; 0 = no cap

@@ -2,6 +2,7 @@
 // mutex-guarded inbox (new requests, limit changes, flags); everything curl-related and the
 // per-key admission state belong to the I/O thread.
 #include <arpa/inet.h>
+#include <curl/curl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 
@@ -22,8 +23,6 @@
 #include <utility>
 #include <vector>
 
-#include <curl/curl.h>
-
 #include "core/log.h"
 #include "core/url.h"
 #include "http/client.h"
@@ -33,8 +32,8 @@ namespace {
 
 using std::chrono::milliseconds;
 
-constexpr long kMaxConcurrentStreams = 1000;   // APNs allows ~1000; the server's SETTINGS cap it
-constexpr long kMaxCachedConnections = 256;    // idle connections kept across all origins
+constexpr long kMaxConcurrentStreams = 1000;  // APNs allows ~1000; the server's SETTINGS cap it
+constexpr long kMaxCachedConnections = 256;   // idle connections kept across all origins
 constexpr std::size_t kMaxPooledHandles = 256;
 constexpr int kIdlePollMs = 1000;
 constexpr const char* kPrivateTargetMessage =
@@ -110,11 +109,16 @@ TransportError MapCurlError(CURLcode code) {
 
 std::string HttpVersionName(long version) {
   switch (version) {
-    case CURL_HTTP_VERSION_1_0: return "1.0";
-    case CURL_HTTP_VERSION_1_1: return "1.1";
-    case CURL_HTTP_VERSION_2_0: return "2";
-    case CURL_HTTP_VERSION_3: return "3";
-    default: return "";
+    case CURL_HTTP_VERSION_1_0:
+      return "1.0";
+    case CURL_HTTP_VERSION_1_1:
+      return "1.1";
+    case CURL_HTTP_VERSION_2_0:
+      return "2";
+    case CURL_HTTP_VERSION_3:
+      return "3";
+    default:
+      return "";
   }
 }
 
@@ -136,8 +140,7 @@ std::string SystemCaBundle() {
     curl_easy_cleanup(probe);
   }
   candidates.insert(candidates.end(), {"/etc/ssl/certs/ca-certificates.crt",
-                                       "/etc/pki/tls/certs/ca-bundle.crt",
-                                       "/etc/ssl/cert.pem"});
+                                       "/etc/pki/tls/certs/ca-bundle.crt", "/etc/ssl/cert.pem"});
   std::string pem;
   for (const auto& path : candidates) {
     if (ReadFile(path, &pem) && !pem.empty()) return pem;
@@ -208,14 +211,14 @@ class CurlClient final : public Client {
   static curl_socket_t OnOpenSocket(void* user, curlsocktype purpose, curl_sockaddr* address);
 
   const ClientOptions options_;
-  std::string ca_pem_;          // system bundle + options_.ca_file, for CURLOPT_CAINFO_BLOB
-  std::string ca_error_;        // set when options_.ca_file could not be read
+  std::string ca_pem_;    // system bundle + options_.ca_file, for CURLOPT_CAINFO_BLOB
+  std::string ca_error_;  // set when options_.ca_file could not be read
   // libcurl < 8.0.0 breaks every reuse of an h2c prior-knowledge connection (curl/curl#10634,
   // fixed by #10643); there such requests get a fresh connection each.
   bool h2c_reuse_broken_ = false;
   // DNS and TLS session caches; no lock callbacks: only the I/O thread uses the handles.
   std::unique_ptr<CURLSH, ShareDeleter> share_;
-  std::unique_ptr<CURLM, MultiDeleter> multi_;   // connection cache and the event loop
+  std::unique_ptr<CURLM, MultiDeleter> multi_;  // connection cache and the event loop
 
   // Guarded by mu_.
   mutable std::mutex mu_;
@@ -464,8 +467,8 @@ void CurlClient::Start(std::unique_ptr<Transfer> transfer) {
     list = next;
   }
   // No 100-continue round trip; no form-urlencoded Content-Type curl would otherwise invent.
-  for (const char* suppress : {has_expect ? nullptr : "Expect:",
-                               has_content_type ? nullptr : "Content-Type:"}) {
+  for (const char* suppress :
+       {has_expect ? nullptr : "Expect:", has_content_type ? nullptr : "Content-Type:"}) {
     if (suppress == nullptr) continue;
     curl_slist* next = curl_slist_append(list, suppress);
     if (next == nullptr) {

@@ -1,7 +1,7 @@
-#include "http/client.h"
-
 #include <arpa/inet.h>
+#include <curl/curl.h>
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -25,8 +25,7 @@
 #include <thread>
 #include <vector>
 
-#include <curl/curl.h>
-#include <gtest/gtest.h>
+#include "http/client.h"
 
 extern char** environ;
 
@@ -183,9 +182,9 @@ struct Reply {
 };
 
 std::string HttpResponse(int status, std::string_view body, std::string_view extra_headers = "") {
-  return "HTTP/1.1 " + std::to_string(status) + " X\r\nContent-Length: " +
-         std::to_string(body.size()) + "\r\n" + std::string(extra_headers) + "\r\n" +
-         std::string(body);
+  return "HTTP/1.1 " + std::to_string(status) +
+         " X\r\nContent-Length: " + std::to_string(body.size()) + "\r\n" +
+         std::string(extra_headers) + "\r\n" + std::string(body);
 }
 
 // Keep-alive HTTP/1.1 server (Content-Length bodies only). Counts connections and the largest
@@ -249,8 +248,8 @@ class TestServer {
     while (line_end != std::string::npos) {
       std::size_t start = line_end + 2;
       line_end = head.find("\r\n", start);
-      std::string line = head.substr(start, line_end == std::string::npos ? std::string::npos
-                                                                          : line_end - start);
+      std::string line =
+          head.substr(start, line_end == std::string::npos ? std::string::npos : line_end - start);
       std::size_t colon = line.find(':');
       if (colon == std::string::npos) continue;
       std::string name = line.substr(0, colon);
@@ -419,9 +418,8 @@ class Collector {
 Outcome SendAndWait(Client& client, Request request) {
   auto promise = std::make_shared<std::promise<Outcome>>();
   std::future<Outcome> future = promise->get_future();
-  client.Send(std::move(request), [promise](Outcome outcome) {
-    promise->set_value(std::move(outcome));
-  });
+  client.Send(std::move(request),
+              [promise](Outcome outcome) { promise->set_value(std::move(outcome)); });
   if (future.wait_for(std::chrono::seconds(3)) != std::future_status::ready) {
     ADD_FAILURE() << "no callback within 3 s";
     return Outcome{TransportError::kShutdown, "test: no callback", {}};
@@ -505,9 +503,8 @@ TEST(CurlClientTest, GetSendsNoBodyAndNoInventedContentType) {
 
 TEST(CurlClientTest, KeepsOnlyFinalResponseHeaders) {
   TestServer server([](const SeenRequest&) {
-    return Reply{Reply::kRespond,
-                 "HTTP/1.1 100 Continue\r\nX-Interim: 1\r\n\r\n" +
-                     HttpResponse(200, "ok", "X-Final: yes\r\n")};
+    return Reply{Reply::kRespond, "HTTP/1.1 100 Continue\r\nX-Interim: 1\r\n\r\n" +
+                                      HttpResponse(200, "ok", "X-Final: yes\r\n")};
   });
   auto client = NewCurlClient(LoopbackOptions());
   Outcome outcome = SendAndWait(*client, Get(server.Url()));
@@ -588,8 +585,8 @@ TEST(CurlClientTest, RefusesPrivateTargetsUnlessAllowed) {
   options.allow_private_targets = false;
   auto strict = NewCurlClient(options);
   const std::string port = std::to_string(server.port());
-  for (const std::string& url : {server.Url(), "http://localhost:" + port + "/",
-                                 "http://[::1]:" + port + "/"}) {
+  for (const std::string& url :
+       {server.Url(), "http://localhost:" + port + "/", "http://[::1]:" + port + "/"}) {
     Outcome outcome = SendAndWait(*strict, Get(url));
     EXPECT_EQ(outcome.error, TransportError::kForbiddenTarget)
         << url << " " << TransportErrorName(outcome.error) << ": " << outcome.error_message;
@@ -674,7 +671,7 @@ TEST(CurlClientTest, ShutdownFailsQueuedAndActiveRequestsPromptly) {
     called = true;
     EXPECT_EQ(outcome.error, TransportError::kShutdown);
   });
-  EXPECT_TRUE(called);  // immediately, on this thread
+  EXPECT_TRUE(called);                  // immediately, on this thread
   client->Shutdown(milliseconds(100));  // idempotent
 }
 
@@ -775,8 +772,7 @@ class Nghttpd {
   // Serves `dir`; TLS when `cert` is given.
   Nghttpd(const std::string& binary, const TempDir& dir, const std::string& key = "",
           const std::string& cert = "")
-      : port_(FreePort()),
-        process_([&] {
+      : port_(FreePort()), process_([&] {
           std::vector<std::string> args = {binary, "-a", "127.0.0.1", "-d", dir.File("")};
           if (cert.empty()) args.push_back("--no-tls");
           args.push_back(std::to_string(port_));

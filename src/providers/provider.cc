@@ -9,12 +9,18 @@ namespace herald::providers {
 
 const char* VerdictName(Verdict verdict) {
   switch (verdict) {
-    case Verdict::kDelivered: return "delivered";
-    case Verdict::kRetry: return "retry";
-    case Verdict::kRefreshAuth: return "refresh-auth";
-    case Verdict::kFailed: return "failed";
-    case Verdict::kFailedRemoveToken: return "failed-remove-token";
-    case Verdict::kFailedConfig: return "failed-config";
+    case Verdict::kDelivered:
+      return "delivered";
+    case Verdict::kRetry:
+      return "retry";
+    case Verdict::kRefreshAuth:
+      return "refresh-auth";
+    case Verdict::kFailed:
+      return "failed";
+    case Verdict::kFailedRemoveToken:
+      return "failed-remove-token";
+    case Verdict::kFailedConfig:
+      return "failed-config";
   }
   return "failed";
 }

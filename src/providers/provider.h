@@ -26,8 +26,8 @@ const char* VerdictName(Verdict verdict);
 
 struct Outcome {
   Verdict verdict = Verdict::kDelivered;
-  std::string reason;   // typed code: "HTTP_503", "TIMEOUT", "UNREGISTERED", ...
-  std::string detail;   // human-readable, for the message record (never a credential)
+  std::string reason;  // typed code: "HTTP_503", "TIMEOUT", "UNREGISTERED", ...
+  std::string detail;  // human-readable, for the message record (never a credential)
   std::optional<std::chrono::milliseconds> retry_after;  // the provider's Retry-After
   std::string provider_message_id;
 };

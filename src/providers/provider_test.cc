@@ -36,9 +36,12 @@ TEST(ClassifyTest, TransportErrors) {
   struct Row {
     E error;
     Verdict verdict;
-  } rows[] = {{E::kTimeout, Verdict::kRetry},           {E::kConnect, Verdict::kRetry},
-              {E::kDns, Verdict::kRetry},               {E::kProtocol, Verdict::kRetry},
-              {E::kTls, Verdict::kFailedConfig},        {E::kBadRequest, Verdict::kFailedConfig},
+  } rows[] = {{E::kTimeout, Verdict::kRetry},
+              {E::kConnect, Verdict::kRetry},
+              {E::kDns, Verdict::kRetry},
+              {E::kProtocol, Verdict::kRetry},
+              {E::kTls, Verdict::kFailedConfig},
+              {E::kBadRequest, Verdict::kFailedConfig},
               {E::kForbiddenTarget, Verdict::kFailedConfig}};
   for (const Row& row : rows) {
     http::Outcome o;

@@ -12,14 +12,14 @@ namespace herald::server {
 using Headers = std::vector<std::pair<std::string, std::string>>;  // names in lowercase
 
 struct Request {
-  std::string method;        // upper case: "GET", "POST", ...
-  std::string target;        // as received: path plus query string
-  std::string path;          // raw (still percent-encoded) path, without the query
+  std::string method;  // upper case: "GET", "POST", ...
+  std::string target;  // as received: path plus query string
+  std::string path;    // raw (still percent-encoded) path, without the query
   std::vector<std::pair<std::string, std::string>> query;  // decoded, in order, repeats kept
   Headers headers;
   std::string body;
-  std::string request_id;    // from X-Request-Id if sane, else generated
-  std::string remote;        // peer address
+  std::string request_id;  // from X-Request-Id if sane, else generated
+  std::string remote;      // peer address
 
   // Filled by the router: ":name" segments of the matched pattern, percent-decoded.
   std::vector<std::pair<std::string, std::string>> params;
@@ -34,9 +34,9 @@ struct Request {
 
 struct Reply {
   int status = 200;
-  std::string body;                            // JSON text unless content_type says otherwise
+  std::string body;  // JSON text unless content_type says otherwise
   std::string content_type = "application/json; charset=utf-8";
-  Headers headers;                             // extra headers
+  Headers headers;  // extra headers
 };
 
 // Completion callback: call exactly once, from any thread.

@@ -8,6 +8,16 @@
 
 #include <algorithm>
 #include <atomic>
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
 #include <condition_variable>
 #include <cstdint>
 #include <limits>
@@ -19,17 +29,6 @@
 #include <unordered_map>
 #include <utility>
 #include <vector>
-
-#include <boost/asio/dispatch.hpp>
-#include <boost/asio/executor_work_guard.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/post.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/strand.hpp>
-#include <boost/asio/write.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
 
 #include "core/ids.h"
 #include "core/log.h"
@@ -63,9 +62,9 @@ std::string LowerCopy(std::string_view s) {
 }
 
 bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
-  return a.size() == b.size() &&
-         std::equal(a.begin(), a.end(), b.begin(),
-                    [](char x, char y) { return LowerAscii(x) == LowerAscii(y); });
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return LowerAscii(x) == LowerAscii(y);
+         });
 }
 
 int HexValue(char c) {
@@ -114,8 +113,8 @@ std::vector<std::pair<std::string, std::string>> ParseQuery(std::string_view que
 bool IsSaneRequestId(std::string_view id) {
   if (id.empty() || id.size() > 64) return false;
   return std::all_of(id.begin(), id.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '.' || c == '_' || c == '-';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+           c == '_' || c == '-';
   });
 }
 
@@ -156,7 +155,7 @@ struct Core : std::enable_shared_from_this<Core> {
   const ServerOptions options;
   const Handler handler;
   net::io_context ioc;
-  tcp::acceptor acceptor;    // on its own strand
+  tcp::acceptor acceptor;  // on its own strand
   net::steady_timer accept_retry;
   std::atomic<bool> stopping{false};
 
@@ -188,8 +187,8 @@ class Session : public std::enable_shared_from_this<Session> {
   // Both run on the strand. Idle = between requests or lingering; requests already under way
   // are left to finish.
   void CloseIfIdle() {
-    bool between_requests = state_ == State::kReading && buffer_.size() == 0 &&
-                            (!parser_ || !parser_->got_some());
+    bool between_requests =
+        state_ == State::kReading && buffer_.size() == 0 && (!parser_ || !parser_->got_some());
     if (between_requests || state_ == State::kLingering) Close();
   }
 
@@ -540,7 +539,7 @@ class BeastHttpServer : public HttpServer {
 }  // namespace
 
 Result<std::unique_ptr<HttpServer>> HttpServer::Start(const ServerOptions& options,
-                                                       Handler handler) {
+                                                      Handler handler) {
   auto core = std::make_shared<Core>(options, std::move(handler));
   std::string where = options.host + ":" + std::to_string(options.port);
   auto fail = [&](const beast::error_code& ec) {

@@ -14,8 +14,8 @@ namespace herald::server {
 
 struct ServerOptions {
   std::string host = "127.0.0.1";
-  std::uint16_t port = 3000;            // 0 = pick a free port; see HttpServer::port()
-  int threads = 2;                      // I/O threads
+  std::uint16_t port = 3000;                // 0 = pick a free port; see HttpServer::port()
+  int threads = 2;                          // I/O threads
   std::size_t max_body_bytes = 1 << 20;     // larger bodies get 413 without being read
   std::size_t max_header_bytes = 16 << 10;  // larger header blocks get 431
   std::chrono::seconds idle_timeout{60};    // keep-alive connections idle this long are closed

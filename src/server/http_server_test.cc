@@ -1,6 +1,7 @@
 #include "server/http_server.h"
 
 #include <arpa/inet.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -15,8 +16,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "core/json.h"
 
@@ -113,8 +112,8 @@ class Client {
 };
 
 std::string Get(std::string_view target, std::string_view extra_headers = "") {
-  return "GET " + std::string(target) + " HTTP/1.1\r\nHost: test\r\n" +
-         std::string(extra_headers) + "\r\n";
+  return "GET " + std::string(target) + " HTTP/1.1\r\nHost: test\r\n" + std::string(extra_headers) +
+         "\r\n";
 }
 
 std::string Post(std::string_view target, std::string_view body) {
@@ -139,9 +138,8 @@ class HttpServerTest : public ::testing::Test {
   void StartServer(ServerOptions options = {}) {
     options.host = "127.0.0.1";
     options.port = 0;
-    auto started = HttpServer::Start(options, [this](Request& request, Done done) {
-      Handle(request, std::move(done));
-    });
+    auto started = HttpServer::Start(
+        options, [this](Request& request, Done done) { Handle(request, std::move(done)); });
     ASSERT_TRUE(started.ok()) << started.status().message();
     server_ = std::move(*started);
   }
@@ -322,8 +320,8 @@ TEST_F(HttpServerTest, OversizedBodyIsRejectedWithoutReadingIt) {
   StartServer();
   Client client(server_->port());
   // Only the header is sent; the server must answer without waiting for the 2 MB body.
-  auto response = client.Roundtrip(
-      "POST /echo?x=1 HTTP/1.1\r\nHost: test\r\nContent-Length: 2000000\r\n\r\n");
+  auto response =
+      client.Roundtrip("POST /echo?x=1 HTTP/1.1\r\nHost: test\r\nContent-Length: 2000000\r\n\r\n");
   ASSERT_TRUE(response);
   EXPECT_EQ(response->status, 413);
   EXPECT_EQ(response->headers["content-type"], "application/json; charset=utf-8");
@@ -414,10 +412,10 @@ TEST_F(HttpServerTest, HandlerExceptionBecomes500) {
 
 TEST_F(HttpServerTest, KeepsServingAfterBadRequests) {
   StartServer();
-  for (std::string bad : {std::string("GARBAGE\r\n\r\n"),
-                          Get("/x", "X-Big: " + std::string(20000, 'a') + "\r\n"),
-                          std::string("POST / HTTP/1.1\r\nContent-Length: 9999999\r\n\r\n"),
-                          std::string("GET / HTTP/1.1\r\nContent-Length: zz\r\n\r\n")}) {
+  for (std::string bad :
+       {std::string("GARBAGE\r\n\r\n"), Get("/x", "X-Big: " + std::string(20000, 'a') + "\r\n"),
+        std::string("POST / HTTP/1.1\r\nContent-Length: 9999999\r\n\r\n"),
+        std::string("GET / HTTP/1.1\r\nContent-Length: zz\r\n\r\n")}) {
     Client client(server_->port());
     auto response = client.Roundtrip(bad);
     ASSERT_TRUE(response);
@@ -499,9 +497,9 @@ TEST(HttpServerStartTest, BindFailureIsUnavailable) {
   auto second = HttpServer::Start(options, Sync([](Request&) { return Reply{}; }));
   ASSERT_FALSE(second.ok());
   EXPECT_EQ(second.status().code(), Code::kUnavailable);
-  EXPECT_EQ(second.status().message(), "cannot listen on 127.0.0.1:" +
-                                           std::to_string(options.port) +
-                                           ": Address already in use");
+  EXPECT_EQ(
+      second.status().message(),
+      "cannot listen on 127.0.0.1:" + std::to_string(options.port) + ": Address already in use");
 }
 
 }  // namespace

@@ -50,8 +50,8 @@ bool SplitApiPath(std::string_view raw_path, std::vector<std::string>* segments)
   }
   auto first_version = std::find_if(raw.begin(), raw.end(), IsVersionSegment);
   // Without a version segment (e.g. /healthz) only the last segment matters.
-  auto begin = first_version != raw.end() ? first_version
-                                          : (raw.empty() ? raw.end() : raw.end() - 1);
+  auto begin =
+      first_version != raw.end() ? first_version : (raw.empty() ? raw.end() : raw.end() - 1);
   for (auto it = begin; it != raw.end(); ++it) {
     std::string decoded;
     if (!PercentDecode(*it, &decoded)) return false;
@@ -98,8 +98,7 @@ void Router::Dispatch(Request& request, Done done) const {
     return;
   }
   if (!allow.empty()) {
-    Reply reply = ErrorReply(405, request.path,
-                             "Cannot " + request.method + " " + request.path);
+    Reply reply = ErrorReply(405, request.path, "Cannot " + request.method + " " + request.path);
     reply.headers.emplace_back("Allow", allow);
     done(std::move(reply));
     return;

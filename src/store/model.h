@@ -12,20 +12,20 @@
 namespace herald::store {
 
 struct Environment {
-  std::string id;               // ObjectId-like
-  std::string name;             // "development" | "production"
+  std::string id;    // ObjectId-like
+  std::string name;  // "development" | "production"
   std::string organization_id;
-  std::string api_key_hash;     // hex SHA-256 of the secret API key
-  std::string api_key_sealed;   // the key itself, AEAD-sealed, for `herald keys`
+  std::string api_key_hash;    // hex SHA-256 of the secret API key
+  std::string api_key_sealed;  // the key itself, AEAD-sealed, for `herald keys`
   EpochMs created_at = 0;
 };
 
 struct Integration {
   std::string id;
   std::string environment_id;
-  std::string identifier;       // unique per environment
+  std::string identifier;  // unique per environment
   std::string name;
-  std::string provider_id;      // "fcm", "web-push", ...
+  std::string provider_id;  // "fcm", "web-push", ...
   std::string channel = "push";
   Json credentials = Json::object();  // plaintext in memory; sealed at rest
   bool active = false;
@@ -40,8 +40,8 @@ const char* TokenStatusName(TokenStatus status);
 std::optional<TokenStatus> ParseTokenStatus(std::string_view name);
 
 struct DeviceToken {
-  std::string token;            // canonical form (web-push: the PushSubscription JSON)
-  std::string identity;         // de-duplication key (web-push: the endpoint)
+  std::string token;     // canonical form (web-push: the PushSubscription JSON)
+  std::string identity;  // de-duplication key (web-push: the endpoint)
   TokenStatus status = TokenStatus::kActive;
   EpochMs created_at = 0;
   std::optional<EpochMs> last_active_at;
@@ -56,8 +56,8 @@ struct SubscriberChannel {
   bool integration_active = true;
   std::string provider_id;
   std::optional<std::string> webhook_url;
-  std::optional<std::string> channel;   // chat channel name; kept for Novu parity
-  std::vector<DeviceToken> tokens;      // in registration order
+  std::optional<std::string> channel;  // chat channel name; kept for Novu parity
+  std::vector<DeviceToken> tokens;     // in registration order
 };
 
 // Profile fields a client may set; nullopt = SQL NULL.
@@ -67,9 +67,9 @@ struct SubscriberProfile {
 };
 
 struct Subscriber {
-  std::string id;               // internal _id
+  std::string id;  // internal _id
   std::string environment_id;
-  std::string subscriber_id;    // the application's id
+  std::string subscriber_id;  // the application's id
   SubscriberProfile profile;
   std::vector<SubscriberChannel> channels;
   std::vector<std::string> topics;  // topic keys
@@ -100,7 +100,7 @@ struct Topic {
 
 struct TopicSubscription {
   std::string id;
-  std::string identifier;       // Novu: "<topicKey>:<subscriberId>" unless given
+  std::string identifier;  // Novu: "<topicKey>:<subscriberId>" unless given
   Topic topic;
   std::string subscriber_pk;
   std::string subscriber_id;
@@ -110,24 +110,24 @@ struct TopicSubscription {
 };
 
 struct WorkflowStep {
-  std::string id;               // _id
-  std::string step_id;          // stable id used in overrides.steps.<stepId>
+  std::string id;       // _id
+  std::string step_id;  // stable id used in overrides.steps.<stepId>
   std::string name;
-  std::string type;             // "push" (others stored as given)
+  std::string type;  // "push" (others stored as given)
   Json control_values = Json::object();
 };
 
 struct Workflow {
-  std::string id;               // _id
+  std::string id;  // _id
   std::string environment_id;
-  std::string workflow_id;      // the trigger identifier
+  std::string workflow_id;  // the trigger identifier
   std::string name;
   std::string description;
   std::vector<std::string> tags;
   bool active = false;
   std::string severity = "none";
-  Json payload_schema;          // null if none
-  Json preferences;             // null if none
+  Json payload_schema;  // null if none
+  Json preferences;     // null if none
   std::vector<WorkflowStep> steps;
   EpochMs created_at = 0;
   EpochMs updated_at = 0;
@@ -190,7 +190,7 @@ struct PageRequest {
   std::optional<std::string> after;   // an _id
   std::optional<std::string> before;  // an _id
   bool descending = true;
-  std::string order_by = "createdAt"; // "createdAt" | "updatedAt" | "_id"
+  std::string order_by = "createdAt";  // "createdAt" | "updatedAt" | "_id"
 };
 
 template <typename T>

@@ -51,13 +51,13 @@ struct JitChannel {
 
 struct SubscriberTarget {
   std::string subscriber_id;
-  SubscriberPatch profile;            // applied as an upsert
+  SubscriberPatch profile;  // applied as an upsert
   std::vector<JitChannel> channels;
 };
 
 struct TopicTarget {
   std::string key;
-  std::vector<std::string> exclude;   // subscriber ids
+  std::vector<std::string> exclude;  // subscriber ids
 };
 
 struct TriggerRequest {
@@ -68,13 +68,13 @@ struct TriggerRequest {
   Json overrides = Json::object();
   std::vector<SubscriberTarget> subscribers;  // de-duplicated by the caller
   std::vector<TopicTarget> topics;
-  bool broadcast = false;                     // every subscriber of the environment
-  std::optional<SubscriberTarget> actor;      // upserted; never a recipient of fan-out
+  bool broadcast = false;                 // every subscriber of the environment
+  std::optional<SubscriberTarget> actor;  // upserted; never a recipient of fan-out
   std::size_t max_tokens = 100;
 };
 
 struct TriggerReceipt {
-  bool duplicate = false;   // the transactionId was seen before: nothing was written
+  bool duplicate = false;  // the transactionId was seen before: nothing was written
   std::size_t notifications = 0;
   std::size_t messages = 0;
   std::size_t fanouts = 0;
@@ -90,11 +90,11 @@ struct MessageOutcome {
   enum class Kind { kDelivered, kRetry, kFailed };
   std::string message_id;
   Kind kind = Kind::kDelivered;
-  EpochMs at = 0;                        // attempt time
-  EpochMs retry_at = 0;                  // kRetry
-  std::string error_id, error_text;      // kRetry / kFailed (last reason)
+  EpochMs at = 0;                    // attempt time
+  EpochMs retry_at = 0;              // kRetry
+  std::string error_id, error_text;  // kRetry / kFailed (last reason)
   std::optional<std::string> provider_response_id;
-  bool expire_token = false;             // kFailed: the token is dead (status -> expired)
+  bool expire_token = false;  // kFailed: the token is dead (status -> expired)
 };
 
 struct MessageQuery {
@@ -121,8 +121,8 @@ struct NotificationWithMessages {
 enum class IdempotencyState { kNew, kReplay, kInProgress, kMismatch };
 struct IdempotencyRecord {
   IdempotencyState state = IdempotencyState::kNew;
-  int status = 0;          // kReplay
-  std::string body;        // kReplay
+  int status = 0;    // kReplay
+  std::string body;  // kReplay
 };
 
 class Store {
@@ -152,7 +152,8 @@ class Store {
   virtual Result<Subscriber> UpsertSubscriber(std::string_view env, std::string_view subscriber_id,
                                               const SubscriberPatch& profile, bool fail_if_exists,
                                               bool* created) = 0;
-  virtual Result<Subscriber> GetSubscriber(std::string_view env, std::string_view subscriber_id) = 0;
+  virtual Result<Subscriber> GetSubscriber(std::string_view env,
+                                           std::string_view subscriber_id) = 0;
   // NotFound if absent.
   virtual Result<Subscriber> PatchSubscriber(std::string_view env, std::string_view subscriber_id,
                                              const SubscriberPatch& patch) = 0;
@@ -165,8 +166,7 @@ class Store {
   // Sets one push channel's credentials (Novu §4): resolves the integration, creates the channel
   // if needed, replaces or appends tokens. InvalidArgument if the subscriber or an active
   // integration is missing, or the token limit would be exceeded.
-  virtual Result<Subscriber> UpdateCredentials(std::string_view env,
-                                               std::string_view subscriber_id,
+  virtual Result<Subscriber> UpdateCredentials(std::string_view env, std::string_view subscriber_id,
                                                const CredentialsUpdate& update) = 0;
   // Removes every channel of `provider_id` from the subscriber. NotFound if no subscriber.
   virtual Status DeleteCredentials(std::string_view env, std::string_view subscriber_id,
@@ -180,9 +180,11 @@ class Store {
                                          const PageRequest& page) = 0;
   // Creates the topic if needed; subscribes each existing subscriber (idempotent).
   virtual Result<TopicSubscriptionResult> AddTopicSubscribers(
-      std::string_view env, std::string_view key, const std::vector<std::string>& subscriber_ids) = 0;
+      std::string_view env, std::string_view key,
+      const std::vector<std::string>& subscriber_ids) = 0;
   virtual Result<TopicSubscriptionResult> RemoveTopicSubscribers(
-      std::string_view env, std::string_view key, const std::vector<std::string>& subscriber_ids) = 0;
+      std::string_view env, std::string_view key,
+      const std::vector<std::string>& subscriber_ids) = 0;
   virtual Result<Page<TopicSubscription>> ListTopicSubscriptions(
       std::string_view env, std::string_view key, std::optional<std::string> subscriber_id,
       const PageRequest& page) = 0;
@@ -190,7 +192,8 @@ class Store {
   // ---- workflows -----------------------------------------------------------------------------
   virtual Result<Workflow> CreateWorkflow(const Workflow& workflow) = 0;  // Conflict on id
   // `id_or_workflow_id` matches either the internal _id or the workflowId.
-  virtual Result<Workflow> GetWorkflow(std::string_view env, std::string_view id_or_workflow_id) = 0;
+  virtual Result<Workflow> GetWorkflow(std::string_view env,
+                                       std::string_view id_or_workflow_id) = 0;
   virtual Result<std::vector<Workflow>> ListWorkflows(std::string_view env, int offset, int limit,
                                                       std::optional<std::string> query,
                                                       long long* total) = 0;
@@ -237,8 +240,8 @@ class Store {
   // ---- idempotency keys (novu-api.md §2.0.1) -------------------------------------------------
   // Starts (or looks up) the request `key` with this body digest; a new key is held in progress
   // until `in_progress_until`. Asynchronous: `done` runs on the store's thread after commit.
-  virtual void BeginIdempotent(std::string env, std::string key, std::string body_hash,
-                               EpochMs now, EpochMs in_progress_until,
+  virtual void BeginIdempotent(std::string env, std::string key, std::string body_hash, EpochMs now,
+                               EpochMs in_progress_until,
                                std::function<void(Result<IdempotencyRecord>)> done) = 0;
   // Stores the reply for replays until `expires_at`. Asynchronous: returns before it commits.
   virtual void FinishIdempotent(std::string env, std::string key, int status, std::string body,

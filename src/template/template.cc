@@ -281,13 +281,22 @@ class Compiler {
     if (sigil == '!') return LexComment(std::move(tag), p + 1);
     const bool triple = sigil == '{';
     switch (sigil) {
-      case '#': tag.kind = TokenKind::kOpen; break;
-      case '/': tag.kind = TokenKind::kClose; break;
-      case '^': tag.kind = TokenKind::kElse; break;
+      case '#':
+        tag.kind = TokenKind::kOpen;
+        break;
+      case '/':
+        tag.kind = TokenKind::kClose;
+        break;
+      case '^':
+        tag.kind = TokenKind::kElse;
+        break;
       case '{':
-      case '&': break;
-      case '>': return Error(open, "partials ({{> ...}}) are not supported");
-      default: break;
+      case '&':
+        break;
+      case '>':
+        return Error(open, "partials ({{> ...}}) are not supported");
+      default:
+        break;
     }
     if (std::string_view("#/^{&").find(sigil) != std::string_view::npos) ++p;
 
@@ -525,12 +534,19 @@ class Compiler {
 
   Status Consume(Token& token) {
     switch (token.kind) {
-      case TokenKind::kText: AppendText(Output(), std::move(token.text)); return Status::Ok();
-      case TokenKind::kComment: return Status::Ok();
-      case TokenKind::kValue: return ConsumeValue(token);
-      case TokenKind::kOpen: return ConsumeOpen(token, /*chained=*/false);
-      case TokenKind::kElse: return ConsumeElse(token);
-      case TokenKind::kClose: return ConsumeClose(token);
+      case TokenKind::kText:
+        AppendText(Output(), std::move(token.text));
+        return Status::Ok();
+      case TokenKind::kComment:
+        return Status::Ok();
+      case TokenKind::kValue:
+        return ConsumeValue(token);
+      case TokenKind::kOpen:
+        return ConsumeOpen(token, /*chained=*/false);
+      case TokenKind::kElse:
+        return ConsumeElse(token);
+      case TokenKind::kClose:
+        return ConsumeClose(token);
     }
     return Status::Ok();
   }
@@ -668,15 +684,21 @@ std::string JsNumber(double value) {
 // show as nothing. Arrays join their elements with commas, as Array.prototype.toString.
 void AppendJs(const Json& value, std::string& out, int depth = 0) {
   switch (value.type()) {
-    case Json::value_t::string: out += *value.get_ptr<const std::string*>(); break;
-    case Json::value_t::boolean: out += *value.get_ptr<const bool*>() ? "true" : "false"; break;
+    case Json::value_t::string:
+      out += *value.get_ptr<const std::string*>();
+      break;
+    case Json::value_t::boolean:
+      out += *value.get_ptr<const bool*>() ? "true" : "false";
+      break;
     case Json::value_t::number_integer:
       out += std::to_string(*value.get_ptr<const std::int64_t*>());
       break;
     case Json::value_t::number_unsigned:
       out += std::to_string(*value.get_ptr<const std::uint64_t*>());
       break;
-    case Json::value_t::number_float: out += JsNumber(*value.get_ptr<const double*>()); break;
+    case Json::value_t::number_float:
+      out += JsNumber(*value.get_ptr<const double*>());
+      break;
     case Json::value_t::array:
       if (depth >= 64) break;  // Deeper arrays are unreasonable; don't recurse without bound.
       for (std::size_t i = 0; i < value.size(); ++i) {
@@ -684,8 +706,11 @@ void AppendJs(const Json& value, std::string& out, int depth = 0) {
         AppendJs(value[i], out, depth + 1);
       }
       break;
-    case Json::value_t::object: out += "[object Object]"; break;
-    default: break;  // null, discarded, binary
+    case Json::value_t::object:
+      out += "[object Object]";
+      break;
+    default:
+      break;  // null, discarded, binary
   }
 }
 
@@ -693,18 +718,25 @@ void AppendJs(const Json& value, std::string& out, int depth = 0) {
 bool IsTruthy(const Json* value) {
   if (value == nullptr) return false;
   switch (value->type()) {
-    case Json::value_t::boolean: return *value->get_ptr<const bool*>();
-    case Json::value_t::number_integer: return *value->get_ptr<const std::int64_t*>() != 0;
-    case Json::value_t::number_unsigned: return *value->get_ptr<const std::uint64_t*>() != 0;
+    case Json::value_t::boolean:
+      return *value->get_ptr<const bool*>();
+    case Json::value_t::number_integer:
+      return *value->get_ptr<const std::int64_t*>() != 0;
+    case Json::value_t::number_unsigned:
+      return *value->get_ptr<const std::uint64_t*>() != 0;
     case Json::value_t::number_float: {
       double d = *value->get_ptr<const double*>();
       return d != 0 && !std::isnan(d);
     }
-    case Json::value_t::string: return !value->get_ptr<const std::string*>()->empty();
-    case Json::value_t::array: return !value->empty();
+    case Json::value_t::string:
+      return !value->get_ptr<const std::string*>()->empty();
+    case Json::value_t::array:
+      return !value->empty();
     case Json::value_t::object:
-    case Json::value_t::binary: return true;
-    default: return false;
+    case Json::value_t::binary:
+      return true;
+    default:
+      return false;
   }
 }
 
@@ -787,7 +819,9 @@ class Renderer {
     for (const Node& node : nodes) {
       if (!Spend()) return;
       switch (node.kind) {
-        case NodeKind::kText: Emit(node.text); break;
+        case NodeKind::kText:
+          Emit(node.text);
+          break;
         case NodeKind::kValue: {
           Lookup found = Resolve(node.expr);
           if (found.get() == nullptr) break;
@@ -796,7 +830,9 @@ class Renderer {
           Emit(text);
           break;
         }
-        case NodeKind::kBlock: RenderBlock(node); break;
+        case NodeKind::kBlock:
+          RenderBlock(node);
+          break;
       }
     }
   }
@@ -805,8 +841,12 @@ class Renderer {
     Lookup argument = Resolve(node.expr);
     const Json* value = argument.get();
     switch (node.helper) {
-      case Helper::kIf: RenderNodes(IsTruthy(value) ? node.body : node.inverse); break;
-      case Helper::kUnless: RenderNodes(IsTruthy(value) ? node.inverse : node.body); break;
+      case Helper::kIf:
+        RenderNodes(IsTruthy(value) ? node.body : node.inverse);
+        break;
+      case Helper::kUnless:
+        RenderNodes(IsTruthy(value) ? node.inverse : node.body);
+        break;
       case Helper::kWith:
         if (IsEmpty(value)) {
           RenderNodes(node.inverse);
@@ -816,7 +856,9 @@ class Renderer {
         RenderNodes(node.body);
         frames_.pop_back();
         break;
-      case Helper::kEach: RenderEach(node, value); break;
+      case Helper::kEach:
+        RenderEach(node, value);
+        break;
     }
   }
 

@@ -1,12 +1,12 @@
 #include "template/template.h"
 
+#include <gtest/gtest.h>
+
 #include <chrono>
 #include <random>
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 namespace herald::tmpl {
 namespace {

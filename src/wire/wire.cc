@@ -69,21 +69,22 @@ Json PreferencesJson(const Json& requested) {
 
 Json IntegrationJson(const store::Integration& i, std::string_view organization_id) {
   const providers::ProviderSpec* spec = providers::FindProvider(i.provider_id);
-  Json out = {{"_id", i.id},
-              {"_environmentId", i.environment_id},
-              {"_organizationId", std::string(organization_id)},
-              {"name", i.name},
-              {"identifier", i.identifier},
-              {"providerId", i.provider_id},
-              {"channel", i.channel},
-              {"credentials", spec ? providers::MaskCredentials(*spec, i.credentials) : Json::object()},
-              {"active", i.active},
-              {"deleted", false},
-              {"primary", false},
-              {"priority", 0},
-              {"conditions", i.conditions},
-              {"createdAt", IsoTime(i.created_at)},
-              {"updatedAt", IsoTime(i.updated_at)}};
+  Json out = {
+      {"_id", i.id},
+      {"_environmentId", i.environment_id},
+      {"_organizationId", std::string(organization_id)},
+      {"name", i.name},
+      {"identifier", i.identifier},
+      {"providerId", i.provider_id},
+      {"channel", i.channel},
+      {"credentials", spec ? providers::MaskCredentials(*spec, i.credentials) : Json::object()},
+      {"active", i.active},
+      {"deleted", false},
+      {"primary", false},
+      {"priority", 0},
+      {"conditions", i.conditions},
+      {"createdAt", IsoTime(i.created_at)},
+      {"updatedAt", IsoTime(i.updated_at)}};
   if (i.configurations.is_object() && !i.configurations.empty()) {
     out["configurations"] = i.configurations;
   }
@@ -123,15 +124,15 @@ Json DevicesJson(const store::Subscriber& s) {
   for (const store::SubscriberChannel& ch : s.channels) {
     const providers::ProviderSpec* spec = providers::FindProvider(ch.provider_id);
     for (const store::DeviceToken& t : ch.tokens) {
-      Json device = {{"providerId", ch.provider_id},
-                     {"_integrationId", ch.integration_id},
-                     {"integrationIdentifier", ch.integration_identifier},
-                     {"token", t.token},
-                     {"status", store::TokenStatusName(t.status)},
-                     {"createdAt", IsoTime(t.created_at)},
-                     {"lastActiveAt", t.last_active_at ? Json(IsoTime(*t.last_active_at)) : Json()},
-                     {"lastFailureReason",
-                      t.last_failure_reason ? Json(*t.last_failure_reason) : Json()}};
+      Json device = {
+          {"providerId", ch.provider_id},
+          {"_integrationId", ch.integration_id},
+          {"integrationIdentifier", ch.integration_identifier},
+          {"token", t.token},
+          {"status", store::TokenStatusName(t.status)},
+          {"createdAt", IsoTime(t.created_at)},
+          {"lastActiveAt", t.last_active_at ? Json(IsoTime(*t.last_active_at)) : Json()},
+          {"lastFailureReason", t.last_failure_reason ? Json(*t.last_failure_reason) : Json()}};
       if (spec && ch.provider_id == "web-push") device["endpoint"] = spec->TokenIdentity(t.token);
       out.push_back(std::move(device));
     }
@@ -211,9 +212,12 @@ namespace {
 // Novu's message status: sent | error | warning. Not yet final (pending, retrying) is a warning.
 const char* NovuMessageStatus(const store::Message& m) {
   switch (m.state) {
-    case store::DeliveryState::kDelivered: return "sent";
-    case store::DeliveryState::kFailed: return "error";
-    default: return "warning";
+    case store::DeliveryState::kDelivered:
+      return "sent";
+    case store::DeliveryState::kFailed:
+      return "error";
+    default:
+      return "warning";
   }
 }
 
@@ -304,25 +308,25 @@ Json NotificationJson(const store::NotificationWithMessages& item,
                     {"overrides", m.overrides},
                     {"updatedAt", IsoTime(m.updated_at)}});
   }
-  return {{"_id", n.id},
-          {"_environmentId", n.environment_id},
-          {"_organizationId", std::string(organization_id)},
-          {"_subscriberId", n.subscriber_pk},
-          {"_templateId", n.workflow_pk},
-          {"transactionId", n.transaction_id},
-          {"createdAt", IsoTime(n.created_at)},
-          {"channels", Json::array({"push"})},
-          {"subscriber", {{"_id", n.subscriber_pk}, {"subscriberId", n.subscriber_id}}},
-          {"template",
-           {{"_id", n.workflow_pk},
-            {"name", n.workflow_name},
-            {"triggers",
-             Json::array({{{"type", "event"},
-                           {"identifier", n.workflow_id},
-                           {"variables", Json::array()}}})}}},
-          {"jobs", std::move(jobs)},
-          {"payload", n.payload},
-          {"to", {{"subscriberId", n.subscriber_id}}}};
+  return {
+      {"_id", n.id},
+      {"_environmentId", n.environment_id},
+      {"_organizationId", std::string(organization_id)},
+      {"_subscriberId", n.subscriber_pk},
+      {"_templateId", n.workflow_pk},
+      {"transactionId", n.transaction_id},
+      {"createdAt", IsoTime(n.created_at)},
+      {"channels", Json::array({"push"})},
+      {"subscriber", {{"_id", n.subscriber_pk}, {"subscriberId", n.subscriber_id}}},
+      {"template",
+       {{"_id", n.workflow_pk},
+        {"name", n.workflow_name},
+        {"triggers",
+         Json::array(
+             {{{"type", "event"}, {"identifier", n.workflow_id}, {"variables", Json::array()}}})}}},
+      {"jobs", std::move(jobs)},
+      {"payload", n.payload},
+      {"to", {{"subscriberId", n.subscriber_id}}}};
 }
 
 }  // namespace herald::wire

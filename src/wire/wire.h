@@ -1,5 +1,5 @@
-// Model -> JSON in Novu's wire shapes (underscore-prefixed ids, ISO dates). Pure functions, shared by
-// the API and by delivery (the push-webhook body carries the subscriber document).
+// Model -> JSON in Novu's wire shapes (underscore-prefixed ids, ISO dates). Pure functions, shared
+// by the API and by delivery (the push-webhook body carries the subscriber document).
 #pragma once
 
 #include "core/json.h"

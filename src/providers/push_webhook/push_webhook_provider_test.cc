@@ -19,7 +19,8 @@ PushMessage Message() {
   m.title = "Hello Ann";
   m.content = "Body \xc3\xbc";
   m.overrides = {{"sound", "ding"}};
-  m.payload = {{"orderId", 7}, {"step", {{"digest", false}}}, {"subscriber", {{"subscriberId", "a"}}}};
+  m.payload = {
+      {"orderId", 7}, {"step", {{"digest", false}}}, {"subscriber", {{"subscriberId", "a"}}}};
   return m;
 }
 
@@ -54,8 +55,7 @@ TEST(PushWebhookProviderTest, SpecCreatesIt) {
   const ProviderSpec* spec = FindProvider("push-webhook");
   ASSERT_NE(spec, nullptr);
   EXPECT_TRUE(spec->Create(Credentials()).ok());
-  EXPECT_EQ(FindProvider("fcm")->Create(Json::object()).status().code(),
-            Code::kFailedPrecondition);
+  EXPECT_EQ(FindProvider("fcm")->Create(Json::object()).status().code(), Code::kFailedPrecondition);
 }
 
 http::Outcome Reply(int status, http::Headers headers = {}, std::string body = "") {

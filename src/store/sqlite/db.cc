@@ -78,9 +78,7 @@ std::optional<std::int64_t> Stmt::OptInt(int column) const {
   return Int(column);
 }
 
-bool Stmt::IsNull(int column) const {
-  return sqlite3_column_type(stmt_, column) == SQLITE_NULL;
-}
+bool Stmt::IsNull(int column) const { return sqlite3_column_type(stmt_, column) == SQLITE_NULL; }
 
 Result<std::unique_ptr<Db>> Db::Open(const std::string& path, bool read_only) {
   sqlite3* handle = nullptr;

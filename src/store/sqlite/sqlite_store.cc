@@ -18,10 +18,14 @@ namespace herald::store {
 
 const char* DeliveryStateName(DeliveryState state) {
   switch (state) {
-    case DeliveryState::kPending: return "pending";
-    case DeliveryState::kDelivered: return "delivered";
-    case DeliveryState::kFailed: return "failed";
-    case DeliveryState::kCancelled: return "cancelled";
+    case DeliveryState::kPending:
+      return "pending";
+    case DeliveryState::kDelivered:
+      return "delivered";
+    case DeliveryState::kFailed:
+      return "failed";
+    case DeliveryState::kCancelled:
+      return "cancelled";
   }
   return "pending";
 }
@@ -36,9 +40,12 @@ std::optional<DeliveryState> ParseDeliveryState(std::string_view name) {
 
 const char* TokenStatusName(TokenStatus status) {
   switch (status) {
-    case TokenStatus::kActive: return "active";
-    case TokenStatus::kExpired: return "expired";
-    case TokenStatus::kUnsubscribed: return "unsubscribed";
+    case TokenStatus::kActive:
+      return "active";
+    case TokenStatus::kExpired:
+      return "expired";
+    case TokenStatus::kUnsubscribed:
+      return "unsubscribed";
   }
   return "active";
 }
@@ -372,8 +379,8 @@ Result<Topic> LoadTopic(Db& db, std::string_view env, std::string_view key) {
 // Builds "ORDER BY" and the cursor condition for a keyset page over `table` (alias-free) sorted
 // by (`column`, id). The cursor row is looked up by id inside the same statement.
 struct KeysetSql {
-  std::string where;  // " AND (col, id) > (SELECT ...)" or empty
-  std::string order;  // " ORDER BY col ASC, id ASC"
+  std::string where;      // " AND (col, id) > (SELECT ...)" or empty
+  std::string order;      // " ORDER BY col ASC, id ASC"
   bool reversed = false;  // fetched in reverse order (a `before` page)
 };
 
@@ -418,14 +425,52 @@ void FinishPage(Page<T>& page, const PageRequest& request, const KeysetSql& k,
   if (has_before) page.previous = ids.front();
 }
 
-long long CountCapped(Db& db, const std::string& from_where,
-                      const std::function<void(Stmt&)>& bind, bool* capped) {
+long long CountCapped(Db& db, const std::string& from_where, const std::function<void(Stmt&)>& bind,
+                      bool* capped) {
   Stmt s = db.Prepare("SELECT COUNT(*) FROM (SELECT 1 " + from_where + " LIMIT " +
                       std::to_string(kCountCap + 1) + ")");
   bind(s);
   long long n = s.Step() ? s.Int(0) : 0;
   *capped = n > kCountCap;
   return std::min(n, kCountCap);
+}
+
+// A `%text%` LIKE pattern with the wildcards in `text` escaped (use with ESCAPE '\\').
+std::string ContainsPattern(std::string_view text) {
+  std::string pattern = "%";
+  for (char c : text) {
+    if (c == '%' || c == '_' || c == '\\') pattern.push_back('\\');
+    pattern.push_back(c);
+  }
+  return pattern + "%";
+}
+
+// One keyset page of `table` (rows with an `id` member): `from` is " FROM <table> WHERE ...",
+// whose placeholders take `params` in order.
+template <typename T, typename ReadRow>
+Result<Page<T>> KeysetPage(Db& db, const std::string& table, std::string_view columns,
+                           const std::string& from, const std::vector<std::string>& params,
+                           const PageRequest& request, ReadRow read_row) {
+  auto bind = [&](Stmt& s) {
+    for (std::size_t i = 0; i < params.size(); ++i) s.Bind(static_cast<int>(i + 1), params[i]);
+  };
+  Page<T> page;
+  page.total_count = CountCapped(db, from, bind, &page.total_count_capped);
+  KeysetSql k = Keyset(table, request);
+  Stmt s = db.Prepare("SELECT " + std::string(columns) + from + k.where + k.order + " LIMIT " +
+                      std::to_string(request.limit + 1));
+  bind(s);
+  if (!k.where.empty()) {
+    s.Bind(static_cast<int>(params.size() + 1), k.reversed ? *request.before : *request.after);
+  }
+  std::vector<std::string> ids;
+  while (s.Step()) {
+    page.items.push_back(read_row(s));
+    ids.push_back(page.items.back().id);
+  }
+  RETURN_IF_ERROR(s.status());
+  FinishPage(page, request, k, std::move(ids));
+  return page;
 }
 
 // ---- integrations ------------------------------------------------------------------------------
@@ -938,39 +983,20 @@ class SqliteStore final : public Store {
                                              const PageRequest& request) override {
     return Read([&](Db& db) -> Result<Page<Subscriber>> {
       std::string from = " FROM subscribers WHERE environment_id = ?";
-      std::vector<std::string> args;
-      if (filter.email) from += " AND email = ?", args.push_back(*filter.email);
-      if (filter.phone) from += " AND phone = ?", args.push_back(*filter.phone);
-      if (filter.subscriber_id) from += " AND subscriber_id = ?", args.push_back(*filter.subscriber_id);
+      std::vector<std::string> params{std::string(env)};
+      if (filter.email) from += " AND email = ?", params.push_back(*filter.email);
+      if (filter.phone) from += " AND phone = ?", params.push_back(*filter.phone);
+      if (filter.subscriber_id) {
+        from += " AND subscriber_id = ?", params.push_back(*filter.subscriber_id);
+      }
       if (filter.name) {
-        from += " AND (COALESCE(first_name, '') || ' ' || COALESCE(last_name, '')) LIKE ? ESCAPE '\\'";
-        std::string pattern;
-        for (char c : *filter.name) {
-          if (c == '%' || c == '_' || c == '\\') pattern.push_back('\\');
-          pattern.push_back(c);
-        }
-        args.push_back("%" + pattern + "%");
+        from +=
+            " AND (COALESCE(first_name, '') || ' ' || COALESCE(last_name, '')) LIKE ? ESCAPE '\\'";
+        params.push_back(ContainsPattern(*filter.name));
       }
-      auto bind_filters = [&](Stmt& s) {
-        s.Bind(1, env);
-        for (std::size_t i = 0; i < args.size(); ++i) s.Bind(static_cast<int>(i + 2), args[i]);
-      };
-      Page<Subscriber> page;
-      page.total_count = CountCapped(db, from, bind_filters, &page.total_count_capped);
-      KeysetSql k = Keyset("subscribers", request);
-      Stmt s = db.Prepare("SELECT " + std::string(kSubscriberColumns) + from + k.where + k.order +
-                          " LIMIT " + std::to_string(request.limit + 1));
-      bind_filters(s);
-      if (!k.where.empty()) {
-        s.Bind(static_cast<int>(args.size() + 2), k.reversed ? *request.before : *request.after);
-      }
-      std::vector<std::string> ids;
-      while (s.Step()) {
-        page.items.push_back(ReadSubscriberRow(s));
-        ids.push_back(page.items.back().id);
-      }
-      if (!s.status().ok()) return s.status();
-      FinishPage(page, request, k, std::move(ids));
+      ASSIGN_OR_RETURN(Page<Subscriber> page,
+                       KeysetPage<Subscriber>(db, "subscribers", kSubscriberColumns, from, params,
+                                              request, ReadSubscriberRow));
       for (Subscriber& sub : page.items) LoadSubscriberDetails(db, sub);
       return page;
     });
@@ -980,104 +1006,103 @@ class SqliteStore final : public Store {
   // creates the channel if needed and replaces or appends its tokens.
   static Status ApplyCredentials(Db& db, std::string_view env, const std::string& sub_pk,
                                  const CredentialsUpdate& update, EpochMs now) {
-  // Novu: the newest active integration of the provider, optionally by identifier.
-  Stmt find = db.Prepare(
-      "SELECT id FROM integrations WHERE environment_id = ? AND provider_id = ? AND "
-      "active = 1 AND (? IS NULL OR identifier = ?) ORDER BY created_at DESC, id DESC LIMIT 1");
-  find.Bind(1, env).Bind(2, update.provider_id);
-  find.Bind(3, update.integration_identifier).Bind(4, update.integration_identifier);
-  if (!find.Step()) {
-    if (!find.status().ok()) return find.status();
-    std::string message = "Subscribers environment (" + std::string(env) +
-                          ") do not have active " + update.provider_id + " integration.";
-    if (update.integration_identifier) {
-      message = "Integration with identifier " + *update.integration_identifier +
-                " and provider " + update.provider_id + " is not active or does not exist.";
-    }
-    return Status::InvalidArgument(message);
-  }
-  std::string integration_id = find.Text(0);
-
-  std::string channel_pk;
-  {
-    Stmt s = db.Prepare(
-        "SELECT id FROM subscriber_channels WHERE subscriber_pk = ? AND integration_id = ?");
-    s.Bind(1, sub_pk).Bind(2, integration_id);
-    if (s.Step()) channel_pk = s.Text(0);
-  }
-  if (channel_pk.empty()) {
-    channel_pk = NewObjectId();
-    Stmt s = db.Prepare(
-        "INSERT INTO subscriber_channels (id, subscriber_pk, integration_id, provider_id, "
-        "webhook_url, chat_channel, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
-    s.Bind(1, channel_pk).Bind(2, sub_pk).Bind(3, integration_id).Bind(4, update.provider_id);
-    s.Bind(5, update.webhook_url).Bind(6, update.channel);
-    s.Bind(7, static_cast<std::int64_t>(now)).Bind(8, static_cast<std::int64_t>(now));
-    RETURN_IF_ERROR(s.Exec());
-  } else {
-    Stmt s = db.Prepare(
-        "UPDATE subscriber_channels SET webhook_url = COALESCE(?, webhook_url), "
-        "chat_channel = COALESCE(?, chat_channel), updated_at = ? WHERE id = ?");
-    s.Bind(1, update.webhook_url).Bind(2, update.channel);
-    s.Bind(3, static_cast<std::int64_t>(now)).Bind(4, channel_pk);
-    RETURN_IF_ERROR(s.Exec());
-  }
-
-  // Tokens: PUT replaces, PATCH appends (existing order first); identity de-duplicates.
-  // Re-registering a token keeps its history but makes it active again.
-  std::vector<DeviceToken> existing = LoadTokens(db, channel_pk);
-  std::vector<DeviceToken> wanted;
-  std::set<std::string> seen;
-  auto add = [&](const DeviceToken& t) {
-    if (seen.insert(t.identity).second) wanted.push_back(t);
-  };
-  if (update.mode == TokenWriteMode::kAppend) {
-    for (const DeviceToken& t : existing) add(t);
-  }
-  for (const DeviceToken& t : update.tokens.value_or(std::vector<DeviceToken>{})) {
-    auto old = std::find_if(existing.begin(), existing.end(),
-                            [&](const DeviceToken& e) { return e.identity == t.identity; });
-    if (old != existing.end()) {
-      DeviceToken merged = *old;
-      merged.token = t.token;
-      merged.status = TokenStatus::kActive;
-      merged.last_failure_reason.reset();
-      if (update.mode == TokenWriteMode::kAppend) {
-        // Already placed by the loop above; refresh it in place.
-        auto placed = std::find_if(wanted.begin(), wanted.end(), [&](const DeviceToken& w) {
-          return w.identity == t.identity;
-        });
-        *placed = merged;
-      } else {
-        add(merged);
+    // Novu: the newest active integration of the provider, optionally by identifier.
+    Stmt find = db.Prepare(
+        "SELECT id FROM integrations WHERE environment_id = ? AND provider_id = ? AND "
+        "active = 1 AND (? IS NULL OR identifier = ?) ORDER BY created_at DESC, id DESC LIMIT 1");
+    find.Bind(1, env).Bind(2, update.provider_id);
+    find.Bind(3, update.integration_identifier).Bind(4, update.integration_identifier);
+    if (!find.Step()) {
+      if (!find.status().ok()) return find.status();
+      std::string message = "Subscribers environment (" + std::string(env) +
+                            ") do not have active " + update.provider_id + " integration.";
+      if (update.integration_identifier) {
+        message = "Integration with identifier " + *update.integration_identifier +
+                  " and provider " + update.provider_id + " is not active or does not exist.";
       }
-    } else {
-      DeviceToken fresh = t;
-      fresh.created_at = now;
-      fresh.status = TokenStatus::kActive;
-      add(fresh);
+      return Status::InvalidArgument(message);
     }
-  }
-  if (wanted.size() > update.max_tokens) {
-    return Status::InvalidArgument(
-               "Device tokens limit exceeded: a channel holds at most " +
-               std::to_string(update.max_tokens) + " tokens")
-        .WithExtra({{"currentCount", wanted.size()}, {"limit", update.max_tokens}});
-  }
-  Stmt clear = db.Prepare("DELETE FROM device_tokens WHERE channel_pk = ?");
-  clear.Bind(1, channel_pk);
-  RETURN_IF_ERROR(clear.Exec());
-  for (std::size_t i = 0; i < wanted.size(); ++i) {
-    const DeviceToken& t = wanted[i];
-    Stmt s = db.Prepare(
-        "INSERT INTO device_tokens (channel_pk, position, token, identity, status, created_at, "
-        "last_active_at, last_failure_reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
-    s.Bind(1, channel_pk).Bind(2, static_cast<std::int64_t>(i)).Bind(3, t.token);
-    s.Bind(4, t.identity).Bind(5, TokenStatusName(t.status));
-    s.Bind(6, static_cast<std::int64_t>(t.created_at));
-    s.Bind(7, t.last_active_at).Bind(8, t.last_failure_reason);
-    RETURN_IF_ERROR(s.Exec());
-  }
+    std::string integration_id = find.Text(0);
+
+    std::string channel_pk;
+    {
+      Stmt s = db.Prepare(
+          "SELECT id FROM subscriber_channels WHERE subscriber_pk = ? AND integration_id = ?");
+      s.Bind(1, sub_pk).Bind(2, integration_id);
+      if (s.Step()) channel_pk = s.Text(0);
+    }
+    if (channel_pk.empty()) {
+      channel_pk = NewObjectId();
+      Stmt s = db.Prepare(
+          "INSERT INTO subscriber_channels (id, subscriber_pk, integration_id, provider_id, "
+          "webhook_url, chat_channel, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
+      s.Bind(1, channel_pk).Bind(2, sub_pk).Bind(3, integration_id).Bind(4, update.provider_id);
+      s.Bind(5, update.webhook_url).Bind(6, update.channel);
+      s.Bind(7, static_cast<std::int64_t>(now)).Bind(8, static_cast<std::int64_t>(now));
+      RETURN_IF_ERROR(s.Exec());
+    } else {
+      Stmt s = db.Prepare(
+          "UPDATE subscriber_channels SET webhook_url = COALESCE(?, webhook_url), "
+          "chat_channel = COALESCE(?, chat_channel), updated_at = ? WHERE id = ?");
+      s.Bind(1, update.webhook_url).Bind(2, update.channel);
+      s.Bind(3, static_cast<std::int64_t>(now)).Bind(4, channel_pk);
+      RETURN_IF_ERROR(s.Exec());
+    }
+
+    // Tokens: PUT replaces, PATCH appends (existing order first); identity de-duplicates.
+    // Re-registering a token keeps its history but makes it active again.
+    std::vector<DeviceToken> existing = LoadTokens(db, channel_pk);
+    std::vector<DeviceToken> wanted;
+    std::set<std::string> seen;
+    auto add = [&](const DeviceToken& t) {
+      if (seen.insert(t.identity).second) wanted.push_back(t);
+    };
+    if (update.mode == TokenWriteMode::kAppend) {
+      for (const DeviceToken& t : existing) add(t);
+    }
+    for (const DeviceToken& t : update.tokens.value_or(std::vector<DeviceToken>{})) {
+      auto old = std::find_if(existing.begin(), existing.end(),
+                              [&](const DeviceToken& e) { return e.identity == t.identity; });
+      if (old != existing.end()) {
+        DeviceToken merged = *old;
+        merged.token = t.token;
+        merged.status = TokenStatus::kActive;
+        merged.last_failure_reason.reset();
+        if (update.mode == TokenWriteMode::kAppend) {
+          // Already placed by the loop above; refresh it in place.
+          auto placed = std::find_if(wanted.begin(), wanted.end(), [&](const DeviceToken& w) {
+            return w.identity == t.identity;
+          });
+          *placed = merged;
+        } else {
+          add(merged);
+        }
+      } else {
+        DeviceToken fresh = t;
+        fresh.created_at = now;
+        fresh.status = TokenStatus::kActive;
+        add(fresh);
+      }
+    }
+    if (wanted.size() > update.max_tokens) {
+      return Status::InvalidArgument("Device tokens limit exceeded: a channel holds at most " +
+                                     std::to_string(update.max_tokens) + " tokens")
+          .WithExtra({{"currentCount", wanted.size()}, {"limit", update.max_tokens}});
+    }
+    Stmt clear = db.Prepare("DELETE FROM device_tokens WHERE channel_pk = ?");
+    clear.Bind(1, channel_pk);
+    RETURN_IF_ERROR(clear.Exec());
+    for (std::size_t i = 0; i < wanted.size(); ++i) {
+      const DeviceToken& t = wanted[i];
+      Stmt s = db.Prepare(
+          "INSERT INTO device_tokens (channel_pk, position, token, identity, status, created_at, "
+          "last_active_at, last_failure_reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
+      s.Bind(1, channel_pk).Bind(2, static_cast<std::int64_t>(i)).Bind(3, t.token);
+      s.Bind(4, t.identity).Bind(5, TokenStatusName(t.status));
+      s.Bind(6, static_cast<std::int64_t>(t.created_at));
+      s.Bind(7, t.last_active_at).Bind(8, t.last_failure_reason);
+      RETURN_IF_ERROR(s.Exec());
+    }
     return Status::Ok();
   }
 
@@ -1105,8 +1130,8 @@ class SqliteStore final : public Store {
       if (!sub_pk) {
         return Status::NotFound("Subscriber '" + std::string(subscriber_id) + "' was not found");
       }
-      Stmt s = db.Prepare(
-          "DELETE FROM subscriber_channels WHERE subscriber_pk = ? AND provider_id = ?");
+      Stmt s =
+          db.Prepare("DELETE FROM subscriber_channels WHERE subscriber_pk = ? AND provider_id = ?");
       s.Bind(1, *sub_pk).Bind(2, provider_id);
       return s.Exec();
     });
@@ -1160,29 +1185,12 @@ class SqliteStore final : public Store {
                                  const PageRequest& request) override {
     return Read([&](Db& db) -> Result<Page<Topic>> {
       std::string from = " FROM topics WHERE environment_id = ?";
-      std::vector<std::string> args;
-      if (key) from += " AND topic_key = ?", args.push_back(*key);
-      if (name) from += " AND name = ?", args.push_back(*name);
-      auto bind_filters = [&](Stmt& s) {
-        s.Bind(1, env);
-        for (std::size_t i = 0; i < args.size(); ++i) s.Bind(static_cast<int>(i + 2), args[i]);
-      };
-      Page<Topic> page;
-      page.total_count = CountCapped(db, from, bind_filters, &page.total_count_capped);
-      KeysetSql k = Keyset("topics", request);
-      Stmt s = db.Prepare("SELECT " + std::string(kTopicColumns) + from + k.where + k.order +
-                          " LIMIT " + std::to_string(request.limit + 1));
-      bind_filters(s);
-      if (!k.where.empty()) {
-        s.Bind(static_cast<int>(args.size() + 2), k.reversed ? *request.before : *request.after);
-      }
-      std::vector<std::string> ids;
-      while (s.Step()) {
-        page.items.push_back(ReadTopicRow(s));
-        ids.push_back(page.items.back().id);
-      }
-      if (!s.status().ok()) return s.status();
-      FinishPage(page, request, k, std::move(ids));
+      std::vector<std::string> params{std::string(env)};
+      if (key) from += " AND topic_key = ?", params.push_back(*key);
+      if (name) from += " AND name = ?", params.push_back(*name);
+      ASSIGN_OR_RETURN(Page<Topic> page,
+                       KeysetPage<Topic>(db, "topics", kTopicColumns, from, params, request,
+                                         [](const Stmt& row) { return ReadTopicRow(row); }));
       return page;
     });
   }
@@ -1237,7 +1245,8 @@ class SqliteStore final : public Store {
         }
         Stmt s = db.Prepare(
             "INSERT INTO topic_subscriptions (id, topic_id, subscriber_pk, identifier, created_at, "
-            "updated_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (topic_id, subscriber_pk) DO NOTHING");
+            "updated_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (topic_id, subscriber_pk) DO "
+            "NOTHING");
         s.Bind(1, NewObjectId()).Bind(2, topic->id).Bind(3, *pk);
         s.Bind(4, std::string(key) + ":" + id).Bind(5, static_cast<std::int64_t>(now));
         s.Bind(6, static_cast<std::int64_t>(now));
@@ -1271,16 +1280,16 @@ class SqliteStore final : public Store {
     });
   }
 
-  Result<Page<TopicSubscription>> ListTopicSubscriptions(std::string_view env,
-                                                         std::string_view key,
+  Result<Page<TopicSubscription>> ListTopicSubscriptions(std::string_view env, std::string_view key,
                                                          std::optional<std::string> subscriber_id,
                                                          const PageRequest& request) override {
     return Read([&](Db& db) -> Result<Page<TopicSubscription>> {
       ASSIGN_OR_RETURN(Topic topic, LoadTopic(db, env, key));
       std::string from = " FROM topic_subscriptions WHERE topic_id = ?";
       if (subscriber_id) {
-        from += " AND subscriber_pk IN (SELECT id FROM subscribers WHERE environment_id = ? AND "
-                "subscriber_id = ?)";
+        from +=
+            " AND subscriber_pk IN (SELECT id FROM subscribers WHERE environment_id = ? AND "
+            "subscriber_id = ?)";
       }
       auto bind_filters = [&](Stmt& s) {
         s.Bind(1, topic.id);
@@ -1336,11 +1345,7 @@ class SqliteStore final : public Store {
       std::string pattern;
       if (query) {
         from += " AND (name LIKE ? ESCAPE '\\' OR workflow_id LIKE ? ESCAPE '\\')";
-        for (char c : *query) {
-          if (c == '%' || c == '_' || c == '\\') pattern.push_back('\\');
-          pattern.push_back(c);
-        }
-        pattern = "%" + pattern + "%";
+        pattern = ContainsPattern(*query);
       }
       auto bind_filters = [&](Stmt& s) {
         s.Bind(1, env);
@@ -1395,11 +1400,12 @@ class SqliteStore final : public Store {
   static Result<Subscriber> UpsertTarget(Db& db, std::string_view env, const SubscriberTarget& t,
                                          std::size_t max_tokens, EpochMs now) {
     bool created = false;
-    ASSIGN_OR_RETURN(Subscriber sub, UpsertInTx(db, env, t.subscriber_id, t.profile, false, &created));
+    ASSIGN_OR_RETURN(Subscriber sub,
+                     UpsertInTx(db, env, t.subscriber_id, t.profile, false, &created));
     if (t.channels.empty()) return sub;
     for (const JitChannel& ch : t.channels) {
-      CredentialsUpdate update{ch.provider_id, ch.integration_identifier, ch.tokens,
-                               ch.webhook_url, std::nullopt, TokenWriteMode::kAppend, max_tokens};
+      CredentialsUpdate update{ch.provider_id, ch.integration_identifier, ch.tokens, ch.webhook_url,
+                               std::nullopt,   TokenWriteMode::kAppend,   max_tokens};
       RETURN_IF_ERROR(ApplyCredentials(db, env, sub.id, update, now));
     }
     return LoadSubscriber(db, env, t.subscriber_id);
@@ -1438,7 +1444,8 @@ class SqliteStore final : public Store {
           }
           std::vector<std::string> exclude;
           if (r.actor) {
-            Result<Subscriber> actor = UpsertTarget(db, r.environment_id, *r.actor, r.max_tokens, now);
+            Result<Subscriber> actor =
+                UpsertTarget(db, r.environment_id, *r.actor, r.max_tokens, now);
             if (!actor.ok()) return actor.take_status();
             exclude.push_back(r.actor->subscriber_id);
           }
@@ -1460,8 +1467,8 @@ class SqliteStore final : public Store {
               for (const std::string& id : topic.exclude) excluded.push_back(id);
             }
             Json fanout = {{"workflow", r.workflow.id}, {"payload", r.payload},
-                           {"overrides", r.overrides}, {"topics", topics},
-                           {"exclude", excluded}, {"broadcast", r.broadcast}};
+                           {"overrides", r.overrides},  {"topics", topics},
+                           {"exclude", excluded},       {"broadcast", r.broadcast}};
             Stmt s = db.Prepare(
                 "INSERT INTO fanouts (id, environment_id, transaction_id, topic_key, request, "
                 "cursor, created_at) VALUES (?, ?, ?, ?, ?, '', ?)");
@@ -1513,7 +1520,8 @@ class SqliteStore final : public Store {
       while (s.Step()) out.push_back(ReadMessageRow(s));
       RETURN_IF_ERROR(s.status());
       for (const Message& m : out) {
-        Stmt lease = db.Prepare("UPDATE messages SET lease_owner = ?, lease_until = ? WHERE id = ?");
+        Stmt lease =
+            db.Prepare("UPDATE messages SET lease_owner = ?, lease_until = ? WHERE id = ?");
         lease.Bind(1, owner).Bind(2, static_cast<std::int64_t>(lease_until)).Bind(3, m.id);
         RETURN_IF_ERROR(lease.Exec());
       }
@@ -1589,7 +1597,8 @@ class SqliteStore final : public Store {
   Status ReleaseAllLeases() override {
     return WriteStatus([](Db& db) {
       return db.ExecScript(
-          "UPDATE messages SET lease_owner = NULL, lease_until = NULL WHERE lease_owner IS NOT NULL");
+          "UPDATE messages SET lease_owner = NULL, lease_until = NULL WHERE lease_owner IS NOT "
+          "NULL");
     });
   }
 
@@ -1598,7 +1607,8 @@ class SqliteStore final : public Store {
       Stmt s = db.Prepare(
           "SELECT MIN(next_attempt_at) FROM messages WHERE next_attempt_at IS NOT NULL AND "
           "lease_owner IS NULL");
-      if (!s.Step()) return s.status().ok() ? Result<std::optional<EpochMs>>(std::nullopt) : s.status();
+      if (!s.Step())
+        return s.status().ok() ? Result<std::optional<EpochMs>>(std::nullopt) : s.status();
       return s.OptInt(0);
     });
   }
@@ -1627,15 +1637,17 @@ class SqliteStore final : public Store {
         const Json& topics = request.value("topics", Json::array());
         std::string sql;
         if (topics.empty()) {
-          sql = "SELECT id, subscriber_id FROM subscribers WHERE environment_id = ? AND id > ? "
-                "ORDER BY id LIMIT ?";
+          sql =
+              "SELECT id, subscriber_id FROM subscribers WHERE environment_id = ? AND id > ? "
+              "ORDER BY id LIMIT ?";
         } else {
           std::string marks;
           for (std::size_t i = 0; i < topics.size(); ++i) marks += i ? ", ?" : "?";
-          sql = "SELECT s.id, s.subscriber_id FROM subscribers s WHERE s.environment_id = ? AND "
-                "s.id > ? AND EXISTS (SELECT 1 FROM topic_subscriptions ts JOIN topics t ON "
-                "t.id = ts.topic_id WHERE ts.subscriber_pk = s.id AND t.topic_key IN (" +
-                marks + ")) ORDER BY s.id LIMIT ?";
+          sql =
+              "SELECT s.id, s.subscriber_id FROM subscribers s WHERE s.environment_id = ? AND "
+              "s.id > ? AND EXISTS (SELECT 1 FROM topic_subscriptions ts JOIN topics t ON "
+              "t.id = ts.topic_id WHERE ts.subscriber_pk = s.id AND t.topic_key IN (" +
+              marks + ")) ORDER BY s.id LIMIT ?";
         }
         Stmt s = db.Prepare(sql);
         int i = 1;
@@ -1690,7 +1702,8 @@ class SqliteStore final : public Store {
         return i;
       };
       bool capped = false;
-      *total = CountCapped(db, from, [&](Stmt& s) { bind(s); }, &capped);
+      *total = CountCapped(
+          db, from, [&](Stmt& s) { bind(s); }, &capped);
       Stmt s = db.Prepare("SELECT " + std::string(kMessageColumns) + from +
                           " ORDER BY m.created_at DESC, m.id DESC LIMIT ? OFFSET ?");
       int i = bind(s);
@@ -1707,7 +1720,8 @@ class SqliteStore final : public Store {
       Stmt s = db.Prepare("DELETE FROM messages WHERE environment_id = ? AND id = ?");
       s.Bind(1, env).Bind(2, id);
       RETURN_IF_ERROR(s.Exec());
-      if (db.Changes() == 0) return Status::NotFound("Message with id " + std::string(id) + " not found");
+      if (db.Changes() == 0)
+        return Status::NotFound("Message with id " + std::string(id) + " not found");
       return Status::Ok();
     });
   }
@@ -1731,7 +1745,8 @@ class SqliteStore final : public Store {
         return i;
       };
       bool capped = false;
-      *total = CountCapped(db, from, [&](Stmt& s) { bind(s); }, &capped);
+      *total = CountCapped(
+          db, from, [&](Stmt& s) { bind(s); }, &capped);
       Stmt s = db.Prepare("SELECT " + std::string(kNotificationColumns) + from +
                           " ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?");
       int i = bind(s);
@@ -1821,9 +1836,9 @@ class SqliteStore final : public Store {
 };
 
 Status Migrate(Db& db) {
-  RETURN_IF_ERROR(db.ExecScript(
-      "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
-      "name TEXT NOT NULL, applied_at INTEGER NOT NULL)"));
+  RETURN_IF_ERROR(
+      db.ExecScript("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
+                    "name TEXT NOT NULL, applied_at INTEGER NOT NULL)"));
   int current = 0;
   {
     Stmt s = db.Prepare("SELECT COALESCE(MAX(version), 0) FROM schema_migrations");
@@ -1834,14 +1849,15 @@ Status Migrate(Db& db) {
     RETURN_IF_ERROR(db.ExecScript("BEGIN IMMEDIATE"));
     Status st = db.ExecScript(m.sql);
     if (st.ok()) {
-      Stmt s = db.Prepare("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)");
+      Stmt s =
+          db.Prepare("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)");
       s.Bind(1, m.version).Bind(2, m.name).Bind(3, static_cast<std::int64_t>(NowMs()));
       st = s.Exec();
     }
     if (!st.ok()) {
       (void)db.ExecScript("ROLLBACK");
-      return Status::Internal("migration " + std::to_string(m.version) + " failed: " +
-                              st.message());
+      return Status::Internal("migration " + std::to_string(m.version) +
+                              " failed: " + st.message());
     }
     RETURN_IF_ERROR(db.ExecScript("COMMIT"));
     spdlog::info("schema migrated version={} name={}", m.version, m.name);

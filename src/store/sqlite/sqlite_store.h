@@ -13,7 +13,7 @@
 namespace herald::store {
 
 struct SqliteOptions {
-  std::string path;     // database file
+  std::string path;  // database file
   int read_connections = 4;
 };
 

@@ -157,8 +157,13 @@ TEST_F(SqliteStoreTest, SubscriberUpsertPatchDelete) {
 TEST_F(SqliteStoreTest, CredentialsReplaceAppendDedupeAndLimit) {
   ASSERT_TRUE(store_->CreateIntegration(MakeIntegration(dev_, "hook")).ok());
   MustUpsert(dev_, "u1");
-  CredentialsUpdate put{"push-webhook", std::nullopt, Tokens({"a", "b"}), std::nullopt,
-                        std::nullopt, TokenWriteMode::kReplace, 3};
+  CredentialsUpdate put{"push-webhook",
+                        std::nullopt,
+                        Tokens({"a", "b"}),
+                        std::nullopt,
+                        std::nullopt,
+                        TokenWriteMode::kReplace,
+                        3};
   auto s1 = store_->UpdateCredentials(dev_, "u1", put);
   ASSERT_TRUE(s1.ok()) << s1.status().message();
   EXPECT_EQ(ActiveTokens(*s1), (std::vector<std::string>{"a", "b"}));
@@ -188,11 +193,14 @@ TEST_F(SqliteStoreTest, CredentialsReplaceAppendDedupeAndLimit) {
 }
 
 TEST_F(SqliteStoreTest, CredentialsResolveNewestActiveOrIdentifier) {
-  ASSERT_TRUE(store_->CreateIntegration(MakeIntegration(dev_, "old", "push-webhook", true, 1000)).ok());
-  ASSERT_TRUE(store_->CreateIntegration(MakeIntegration(dev_, "new", "push-webhook", true, 2000)).ok());
-  ASSERT_TRUE(store_->CreateIntegration(MakeIntegration(dev_, "off", "push-webhook", false, 3000)).ok());
+  ASSERT_TRUE(
+      store_->CreateIntegration(MakeIntegration(dev_, "old", "push-webhook", true, 1000)).ok());
+  ASSERT_TRUE(
+      store_->CreateIntegration(MakeIntegration(dev_, "new", "push-webhook", true, 2000)).ok());
+  ASSERT_TRUE(
+      store_->CreateIntegration(MakeIntegration(dev_, "off", "push-webhook", false, 3000)).ok());
   MustUpsert(dev_, "u1");
-  CredentialsUpdate u{"push-webhook", std::nullopt, Tokens({"t"}), {}, {},
+  CredentialsUpdate u{"push-webhook",           std::nullopt, Tokens({"t"}), {}, {},
                       TokenWriteMode::kReplace, 100};
   auto s = store_->UpdateCredentials(dev_, "u1", u);
   ASSERT_TRUE(s.ok());
@@ -290,7 +298,8 @@ TEST_F(SqliteStoreTest, WorkflowsCrud) {
   w.workflow_id = "order-shipped";
   w.name = "Order shipped";
   w.active = true;
-  w.steps.push_back({NewObjectId(), "push", "Push", "push", {{"title", "Hi {{subscriber.firstName}}"}}});
+  w.steps.push_back(
+      {NewObjectId(), "push", "Push", "push", {{"title", "Hi {{subscriber.firstName}}"}}});
   w.created_at = w.updated_at = NowMs();
   ASSERT_TRUE(store_->CreateWorkflow(w).ok());
   EXPECT_EQ(store_->CreateWorkflow(w).status().code(), Code::kConflict);
@@ -333,8 +342,8 @@ TEST_F(SqliteStoreTest, FailedWriteInABatchLeavesNothingAndOthersCommit) {
   ASSERT_TRUE(store_->CreateIntegration(MakeIntegration(dev_, "hook")).ok());
   MustUpsert(dev_, "u1");
   // Over the limit: the channel row created inside this write must be rolled back too.
-  CredentialsUpdate u{"push-webhook", std::nullopt, Tokens({"a", "b"}), {}, {},
-                      TokenWriteMode::kReplace, 1};
+  CredentialsUpdate u{
+      "push-webhook", std::nullopt, Tokens({"a", "b"}), {}, {}, TokenWriteMode::kReplace, 1};
   EXPECT_FALSE(store_->UpdateCredentials(dev_, "u1", u).ok());
   EXPECT_TRUE(store_->GetSubscriber(dev_, "u1")->channels.empty());
 }
