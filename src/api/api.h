@@ -21,8 +21,9 @@ struct ApiOptions {
   std::size_t max_tokens_per_channel = 100;
   // Plans a trigger's messages inside its transaction (delivery::MakePlanner; wired by app/).
   store::MessagePlanner planner;
-  // Called after a trigger committed work, to wake the dispatcher.
-  std::function<void()> on_work;
+  // Called after a trigger committed work, to wake the dispatcher; the argument tells whether
+  // it queued a fan-out.
+  std::function<void(bool)> on_work;
 };
 
 class Api {

@@ -227,7 +227,7 @@ void Api::AcceptEvent(const Json& body, const Env& env, bool broadcast,
       [this, transaction_id, done = std::move(done)](Result<store::TriggerReceipt> receipt) {
         if (!receipt.ok()) return done(AsTriggerError(receipt.take_status()));
         if ((receipt->messages > 0 || receipt->fanouts > 0) && options_.on_work) {
-          options_.on_work();
+          options_.on_work(receipt->fanouts > 0);
         }
         // A repeated transactionId is answered like the first and not delivered again.
         done(Ack("processed", transaction_id));

@@ -38,7 +38,8 @@ std::string EnvOr(const char* name, std::string fallback) {
   return value && *value ? std::string(value) : std::move(fallback);
 }
 
-long long EnvMs(const char* name, long long fallback) {
+// A positive integer from the environment, else `fallback`.
+long long EnvPositive(const char* name, long long fallback) {
   const char* raw = std::getenv(name);
   if (!raw || !*raw) return fallback;
   char* end = nullptr;
@@ -126,9 +127,11 @@ int Serve(const Options& options) {
   client_options.allow_private_targets = allow_private;
   client_options.ca_file = EnvOr("HERALD_CA_FILE", "");
   client_options.default_timeout =
-      std::chrono::milliseconds(EnvMs("HERALD_HTTP_TIMEOUT_MS", 15000));
+      std::chrono::milliseconds(EnvPositive("HERALD_HTTP_TIMEOUT_MS", 15000));
   client_options.connect_timeout =
       std::min(client_options.connect_timeout, client_options.default_timeout);
+  client_options.default_concurrency_per_key =
+      static_cast<std::size_t>(EnvPositive("HERALD_INTEGRATION_CONCURRENCY", 64));
   std::unique_ptr<http::Client> client = http::NewCurlClient(client_options);
 
   delivery::DispatcherOptions dispatch_options;
@@ -141,7 +144,7 @@ int Serve(const Options& options) {
   api::ApiOptions api_options;
   api_options.token_policy.allow_private_targets = allow_private;
   api_options.planner = planner;
-  api_options.on_work = [&dispatcher] { dispatcher.Wake(); };
+  api_options.on_work = [&dispatcher](bool fanouts) { dispatcher.Wake(fanouts); };
   api::Api api(**store, *environments, templates, api_options);
   server::Router router;
   api.AddRoutes(router);
@@ -175,7 +178,7 @@ int Serve(const Options& options) {
   // Stop accepting, let in-flight API requests finish, then drain in-flight sends for a grace
   // period; anything not finished stays durable and is taken back on the next start.
   (*server)->Stop();
-  dispatcher.Stop(std::chrono::milliseconds(EnvMs("HERALD_SHUTDOWN_GRACE_MS", 10000)));
+  dispatcher.Stop(std::chrono::milliseconds(EnvPositive("HERALD_SHUTDOWN_GRACE_MS", 10000)));
   return 0;
 }
 

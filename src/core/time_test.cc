@@ -24,8 +24,11 @@ TEST(IdsTest, Shapes) {
   std::string uuid = NewUuid();
   EXPECT_EQ(uuid.size(), 36u);
   EXPECT_EQ(uuid[14], '7');
-  EXPECT_LT(NewObjectId(), NewObjectId());  // increasing within a process
-  std::string a = NewUuid(), b2 = NewUuid();
+  std::string first = NewObjectId();
+  std::string second = NewObjectId();
+  EXPECT_LT(first, second);  // increasing within a process (barring the 24-bit counter's wrap)
+  std::string a = NewUuid();
+  std::string b2 = NewUuid();
   EXPECT_LE(a.substr(0, 13), b2.substr(0, 13));  // time-ordered prefix
 }
 

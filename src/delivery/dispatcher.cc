@@ -28,11 +28,11 @@ void Dispatcher::Start() {
   });
 }
 
-void Dispatcher::Wake() {
+void Dispatcher::Wake(bool fanouts) {
   {
     std::lock_guard lock(mu_);
     wake_ = true;
-    fanouts_pending_ = true;
+    fanouts_pending_ = fanouts_pending_ || fanouts;
   }
   cv_.notify_one();
 }

@@ -40,7 +40,8 @@ class Dispatcher {
 
   void Start();
   // New work may exist (a trigger committed): run a pass now instead of at the next tick.
-  void Wake();
+  // `fanouts`: the trigger also queued a topic or broadcast fan-out.
+  void Wake(bool fanouts);
   // Stops claiming, waits up to `grace` for in-flight sends and records their outcomes; what is
   // left stays durable in the store and is taken back on the next start.
   void Stop(std::chrono::milliseconds grace);
