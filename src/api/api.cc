@@ -1,6 +1,8 @@
 #include "api/api.h"
 
+#include <atomic>
 #include <future>
+#include <memory>
 
 #include "core/log.h"
 #include "core/time.h"
@@ -51,6 +53,17 @@ server::Reply ToReply(Result<server::Reply> reply, const server::Request& reques
   return server::ErrorReply(reply.status(), request.target);
 }
 
+// Runs a synchronous handler; an exception (a bug) becomes a 500, never a crash.
+template <typename F>
+Result<server::Reply> Guarded(F&& f) {
+  try {
+    return f();
+  } catch (const std::exception& e) {
+    spdlog::error("handler threw: {}", e.what());
+    return Status::Internal("Internal server error");
+  }
+}
+
 }  // namespace
 
 server::Handler Api::Bind(Method method) {
@@ -59,7 +72,7 @@ server::Handler Api::Bind(Method method) {
     if (!env.ok()) return done(server::ErrorReply(env.status(), request.target));
     const store::Environment* e = *env;
     RunWithIdempotency(request, *e, std::move(done), [this, method, e](Req& r, server::Done d) {
-      d(ToReply((this->*method)(r, *e), r));
+      d(ToReply(Guarded([&] { return (this->*method)(r, *e); }), r));
     });
   };
 }
@@ -70,7 +83,17 @@ server::Handler Api::Bind(AsyncMethod method) {
     if (!env.ok()) return done(server::ErrorReply(env.status(), request.target));
     const store::Environment* e = *env;
     RunWithIdempotency(request, *e, std::move(done), [this, method, e](Req& r, server::Done d) {
-      (this->*method)(r, *e, std::move(d));
+      // The handler may throw only before it handed `d` on (all its own work is synchronous).
+      auto once = std::make_shared<std::atomic<bool>>(false);
+      server::Done guarded = [once, d](server::Reply reply) {
+        if (!once->exchange(true)) d(std::move(reply));
+      };
+      try {
+        (this->*method)(r, *e, guarded);
+      } catch (const std::exception& ex) {
+        spdlog::error("handler threw id={} path={} what={}", r.request_id, r.path, ex.what());
+        guarded(server::ErrorReply(500, r.target, "Internal server error"));
+      }
     });
   };
 }
@@ -126,8 +149,9 @@ void Api::RunWithIdempotency(Req& request, const Env& env, server::Done done,
       break;
   }
   run(request, [this, env_id = env.id, key_text, done = std::move(done)](server::Reply result) {
-    store_.FinishIdempotent(env_id, key_text, result.status, result.body,
-                            NowMs() + kIdempotencyKeepMs);
+    // A server error is not a result worth replaying: expire the key so a retry runs again.
+    EpochMs keep_until = result.status >= 500 ? NowMs() : NowMs() + kIdempotencyKeepMs;
+    store_.FinishIdempotent(env_id, key_text, result.status, result.body, keep_until);
     result.headers.emplace_back("Idempotency-Key", key_text);
     done(std::move(result));
   });

@@ -100,6 +100,12 @@ Result<store::SubscriberTarget> DecodeSubscriber(const Json& to, std::string_vie
   return target;
 }
 
+bool IsTopicTarget(const Json& item) {
+  auto type = item.find("type");
+  if (type != item.end() && type->is_string() && *type == "Topic") return true;
+  return item.contains("topicKey") && !item.contains("subscriberId");
+}
+
 // Splits `to` (Novu §3): ids, subscriber objects (de-duplicated, last wins) and topics.
 Status DecodeRecipients(const Json& to, store::TriggerRequest& request, const ApiOptions& options) {
   std::vector<const Json*> items;
@@ -121,9 +127,7 @@ Status DecodeRecipients(const Json& to, store::TriggerRequest& request, const Ap
     if (item.is_string()) {
       target.subscriber_id = item.get<std::string>();
       RETURN_IF_ERROR(CheckId(target.subscriber_id, where));
-    } else if (item.is_object() &&
-               (item.value("type", "") == "Topic" ||
-                (item.contains("topicKey") && !item.contains("subscriberId")))) {
+    } else if (item.is_object() && IsTopicTarget(item)) {
       store::TopicTarget topic;
       ASSIGN_OR_RETURN(topic.key, RequiredString(item, "topicKey", where + ".topicKey"));
       RETURN_IF_ERROR(CheckId(topic.key, where + ".topicKey"));
@@ -203,7 +207,12 @@ Json Ack(std::string_view status, std::optional<std::string> transaction_id = st
 
 void Api::AcceptEvent(const Json& body, const Env& env, bool broadcast,
                       std::function<void(Result<Json>)> done) {
-  Result<DecodedEvent> decoded = DecodeEvent(body, env, broadcast, options_);
+  Result<DecodedEvent> decoded = Status::Internal("event not decoded");
+  try {
+    decoded = DecodeEvent(body, env, broadcast, options_);
+  } catch (const std::exception& e) {  // a decoding bug must fail this event only
+    decoded = Status::InvalidArgument(std::string("event could not be read: ") + e.what());
+  }
   if (!decoded.ok()) return done(AsTriggerError(decoded.take_status()));
   DecodedEvent& event = *decoded;
   Result<store::Workflow> workflow = store_.GetWorkflow(env.id, event.workflow_key);

@@ -14,6 +14,7 @@
 #include "app/data_dir.h"
 #include "core/ids.h"
 #include "core/log.h"
+#include "core/time.h"
 #include "delivery/dispatcher.h"
 #include "delivery/planner.h"
 #include "http/client.h"
@@ -179,6 +180,9 @@ int Serve(const Options& options) {
   // period; anything not finished stays durable and is taken back on the next start.
   (*server)->Stop();
   dispatcher.Stop(std::chrono::milliseconds(EnvPositive("HERALD_SHUTDOWN_GRACE_MS", 10000)));
+  // One synchronous write behind everything already queued: when it returns, every earlier
+  // write has committed and run its callback, so none can reach the API or dispatcher later.
+  (void)(*store)->PurgeExpired(NowMs());
   return 0;
 }
 

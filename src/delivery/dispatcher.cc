@@ -8,6 +8,8 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 constexpr auto kIdleTick = std::chrono::milliseconds(1000);
+// Floor of an idle wait, so that a due message that cannot be claimed never makes a busy loop.
+constexpr auto kMinWait = std::chrono::milliseconds(5);
 constexpr auto kHousekeepingEvery = std::chrono::minutes(10);
 
 }  // namespace
@@ -68,15 +70,20 @@ void Dispatcher::Loop() {
     if (!drain) {
       bool fanouts = false;
       {
+        // Cleared before the pass: a Wake(true) arriving meanwhile sets it again.
         std::lock_guard lock(mu_);
         fanouts = fanouts_pending_;
+        fanouts_pending_ = false;
       }
       if (fanouts) {
         Result<std::size_t> remaining = store_.RunFanoutBatch(options_.fanout_batch, planner_);
-        std::lock_guard lock(mu_);
-        fanouts_pending_ = !remaining.ok() || *remaining > 0;
-        if (!remaining.ok()) spdlog::error("fan-out failed: {}", remaining.status().message());
-        progressed = progressed || (remaining.ok() && *remaining > 0);
+        if (!remaining.ok()) {
+          spdlog::error("fan-out failed: {}", remaining.status().message());  // next idle tick
+        } else if (*remaining > 0) {
+          std::lock_guard lock(mu_);
+          fanouts_pending_ = true;
+          progressed = true;
+        }
       }
       progressed = ClaimAndSend() || progressed;
       if (Clock::now() - last_housekeeping > kHousekeepingEvery) {
@@ -86,15 +93,20 @@ void Dispatcher::Loop() {
     }
     if (progressed) continue;
 
-    // Idle: sleep until woken, a completion arrives, or the next retry falls due.
+    // Idle: sleep until woken, a completion arrives, or the next retry falls due (only worth
+    // waiting for when a claim could take it: not while draining or at the in-flight cap).
     auto wait = kIdleTick;
-    if (Result<std::optional<EpochMs>> due = store_.NextDueAt(); due.ok() && due->has_value()) {
-      wait = std::clamp(std::chrono::milliseconds(**due - NowMs()), std::chrono::milliseconds(0),
-                        wait);
+    if (!drain && HasRoom()) {
+      if (Result<std::optional<EpochMs>> due = store_.NextDueAt(); due.ok() && due->has_value()) {
+        wait = std::clamp(std::chrono::milliseconds(**due - NowMs()), kMinWait, wait);
+      }
     }
     std::unique_lock lock(mu_);
-    cv_.wait_for(lock, wait,
-                 [&] { return wake_ || stopping_ || !completions_.empty() || fanouts_pending_; });
+    bool signalled = cv_.wait_for(lock, wait, [&] {
+      return wake_ || stopping_ || !completions_.empty() || fanouts_pending_;
+    });
+    // A quiet tick re-checks fan-outs (a cheap read when there are none), e.g. after an error.
+    if (!signalled && wait == kIdleTick) fanouts_pending_ = true;
     wake_ = false;
   }
 }
@@ -107,15 +119,26 @@ bool Dispatcher::FlushCompletions() {
   }
   if (batch.empty()) return false;
   if (Status st = store_.CompleteMessages(options_.owner, batch); !st.ok()) {
-    // The leases expire and the messages are sent again: at-least-once, never lost.
+    // Keep them and try again on the next pass; if the process dies first, the messages are
+    // still leased pending and are sent again after the restart (at-least-once).
     spdlog::error("cannot record {} outcomes: {}", batch.size(), st.message());
+    std::lock_guard lock(mu_);
+    completions_.insert(completions_.begin(), std::make_move_iterator(batch.begin()),
+                        std::make_move_iterator(batch.end()));
+    return false;
   }
   {
     std::lock_guard lock(mu_);
     in_flight_ -= batch.size();
+    for (const store::MessageOutcome& outcome : batch) sending_.erase(outcome.message_id);
   }
   cv_.notify_all();
   return true;
+}
+
+bool Dispatcher::HasRoom() {
+  std::lock_guard lock(mu_);
+  return in_flight_ < options_.max_in_flight;
 }
 
 bool Dispatcher::ClaimAndSend() {
@@ -134,11 +157,17 @@ bool Dispatcher::ClaimAndSend() {
     return false;
   }
   if (claimed->empty()) return false;
+  // A lease can only outlive its send if a request waited longer than the lease; never send a
+  // message twice from this process.
+  std::vector<const store::Message*> fresh;
   {
     std::lock_guard lock(mu_);
-    in_flight_ += claimed->size();
+    for (const store::Message& message : *claimed) {
+      if (sending_.insert(message.id).second) fresh.push_back(&message);
+    }
+    in_flight_ += fresh.size();
   }
-  for (const store::Message& message : *claimed) Send(message);
+  for (const store::Message* message : fresh) Send(*message);
   return true;
 }
 
@@ -154,8 +183,14 @@ const Dispatcher::CachedProvider& Dispatcher::ProviderFor(const store::Message& 
       store_.GetIntegration(message.environment_id, message.integration_id);
   const providers::ProviderSpec* spec = providers::FindProvider(message.provider_id);
   if (!integration.ok()) {
-    entry.error_id = "integration_not_found";
+    bool missing = integration.status().code() == Code::kNotFound;
+    entry.error_id = missing ? "integration_not_found" : "integration_unavailable";
     entry.error_text = integration.status().message();
+    entry.transient = !missing;
+    entry.loaded = now - options_.integration_ttl;  // do not cache a failure
+  } else if (!integration->active) {
+    entry.error_id = "integration_inactive";
+    entry.error_text = "integration " + integration->identifier + " is not active";
   } else if (!spec) {
     entry.error_id = "unknown_provider";
     entry.error_text = "provider " + message.provider_id + " is not supported";
@@ -175,7 +210,8 @@ void Dispatcher::Send(const store::Message& message) {
   const CachedProvider& cached = ProviderFor(message);
   if (!cached.provider) {
     providers::Outcome outcome;
-    outcome.verdict = providers::Verdict::kFailedConfig;
+    outcome.verdict =
+        cached.transient ? providers::Verdict::kRetry : providers::Verdict::kFailedConfig;
     outcome.reason = cached.error_id;
     outcome.detail = cached.error_text;
     Complete(message, outcome);
@@ -197,6 +233,7 @@ void Dispatcher::Send(const store::Message& message) {
       // Stopping: leave the message leased; the next start takes it back.
       std::lock_guard lock(mu_);
       --in_flight_;
+      sending_.erase(message.id);
       cv_.notify_all();
       return;
     }

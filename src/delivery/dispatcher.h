@@ -12,6 +12,7 @@
 #include <random>
 #include <string>
 #include <thread>
+#include <unordered_set>
 #include <vector>
 
 #include "delivery/retry_policy.h"
@@ -25,8 +26,10 @@ struct DispatcherOptions {
   std::string owner;                 // lease owner id (unique per process)
   std::size_t max_in_flight = 4096;  // messages sent and not yet completed
   std::size_t claim_batch = 512;
-  std::size_t fanout_batch = 500;           // subscribers expanded per fan-out transaction
-  std::chrono::milliseconds lease{120000};  // > request timeout: a live owner never loses one
+  std::size_t fanout_batch = 500;  // subscribers expanded per fan-out transaction
+  // How long a claimed message stays with this process. The embedded store has one owner and
+  // frees every lease on start, so the lease only has to outlast the longest queueing of a send.
+  std::chrono::milliseconds lease{3600000};
   std::chrono::milliseconds request_timeout{15000};
   std::chrono::milliseconds integration_ttl{5000};  // how long a built Provider is reused
   RetryPolicy retry;
@@ -50,12 +53,14 @@ class Dispatcher {
   struct CachedProvider {
     std::shared_ptr<const providers::Provider> provider;  // null: `error` says why
     std::string error_id, error_text;
+    bool transient = false;  // the error may go away (database busy): retry, do not fail
     std::chrono::steady_clock::time_point loaded;
   };
 
   void Loop();
   bool FlushCompletions();
   bool ClaimAndSend();
+  bool HasRoom();
   void Send(const store::Message& message);
   void Complete(const store::Message& message, const providers::Outcome& outcome);
   const CachedProvider& ProviderFor(const store::Message& message);
@@ -73,6 +78,7 @@ class Dispatcher {
   bool fanouts_pending_ = true;
   std::size_t in_flight_ = 0;
   std::vector<store::MessageOutcome> completions_;
+  std::unordered_set<std::string> sending_;  // ids of messages sent and not yet recorded
 
   std::map<std::string, CachedProvider> providers_;  // by integration id; dispatcher thread only
   std::mt19937_64 random_{std::random_device{}()};

@@ -1,5 +1,7 @@
 #include "delivery/planner.h"
 
+#include <set>
+
 #include "providers/registry.h"
 #include "wire/wire.h"
 
@@ -90,8 +92,11 @@ store::MessagePlanner MakePlanner(tmpl::TemplateCache& templates,
         const Json* override_tokens = Find(provider_overrides, "deviceTokens");
         if (override_tokens && override_tokens->is_array()) {
           channel_pk.reset();  // tokens given by the trigger are not the subscriber's devices
+          std::set<std::string> seen;
           for (const Json& t : *override_tokens) {
-            if (t.is_string()) targets.emplace_back(t.get<std::string>(), t.get<std::string>());
+            if (t.is_string() && seen.insert(t.get<std::string>()).second) {
+              targets.emplace_back(t.get<std::string>(), t.get<std::string>());
+            }
           }
         } else {
           for (const store::DeviceToken& t : channel.tokens) {

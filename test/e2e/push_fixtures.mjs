@@ -13,7 +13,7 @@ export const BODY = 'Order {{payload.orderId}}';
 export const FAST_RETRY_ENV = {
   HERALD_RETRY_BASE_MS: '50',
   HERALD_RETRY_MAX_MS: '500',
-  HERALD_HTTP_TIMEOUT_MS: '500',
+  HERALD_HTTP_TIMEOUT_MS: '1500',
 };
 
 /** Creates an active push-webhook integration (SDK); resolves its result (id, identifier). */

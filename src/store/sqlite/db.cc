@@ -137,4 +137,6 @@ Status Db::ExecScript(std::string_view sql) {
 
 std::int64_t Db::Changes() const { return sqlite3_changes64(db_); }
 
+bool Db::InTransaction() const { return sqlite3_get_autocommit(db_) == 0; }
+
 }  // namespace herald::store::sqlite

@@ -66,6 +66,8 @@ class Db {
   // Runs one statement through the statement cache (for hot statements such as COMMIT).
   Status Run(std::string_view sql) { return Prepare(sql).Exec(); }
   std::int64_t Changes() const;
+  // True inside BEGIN ... COMMIT (false once SQLite rolled a transaction back on its own).
+  bool InTransaction() const;
 
  private:
   explicit Db(sqlite3* db) : db_(db) {}

@@ -4,6 +4,8 @@
 
 #include <filesystem>
 #include <fstream>
+#include <future>
+#include <map>
 #include <sstream>
 #include <thread>
 
@@ -346,6 +348,163 @@ TEST_F(SqliteStoreTest, FailedWriteInABatchLeavesNothingAndOthersCommit) {
       "push-webhook", std::nullopt, Tokens({"a", "b"}), {}, {}, TokenWriteMode::kReplace, 1};
   EXPECT_FALSE(store_->UpdateCredentials(dev_, "u1", u).ok());
   EXPECT_TRUE(store_->GetSubscriber(dev_, "u1")->channels.empty());
+}
+
+// A planner that emits one message per active token, like delivery::MakePlanner but without
+// templates (the store must not depend on the delivery layer).
+MessagePlanner TokenPlanner() {
+  return [](const Workflow&, const Subscriber& sub, const Notification&,
+            const Json&) -> Result<std::vector<Message>> {
+    std::vector<Message> out;
+    for (const SubscriberChannel& ch : sub.channels) {
+      for (const DeviceToken& t : ch.tokens) {
+        Message m;
+        m.step_pk = "st";
+        m.step_id = "push";
+        m.integration_id = ch.integration_id;
+        m.provider_id = ch.provider_id;
+        m.channel_pk = ch.id;
+        m.device_token = t.token;
+        m.token_identity = t.identity;
+        m.title = "t";
+        m.content = "c";
+        out.push_back(std::move(m));
+      }
+    }
+    return out;
+  };
+}
+
+Result<TriggerReceipt> AcceptSync(Store& store, TriggerRequest request) {
+  std::promise<Result<TriggerReceipt>> done;
+  store.AcceptTrigger(std::move(request), TokenPlanner(),
+                      [&](Result<TriggerReceipt> r) { done.set_value(std::move(r)); });
+  return done.get_future().get();
+}
+
+TEST_F(SqliteStoreTest, TriggerQueueLeaseCompleteCancel) {
+  ASSERT_TRUE(store_->CreateIntegration(MakeIntegration(dev_, "hook")).ok());
+  MustUpsert(dev_, "u1");
+  CredentialsUpdate u{"push-webhook",           std::nullopt, Tokens({"a", "b"}), {}, {},
+                      TokenWriteMode::kReplace, 100};
+  ASSERT_TRUE(store_->UpdateCredentials(dev_, "u1", u).ok());
+  TriggerRequest request;
+  request.environment_id = dev_;
+  request.transaction_id = "tx-1";
+  request.workflow.id = "wf";
+  request.workflow.workflow_id = "wf";
+  request.subscribers.push_back({"u1", {}, {}});
+  auto receipt = AcceptSync(*store_, request);
+  ASSERT_TRUE(receipt.ok()) << receipt.status().message();
+  EXPECT_FALSE(receipt->duplicate);
+  EXPECT_EQ(receipt->messages, 2u);
+  auto again = AcceptSync(*store_, request);  // same transactionId: nothing written
+  ASSERT_TRUE(again.ok());
+  EXPECT_TRUE(again->duplicate);
+
+  EpochMs now = NowMs();
+  auto claimed = store_->ClaimDueMessages("owner-1", now, now + 60000, 10);
+  ASSERT_TRUE(claimed.ok());
+  ASSERT_EQ(claimed->size(), 2u);
+  // Leased messages are not handed out again until the lease expires or is released.
+  EXPECT_TRUE(store_->ClaimDueMessages("owner-2", now, now + 60000, 10)->empty());
+  EXPECT_EQ(store_->ClaimDueMessages("owner-2", now + 60001, now + 120000, 10)->size(), 2u);
+  ASSERT_TRUE(store_->ReleaseAllLeases().ok());
+  claimed = store_->ClaimDueMessages("owner-1", now, now + 60000, 10);
+  ASSERT_EQ(claimed->size(), 2u);
+
+  MessageOutcome delivered{(*claimed)[0].id, MessageOutcome::Kind::kDelivered, now};
+  MessageOutcome retry{(*claimed)[1].id, MessageOutcome::Kind::kRetry, now, now + 5000, "HTTP_503"};
+  MessageOutcome stale{(*claimed)[1].id, MessageOutcome::Kind::kFailed, now};
+  ASSERT_TRUE(store_->CompleteMessages("someone-else", {stale}).ok());  // lease not held: ignored
+  ASSERT_TRUE(store_->CompleteMessages("owner-1", {delivered, retry}).ok());
+  MessageQuery q;
+  q.environment_id = dev_;
+  q.transaction_ids = {"tx-1"};
+  long long total = 0;
+  auto messages = store_->ListMessages(q, &total);
+  ASSERT_TRUE(messages.ok());
+  ASSERT_EQ(total, 2);
+  std::map<std::string, Message> by_id;
+  for (const Message& m : *messages) by_id[m.id] = m;
+  EXPECT_EQ(by_id[(*claimed)[0].id].state, DeliveryState::kDelivered);
+  EXPECT_EQ(by_id[(*claimed)[1].id].state, DeliveryState::kPending);
+  EXPECT_EQ(by_id[(*claimed)[1].id].attempts, 1);
+  EXPECT_EQ(by_id[(*claimed)[1].id].next_attempt_at, now + 5000);
+  EXPECT_EQ(by_id[(*claimed)[1].id].error_id, "HTTP_503");
+  auto sub = store_->GetSubscriber(dev_, "u1");
+  EXPECT_TRUE(sub->channels[0].tokens[0].last_active_at.has_value());  // "a" was delivered
+
+  // Not due yet; cancelling stops it for good.
+  EXPECT_TRUE(store_->ClaimDueMessages("owner-1", now + 10, now + 60000, 10)->empty());
+  EXPECT_TRUE(*store_->CancelTransaction(dev_, "tx-1"));
+  EXPECT_FALSE(*store_->CancelTransaction(dev_, "tx-1"));
+  EXPECT_TRUE(store_->ClaimDueMessages("owner-1", now + 10000, now + 60000, 10)->empty());
+  messages = store_->ListMessages(q, &total);
+  for (const Message& m : *messages) {
+    if (m.id == (*claimed)[1].id) {
+      EXPECT_EQ(m.state, DeliveryState::kCancelled);
+    }
+  }
+}
+
+TEST_F(SqliteStoreTest, TopicFanoutRunsInBatchesAndExcludes) {
+  ASSERT_TRUE(store_->CreateIntegration(MakeIntegration(dev_, "hook")).ok());
+  std::vector<std::string> ids;
+  for (int i = 0; i < 7; ++i) {
+    std::string id = "f" + std::to_string(i);
+    MustUpsert(dev_, id);
+    CredentialsUpdate u{"push-webhook",           std::nullopt, Tokens({"tok"}), {}, {},
+                        TokenWriteMode::kReplace, 100};
+    ASSERT_TRUE(store_->UpdateCredentials(dev_, id, u).ok());
+    ids.push_back(id);
+  }
+  ASSERT_TRUE(store_->AddTopicSubscribers(dev_, "news", ids).ok());
+  Workflow w;
+  w.id = NewObjectId();
+  w.environment_id = dev_;
+  w.workflow_id = "news-flow";
+  w.name = "News";
+  w.created_at = w.updated_at = NowMs();
+  ASSERT_TRUE(store_->CreateWorkflow(w).ok());
+  TriggerRequest request;
+  request.environment_id = dev_;
+  request.transaction_id = "tx-topic";
+  request.workflow = w;
+  request.topics.push_back({"news", {"f1"}});
+  request.actor = SubscriberTarget{"f2", {}, {}};
+  auto receipt = AcceptSync(*store_, request);
+  ASSERT_TRUE(receipt.ok()) << receipt.status().message();
+  EXPECT_EQ(receipt->fanouts, 1u);
+  EXPECT_EQ(receipt->messages, 0u);
+  // Batches of 3: 7 members take 3 passes; the excluded subscriber and the actor get nothing.
+  int passes = 0;
+  for (;;) {
+    auto remaining = store_->RunFanoutBatch(3, TokenPlanner());
+    ASSERT_TRUE(remaining.ok());
+    ++passes;
+    if (*remaining == 0) break;
+    ASSERT_LT(passes, 10);
+  }
+  EXPECT_EQ(passes, 3);
+  EXPECT_EQ(*store_->RunFanoutBatch(3, TokenPlanner()), 0u);
+  MessageQuery q;
+  q.environment_id = dev_;
+  q.transaction_ids = {"tx-topic"};
+  q.limit = 100;
+  long long total = 0;
+  auto messages = store_->ListMessages(q, &total);
+  ASSERT_TRUE(messages.ok());
+  EXPECT_EQ(total, 5);
+  for (const Message& m : *messages) {
+    EXPECT_NE(m.subscriber_id, "f1");
+    EXPECT_NE(m.subscriber_id, "f2");
+  }
+  // An unknown topic fails the whole trigger and writes nothing.
+  request.transaction_id = "tx-missing";
+  request.topics = {{"nope", {}}};
+  EXPECT_EQ(AcceptSync(*store_, request).status().code(), Code::kNotFound);
+  EXPECT_FALSE(AcceptSync(*store_, request).ok());  // not recorded as a duplicate either
 }
 
 }  // namespace
