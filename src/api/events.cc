@@ -43,21 +43,14 @@ Result<store::SubscriberTarget> DecodeSubscriber(const Json& to, std::string_vie
   }
   target.subscriber_id = id->get<std::string>();
   RETURN_IF_ERROR(CheckId(target.subscriber_id, std::string(where) + ".subscriberId"));
-  std::pair<const char*, std::optional<std::optional<std::string>>*> fields[] = {
-      {"firstName", &target.profile.first_name}, {"lastName", &target.profile.last_name},
-      {"email", &target.profile.email},          {"phone", &target.profile.phone},
-      {"avatar", &target.profile.avatar},        {"locale", &target.profile.locale},
-      {"timezone", &target.profile.timezone}};
-  for (auto& [key, slot] : fields) {
-    ASSIGN_OR_RETURN(*slot, OptNullableString(to, key));
-    // Novu updates these only when not null (email may be cleared).
-    if (*slot && !**slot && std::string_view(key) != "email") slot->reset();
+  std::string prefix = std::string(where) + ".";
+  ASSIGN_OR_RETURN(target.profile, DecodeProfile(to, prefix));
+  // Novu applies a trigger's profile fields only when they are not null (email may be cleared).
+  for (auto* slot : {&target.profile.first_name, &target.profile.last_name, &target.profile.phone,
+                     &target.profile.avatar, &target.profile.locale, &target.profile.timezone}) {
+    if (*slot && !**slot) slot->reset();
   }
-  if (auto data = to.find("data"); data != to.end() && !data->is_null()) {
-    if (!data->is_object())
-      return Status::InvalidArgument(std::string(where) + ".data must be an object");
-    target.profile.data = std::optional<Json>(*data);
-  }
+  if (target.profile.data && !*target.profile.data) target.profile.data.reset();
   if (auto channels = to.find("channels"); channels != to.end()) {
     if (!channels->is_array()) {
       return Status::InvalidArgument(std::string(where) + ".channels must be an array");
@@ -68,11 +61,8 @@ Result<store::SubscriberTarget> DecodeSubscriber(const Json& to, std::string_vie
       if (!ch.is_object()) return Status::InvalidArgument(at + " must be an object");
       store::JitChannel jit;
       ASSIGN_OR_RETURN(jit.provider_id, RequiredString(ch, "providerId", at + ".providerId"));
-      const providers::ProviderSpec* spec = providers::FindProvider(jit.provider_id);
-      if (!spec) {
-        return Status::InvalidArgument(at + ".providerId " + jit.provider_id +
-                                       " is not a supported push provider");
-      }
+      ASSIGN_OR_RETURN(const providers::ProviderSpec* spec,
+                       RequirePushProvider(jit.provider_id, at + ".providerId"));
       ASSIGN_OR_RETURN(jit.integration_identifier,
                        OptString(ch, "integrationIdentifier", at + ".integrationIdentifier"));
       Json credentials = ch.value("credentials", Json::object());
@@ -84,16 +74,9 @@ Result<store::SubscriberTarget> DecodeSubscriber(const Json& to, std::string_vie
       ASSIGN_OR_RETURN(
           std::optional<std::vector<std::string>> tokens,
           OptStringArray(credentials, "deviceTokens", at + ".credentials.deviceTokens"));
-      std::set<std::string> seen;
-      for (std::size_t k = 0; tokens && k < tokens->size(); ++k) {
-        Result<std::string> token = spec->NormalizeDeviceToken((*tokens)[k], options.token_policy);
-        if (!token.ok()) {
-          return Status::InvalidArgument(at + ".credentials.deviceTokens[" + std::to_string(k) +
-                                         "]: " + token.status().message());
-        }
-        std::string identity = spec->TokenIdentity(*token);
-        if (seen.insert(identity).second) jit.tokens.push_back({*token, identity});
-      }
+      ASSIGN_OR_RETURN(jit.tokens,
+                       NormalizeTokens(*spec, tokens.value_or(std::vector<std::string>{}),
+                                       options.token_policy, at + ".credentials.deviceTokens"));
       target.channels.push_back(std::move(jit));
     }
   }

@@ -2,6 +2,7 @@
 
 #include <cctype>
 #include <charconv>
+#include <set>
 
 namespace herald::api {
 namespace {
@@ -47,12 +48,13 @@ Result<std::optional<std::string>> OptString(const Json& object, std::string_vie
 }
 
 Result<std::optional<std::optional<std::string>>> OptNullableString(const Json& object,
-                                                                    std::string_view key) {
+                                                                    std::string_view key,
+                                                                    std::string_view field) {
   using Out = std::optional<std::optional<std::string>>;
   auto it = object.find(key);
   if (it == object.end()) return Out();
   if (it->is_null()) return Out(std::optional<std::string>());
-  if (!it->is_string()) return Status::InvalidArgument(std::string(key) + " must be a string");
+  if (!it->is_string()) return Status::InvalidArgument(FieldName(key, field) + " must be a string");
   return Out(it->get<std::string>());
 }
 
@@ -100,6 +102,74 @@ Status CheckId(std::string_view value, std::string_view field) {
     }
   }
   return Status::Ok();
+}
+
+bool IsNovuChannelType(std::string_view channel) {
+  for (std::string_view c : {"in_app", "email", "sms", "chat", "push", "tool"}) {
+    if (c == channel) return true;
+  }
+  return false;
+}
+
+Result<bool> QueryBool(const server::Request& r, std::string_view key, bool fallback) {
+  const std::string* raw = r.Query(key);
+  if (!raw) return fallback;
+  if (*raw == "true") return true;
+  if (*raw == "false") return false;
+  return Status::InvalidArgument(std::string(key) + " must be true or false");
+}
+
+Result<store::SubscriberPatch> DecodeProfile(const Json& body, std::string_view prefix) {
+  store::SubscriberPatch p;
+  std::pair<const char*, std::optional<std::optional<std::string>>*> fields[] = {
+      {"firstName", &p.first_name}, {"lastName", &p.last_name}, {"email", &p.email},
+      {"phone", &p.phone},          {"avatar", &p.avatar},      {"locale", &p.locale},
+      {"timezone", &p.timezone}};
+  for (auto& [key, target] : fields) {
+    std::string name = std::string(prefix) + key;
+    ASSIGN_OR_RETURN(*target, OptNullableString(body, key, name));
+    if (*target && **target && (**target)->size() > 1024) {
+      return Status::InvalidArgument(name + " must be at most 1024 characters");
+    }
+  }
+  if (auto it = body.find("data"); it != body.end()) {
+    if (it->is_null()) {
+      p.data = std::optional<Json>();
+    } else if (it->is_object()) {
+      p.data = std::optional<Json>(*it);
+    } else {
+      return Status::InvalidArgument(std::string(prefix) + "data must be an object");
+    }
+  }
+  return p;
+}
+
+Result<const providers::ProviderSpec*> RequirePushProvider(const std::string& id,
+                                                           std::string_view field) {
+  const providers::ProviderSpec* spec = providers::FindProvider(id);
+  if (!spec) {
+    return Status::InvalidArgument(std::string(field) + " " + id +
+                                   " is not a supported push provider");
+  }
+  return spec;
+}
+
+Result<std::vector<store::DeviceToken>> NormalizeTokens(const providers::ProviderSpec& spec,
+                                                        const std::vector<std::string>& tokens,
+                                                        const providers::TokenPolicy& policy,
+                                                        std::string_view field) {
+  std::vector<store::DeviceToken> out;
+  std::set<std::string> seen;
+  for (std::size_t i = 0; i < tokens.size(); ++i) {
+    Result<std::string> token = spec.NormalizeDeviceToken(tokens[i], policy);
+    if (!token.ok()) {
+      return Status::InvalidArgument(std::string(field) + "[" + std::to_string(i) +
+                                     "]: " + token.status().message());
+    }
+    std::string identity = spec.TokenIdentity(*token);
+    if (seen.insert(identity).second) out.push_back({std::move(*token), std::move(identity)});
+  }
+  return out;
 }
 
 std::string Slugify(std::string_view name, std::string_view fallback) {

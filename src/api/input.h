@@ -10,6 +10,7 @@
 
 #include "core/json.h"
 #include "core/status.h"
+#include "providers/registry.h"
 #include "server/http.h"
 #include "store/model.h"
 
@@ -35,7 +36,8 @@ Result<std::optional<std::string>> OptString(const Json& object, std::string_vie
                                              std::string_view field = {});
 // Like OptString but also accepts null (-> engaged nullopt): for nullable profile fields.
 Result<std::optional<std::optional<std::string>>> OptNullableString(const Json& object,
-                                                                    std::string_view key);
+                                                                    std::string_view key,
+                                                                    std::string_view field = {});
 Result<std::optional<bool>> OptBool(const Json& object, std::string_view key);
 Result<std::string> RequiredString(const Json& object, std::string_view key,
                                    std::string_view field = {});
@@ -45,6 +47,28 @@ Result<std::optional<std::vector<std::string>>> OptStringArray(const Json& objec
 
 // Identifiers from paths or bodies: non-empty, at most 256 bytes, no control characters.
 Status CheckId(std::string_view value, std::string_view field);
+
+// True for Novu's channel types: in_app, email, sms, chat, push, tool.
+bool IsNovuChannelType(std::string_view channel);
+
+// A `true`/`false` query flag; `fallback` when absent, InvalidArgument otherwise.
+Result<bool> QueryBool(const server::Request& request, std::string_view key, bool fallback);
+
+// The subscriber profile members of `body` (names, email, phone, avatar, locale, timezone:
+// nullable strings of at most 1024 characters; data: object or null). Members that are absent
+// stay unset; `prefix` goes before field names in messages ("to[2].").
+Result<store::SubscriberPatch> DecodeProfile(const Json& body, std::string_view prefix = "");
+
+// The push provider named `id`, or InvalidArgument naming `field`.
+Result<const providers::ProviderSpec*> RequirePushProvider(const std::string& id,
+                                                           std::string_view field);
+
+// Canonical device tokens for `spec`, de-duplicated by identity (first kept, order kept);
+// InvalidArgument names the bad element ("<field>[3]: ...").
+Result<std::vector<store::DeviceToken>> NormalizeTokens(const providers::ProviderSpec& spec,
+                                                        const std::vector<std::string>& tokens,
+                                                        const providers::TokenPolicy& policy,
+                                                        std::string_view field);
 
 // Lowercase letters and digits with single '-' between words ("Order shipped!" -> "order-shipped");
 // `fallback` when nothing is left.

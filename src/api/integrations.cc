@@ -16,7 +16,6 @@ constexpr std::string_view kCreateFields[] = {
 constexpr std::string_view kUpdateFields[] = {"name",       "identifier",    "_environmentId",
                                               "active",     "credentials",   "check",
                                               "conditions", "configurations"};
-constexpr std::string_view kNovuChannels[] = {"in_app", "email", "sms", "chat", "push", "tool"};
 
 Status CheckEnvironmentField(const Json& body, const store::Environment& env) {
   ASSIGN_OR_RETURN(std::optional<std::string> wanted, OptString(body, "_environmentId"));
@@ -71,20 +70,15 @@ Api::Reply Api::CreateIntegration(Req& r, const Env& env) {
   RETURN_IF_ERROR(CheckEnvironmentField(body, env));
   ASSIGN_OR_RETURN(std::string provider_id, RequiredString(body, "providerId"));
   ASSIGN_OR_RETURN(std::string channel, RequiredString(body, "channel"));
-  bool known_channel = false;
-  for (std::string_view c : kNovuChannels) known_channel = known_channel || c == channel;
-  if (!known_channel) {
+  if (!IsNovuChannelType(channel)) {
     return Status::InvalidArgument("channel must be one of: in_app, email, sms, chat, push, tool");
   }
   if (channel != "push") {
     return Status::InvalidArgument("Channel " + channel +
                                    " is not supported: Herald delivers push");
   }
-  const providers::ProviderSpec* spec = providers::FindProvider(provider_id);
-  if (!spec) {
-    return Status::InvalidArgument("providerId " + provider_id +
-                                   " is not a supported push provider");
-  }
+  ASSIGN_OR_RETURN(const providers::ProviderSpec* spec,
+                   RequirePushProvider(provider_id, "providerId"));
   if (auto kind = OptString(body, "kind"); !kind.ok()) return kind.take_status();
 
   store::Integration integration;

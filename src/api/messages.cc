@@ -7,8 +7,6 @@
 namespace herald::api {
 namespace {
 
-constexpr std::string_view kChannels[] = {"in_app", "email", "sms", "chat", "push", "tool"};
-
 Status ReadPaging(const server::Request& r, int* page, int* limit) {
   ASSIGN_OR_RETURN(std::optional<long long> p, QueryInt(r, "page", 0, 1000000));
   ASSIGN_OR_RETURN(std::optional<long long> l, QueryInt(r, "limit", 1, 1000));
@@ -34,9 +32,7 @@ Api::Reply Api::ListMessages(Req& r, const Env& env) {
   RETURN_IF_ERROR(ReadPaging(r, &query.page, &query.limit));
   bool other_channel = false;
   if (const std::string* channel = r.Query("channel")) {
-    bool known = false;
-    for (std::string_view c : kChannels) known = known || c == *channel;
-    if (!known) {
+    if (!IsNovuChannelType(*channel)) {
       return Status::InvalidArgument(
           "channel must be one of: in_app, email, sms, chat, push, tool");
     }

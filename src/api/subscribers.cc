@@ -15,38 +15,6 @@ constexpr std::string_view kCreateV2Fields[] = {"subscriberId", "firstName", "la
                                                 "email",        "phone",     "avatar",
                                                 "locale",       "timezone",  "data"};
 
-Result<store::SubscriberPatch> DecodeProfile(const Json& body) {
-  store::SubscriberPatch p;
-  std::pair<const char*, std::optional<std::optional<std::string>>*> fields[] = {
-      {"firstName", &p.first_name}, {"lastName", &p.last_name}, {"email", &p.email},
-      {"phone", &p.phone},          {"avatar", &p.avatar},      {"locale", &p.locale},
-      {"timezone", &p.timezone}};
-  for (auto& [key, target] : fields) {
-    ASSIGN_OR_RETURN(*target, OptNullableString(body, key));
-    if (*target && **target && (**target)->size() > 1024) {
-      return Status::InvalidArgument(std::string(key) + " must be at most 1024 characters");
-    }
-  }
-  if (auto it = body.find("data"); it != body.end()) {
-    if (it->is_null()) {
-      p.data = std::optional<Json>();
-    } else if (it->is_object()) {
-      p.data = std::optional<Json>(*it);
-    } else {
-      return Status::InvalidArgument("data must be an object");
-    }
-  }
-  return p;
-}
-
-Result<bool> QueryBool(const server::Request& r, std::string_view key, bool fallback) {
-  const std::string* raw = r.Query(key);
-  if (!raw) return fallback;
-  if (*raw == "true") return true;
-  if (*raw == "false") return false;
-  return Status::InvalidArgument(std::string(key) + " must be true or false");
-}
-
 Json Deleted() { return {{"acknowledged", true}, {"status", "deleted"}}; }
 
 }  // namespace
@@ -144,11 +112,8 @@ Api::Reply Api::UpdateCredentials(Req& r, const Env& env, store::TokenWriteMode 
   update.mode = mode;
   update.max_tokens = options_.max_tokens_per_channel;
   ASSIGN_OR_RETURN(update.provider_id, RequiredString(body, "providerId"));
-  const providers::ProviderSpec* spec = providers::FindProvider(update.provider_id);
-  if (!spec) {
-    return Status::InvalidArgument("providerId " + update.provider_id +
-                                   " is not a supported push provider");
-  }
+  ASSIGN_OR_RETURN(const providers::ProviderSpec* spec,
+                   RequirePushProvider(update.provider_id, "providerId"));
   ASSIGN_OR_RETURN(update.integration_identifier, OptString(body, "integrationIdentifier"));
   auto credentials = body.find("credentials");
   if (credentials == body.end() || !credentials->is_object()) {
@@ -159,28 +124,11 @@ Api::Reply Api::UpdateCredentials(Req& r, const Env& env, store::TokenWriteMode 
   ASSIGN_OR_RETURN(update.channel, OptString(*credentials, "channel", "credentials.channel"));
   ASSIGN_OR_RETURN(std::optional<std::vector<std::string>> raw_tokens,
                    OptStringArray(*credentials, "deviceTokens", "credentials.deviceTokens"));
-  // Novu: leaving deviceTokens out resets them to [] (§4); canonicalise and de-duplicate the rest.
-  std::vector<store::DeviceToken> tokens;
-  std::set<std::string> seen;
-  for (std::size_t i = 0; raw_tokens && i < raw_tokens->size(); ++i) {
-    Result<std::string> token = spec->NormalizeDeviceToken((*raw_tokens)[i], options_.token_policy);
-    if (!token.ok()) {
-      return Status::InvalidArgument("credentials.deviceTokens[" + std::to_string(i) +
-                                     "]: " + token.status().message());
-    }
-    std::string identity = spec->TokenIdentity(*token);
-    if (!seen.insert(identity).second) continue;
-    store::DeviceToken t;
-    t.token = std::move(*token);
-    t.identity = std::move(identity);
-    tokens.push_back(std::move(t));
-  }
-  if (tokens.size() > update.max_tokens) {
-    return Status::InvalidArgument("Device tokens limit exceeded: a channel holds at most " +
-                                   std::to_string(update.max_tokens) + " tokens")
-        .WithExtra({{"currentCount", tokens.size()}, {"limit", update.max_tokens}});
-  }
-  update.tokens = std::move(tokens);
+  // Novu: leaving deviceTokens out resets them to [] (§4). The store enforces the per-channel
+  // limit on the final list, in the same transaction.
+  ASSIGN_OR_RETURN(update.tokens,
+                   NormalizeTokens(*spec, raw_tokens.value_or(std::vector<std::string>{}),
+                                   options_.token_policy, "credentials.deviceTokens"));
   ASSIGN_OR_RETURN(store::Subscriber sub,
                    store_.UpdateCredentials(env.id, r.Param("subscriberId"), update));
   return server::DataReply(wire::SubscriberJson(sub, env.organization_id));

@@ -74,13 +74,7 @@ Api::Reply Api::CreateTopic(Req& r, const Env& env) {
     if (!it->is_object()) return Status::InvalidArgument("data must be an object");
     topic.data = *it;
   }
-  bool fail_if_exists = false;
-  if (const std::string* raw = r.Query("failIfExists")) {
-    if (*raw != "true" && *raw != "false") {
-      return Status::InvalidArgument("failIfExists must be true or false");
-    }
-    fail_if_exists = *raw == "true";
-  }
+  ASSIGN_OR_RETURN(bool fail_if_exists, QueryBool(r, "failIfExists", false));
   bool created = false;
   Result<store::Topic> result = store_.UpsertTopic(topic, fail_if_exists, &created);
   if (!result.ok() && result.status().code() == Code::kConflict) {
