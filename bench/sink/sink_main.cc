@@ -4,7 +4,6 @@
 //   POST <any path>  a delivery: optional X-Novu-Signature check, 200 {"id":"<n>"}
 //   GET  /stats      {count, p50_us, p90_us, p99_us, max_us, first_at_us, last_at_us, ...}
 //   POST /reset      zeroes every counter
-#include <signal.h>
 
 #include <CLI/CLI.hpp>
 #include <atomic>
@@ -18,6 +17,7 @@
 #include "bench/sink/latency_histogram.h"
 #include "core/json.h"
 #include "core/log.h"
+#include "core/signals.h"
 #include "crypto/crypto.h"
 #include "server/http_server.h"
 
@@ -157,13 +157,8 @@ int Main(int argc, char** argv) {
   options.threads = threads;
   InitLogging("warn");  // stderr; stdout carries only the "listening PORT" line
 
-  // Block the stop signals before any thread starts so that only sigtimedwait sees them.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  signal(SIGPIPE, SIG_IGN);
+  // Before any thread starts, so that only the wait below sees the stop signals.
+  BlockStopSignals();
 
   Sink sink(secret);
   auto server = server::HttpServer::Start(
@@ -177,8 +172,7 @@ int Main(int argc, char** argv) {
 
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(max_seconds);
   for (;;) {
-    timespec tick{1, 0};
-    if (sigtimedwait(&signals, nullptr, &tick) > 0) break;
+    if (WaitForStopSignal(std::chrono::seconds(1)) != 0) break;
     if (max_seconds > 0 && std::chrono::steady_clock::now() >= deadline) break;
   }
   (*server)->Stop(std::chrono::milliseconds(500));

@@ -1,7 +1,5 @@
 #include "app/app.h"
 
-#include <signal.h>
-
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
@@ -14,6 +12,7 @@
 #include "app/data_dir.h"
 #include "core/ids.h"
 #include "core/log.h"
+#include "core/signals.h"
 #include "core/time.h"
 #include "delivery/dispatcher.h"
 #include "delivery/planner.h"
@@ -169,12 +168,7 @@ int Serve(const Options& options) {
   spdlog::info("herald serving listen={}:{} data={}", listen->first, (*server)->port(),
                options.data_dir);
 
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  int received = 0;
-  sigwait(&signals, &received);
+  int received = WaitForStopSignal();
   spdlog::info("herald stopping signal={}", received);
   // Stop accepting, let in-flight API requests finish, then drain in-flight sends for a grace
   // period; anything not finished stays durable and is taken back on the next start.
@@ -215,13 +209,8 @@ int Vapid() {
 }  // namespace
 
 int Main(int argc, char** argv) {
-  // Block the stop signals in every thread; `serve` waits for them with sigwait().
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  signal(SIGPIPE, SIG_IGN);
+  // In every thread; `serve` takes them with WaitForStopSignal().
+  BlockStopSignals();
 
   Options options;
   options.listen = EnvOr("HERALD_LISTEN", options.listen);
