@@ -2,6 +2,7 @@
 
 #include <sys/random.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -12,12 +13,29 @@
 namespace herald {
 
 std::string RandomBytes(std::size_t n) {
+  // getrandom() output, drawn in blocks per thread: ids and nonces are made on every request, and
+  // a system call each (costly under a hypervisor) would dominate their price.
+  constexpr std::size_t kBlock = 512;
+  thread_local unsigned char pool[kBlock];
+  thread_local std::size_t left = 0;
   std::string out(n, '\0');
   std::size_t filled = 0;
   while (filled < n) {
-    ssize_t got = getrandom(out.data() + filled, n - filled, 0);
-    if (got < 0) std::abort();
-    filled += static_cast<std::size_t>(got);
+    if (left == 0) {
+      std::size_t got = 0;
+      while (got < kBlock) {
+        ssize_t r = getrandom(pool + got, kBlock - got, 0);
+        if (r < 0) std::abort();
+        got += static_cast<std::size_t>(r);
+      }
+      left = kBlock;
+    }
+    std::size_t take = std::min(left, n - filled);
+    unsigned char* from = pool + (kBlock - left);
+    std::copy(from, from + take, out.begin() + static_cast<std::ptrdiff_t>(filled));
+    std::fill(from, from + take, 0);  // a byte is handed out once
+    left -= take;
+    filled += take;
   }
   return out;
 }

@@ -13,6 +13,7 @@
 #include "core/log.h"
 #include "store/sqlite/db.h"
 #include "store/sqlite/migrations.h"
+#include "store/sqlite/writer.h"
 
 namespace herald::store {
 
@@ -61,119 +62,12 @@ namespace {
 
 using sqlite::Db;
 using sqlite::Stmt;
-using WriteFn = std::function<Status(Db&)>;
+using sqlite::WriteFn;
+using sqlite::Writer;
 
 constexpr long long kCountCap = 50000;
-constexpr std::size_t kMaxBatch = 512;
 
 // ---- connections -------------------------------------------------------------------------------
-
-// The single writer. Callers block until the batch holding their write has committed.
-class Writer {
- public:
-  explicit Writer(std::unique_ptr<Db> db) : db_(std::move(db)), thread_([this] { Loop(); }) {}
-  ~Writer() {
-    {
-      std::lock_guard lock(mu_);
-      stopping_ = true;
-    }
-    cv_.notify_one();
-    thread_.join();
-  }
-
-  // Queues `fn`; `done` runs on the writer thread once the batch holding it has committed
-  // (or failed).
-  void Submit(WriteFn fn, std::function<void(Status)> done) {
-    {
-      std::lock_guard lock(mu_);
-      queue_.push_back(Task{std::move(fn), std::move(done)});
-    }
-    cv_.notify_one();
-  }
-
-  Status Run(WriteFn fn) {
-    std::promise<Status> result;
-    std::future<Status> future = result.get_future();
-    Submit(std::move(fn), [&result](Status st) { result.set_value(std::move(st)); });
-    return future.get();
-  }
-
- private:
-  struct Task {
-    WriteFn fn;
-    std::function<void(Status)> done;
-  };
-
-  void Loop() {
-    SetThreadName("herald-writer");
-    std::vector<Task> batch;
-    for (;;) {
-      {
-        std::unique_lock lock(mu_);
-        cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
-        if (queue_.empty()) return;  // stopping and drained
-        while (!queue_.empty() && batch.size() < kMaxBatch) {
-          batch.push_back(std::move(queue_.front()));
-          queue_.pop_front();
-        }
-      }
-      RunBatch(batch);
-      batch.clear();
-    }
-  }
-
-  void RunBatch(std::vector<Task>& batch) {
-    std::vector<Status> results(batch.size());
-    Status begin = db_->Run("BEGIN IMMEDIATE");
-    if (!begin.ok()) {
-      for (Task& task : batch) Finish(task, begin);
-      return;
-    }
-    for (std::size_t i = 0; i < batch.size(); ++i) {
-      (void)db_->Run("SAVEPOINT w");
-      try {
-        results[i] = batch[i].fn(*db_);
-      } catch (const std::exception& e) {
-        spdlog::error("store write threw: {}", e.what());
-        results[i] = Status::Internal("store write failed");
-      }
-      if (results[i].ok()) {
-        (void)db_->Run("RELEASE w");
-      } else {
-        (void)db_->Run("ROLLBACK TO w");
-        (void)db_->Run("RELEASE w");
-      }
-      if (!db_->InTransaction()) {
-        // SQLite rolled the whole transaction back (disk full, I/O error, out of memory): no
-        // write of this batch survived, so every caller hears it.
-        for (Task& task : batch) Finish(task, Status::Internal("write transaction aborted"));
-        return;
-      }
-    }
-    Status commit = db_->Run("COMMIT");
-    if (!commit.ok()) {
-      (void)db_->ExecScript("ROLLBACK");
-      for (Task& task : batch) Finish(task, Status::Internal("commit failed"));
-      return;
-    }
-    for (std::size_t i = 0; i < batch.size(); ++i) Finish(batch[i], results[i]);
-  }
-
-  static void Finish(Task& task, Status status) {
-    try {
-      task.done(std::move(status));
-    } catch (const std::exception& e) {
-      spdlog::error("store completion threw: {}", e.what());
-    }
-  }
-
-  std::unique_ptr<Db> db_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<Task> queue_;
-  bool stopping_ = false;
-  std::thread thread_;  // last: starts after the members it uses
-};
 
 // Copies the WAL back into the database from its own connection and thread, so that the
 // writer's commits never pay for checkpoints (the writer runs with wal_autocheckpoint=0).
@@ -704,9 +598,11 @@ Result<std::size_t> WriteNotification(Db& db, const Workflow& workflow, const Su
 
 class SqliteStore final : public Store {
  public:
-  SqliteStore(std::unique_ptr<Db> writer_db, std::unique_ptr<Db> checkpoint_db,
-              const crypto::KeyRing& keys)
-      : keys_(keys), writer_(std::move(writer_db)), checkpointer_(std::move(checkpoint_db)) {}
+  SqliteStore(std::unique_ptr<Db> writer_db, std::string wal_path,
+              std::unique_ptr<Db> checkpoint_db, const crypto::KeyRing& keys)
+      : keys_(keys),
+        writer_(std::move(writer_db), std::move(wal_path)),
+        checkpointer_(std::move(checkpoint_db)) {}
 
   void AddReader(std::unique_ptr<Db> db) { readers_.Add(std::move(db)); }
 
@@ -1889,7 +1785,8 @@ Result<std::unique_ptr<Store>> OpenSqliteStore(const SqliteOptions& options,
   RETURN_IF_ERROR(Migrate(*writer));
   RETURN_IF_ERROR(writer->ExecScript("PRAGMA wal_autocheckpoint=0"));
   ASSIGN_OR_RETURN(std::unique_ptr<Db> checkpoint_db, Db::Open(options.path, /*read_only=*/false));
-  auto store = std::make_unique<SqliteStore>(std::move(writer), std::move(checkpoint_db), keys);
+  auto store = std::make_unique<SqliteStore>(std::move(writer), options.path + "-wal",
+                                             std::move(checkpoint_db), keys);
   for (int i = 0; i < std::max(1, options.read_connections); ++i) {
     ASSIGN_OR_RETURN(std::unique_ptr<Db> reader, Db::Open(options.path, /*read_only=*/true));
     store->AddReader(std::move(reader));
