@@ -19,11 +19,8 @@ namespace herald::api {
 struct ApiOptions {
   providers::TokenPolicy token_policy;
   std::size_t max_tokens_per_channel = 100;
-  // Plans a trigger's messages inside its transaction (delivery::MakePlanner; wired by app/).
-  store::MessagePlanner planner;
-  // Called after a trigger committed work, to wake the dispatcher; the argument tells whether
-  // it queued a fan-out.
-  std::function<void(bool)> on_work;
+  // Called after a trigger was queued, to wake the dispatcher.
+  std::function<void()> on_work;
 };
 
 class Api {
@@ -34,6 +31,10 @@ class Api {
       tmpl::TemplateCache& templates, ApiOptions options);
 
   void AddRoutes(server::Router& router);
+
+  // Decodes a queued trigger again for planning (the dispatcher calls it; any thread). Fails if
+  // the trigger can no longer be planned (its workflow was deleted or deactivated meanwhile).
+  Result<store::TriggerRequest> DecodeQueued(const store::QueuedTrigger& queued);
 
   // "ApiKey <key>" -> the environment, comparing SHA-256 digests in constant time.
   Result<const store::Environment*> Authenticate(const server::Request& request) const;

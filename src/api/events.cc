@@ -1,6 +1,7 @@
 // /v1/events/trigger, /bulk, /broadcast and cancel (novu-api.md §2.1, §3). A trigger is
-// answered only after its transaction (notifications, messages, fan-outs) is durable; the
-// store's writer commits concurrent triggers together.
+// validated here (body, workflow, topics, JIT integrations), stored in the store's inbox and
+// answered once that row is durable (the writer commits concurrent triggers together). The
+// dispatcher then decodes inbox rows again (DecodeQueued) and plans them in large batches.
 #include <atomic>
 #include <map>
 #include <set>
@@ -213,17 +214,44 @@ void Api::AcceptEvent(const Json& body, const Env& env, bool broadcast,
     return done(Ack("no_workflow_steps_defined", event.request.transaction_id));
   }
   event.request.workflow = std::move(workflow.value());
-  std::string transaction_id = event.request.transaction_id;
-  store_.AcceptTrigger(
-      std::move(event.request), options_.planner,
-      [this, transaction_id, done = std::move(done)](Result<store::TriggerReceipt> receipt) {
-        if (!receipt.ok()) return done(AsTriggerError(receipt.take_status()));
-        if ((receipt->messages > 0 || receipt->fanouts > 0) && options_.on_work) {
-          options_.on_work(receipt->fanouts > 0);
-        }
+  const store::TriggerRequest& request = event.request;
+  bool needs_check = !request.topics.empty() || (request.actor && !request.actor->channels.empty());
+  for (const store::SubscriberTarget& t : request.subscribers) {
+    needs_check = needs_check || !t.channels.empty();
+  }
+  if (needs_check) {
+    if (Status st = store_.CheckTriggerTargets(request); !st.ok()) {
+      return done(AsTriggerError(std::move(st)));
+    }
+  }
+  store::QueuedTrigger queued;
+  queued.environment_id = env.id;
+  queued.transaction_id = request.transaction_id;
+  queued.broadcast = broadcast;
+  queued.event = body;
+  queued.event["transactionId"] = request.transaction_id;
+  store_.EnqueueTrigger(
+      std::move(queued),
+      [this, transaction_id = request.transaction_id, done = std::move(done)](Status st) {
+        if (!st.ok()) return done(AsTriggerError(std::move(st)));
+        if (options_.on_work) options_.on_work();
         // A repeated transactionId is answered like the first and not delivered again.
         done(Ack("processed", transaction_id));
       });
+}
+
+Result<store::TriggerRequest> Api::DecodeQueued(const store::QueuedTrigger& queued) {
+  const Env* env = nullptr;
+  for (const Env& e : environments_) {
+    if (e.id == queued.environment_id) env = &e;
+  }
+  if (!env) return Status::NotFound("environment " + queued.environment_id + " is gone");
+  ASSIGN_OR_RETURN(DecodedEvent event, DecodeEvent(queued.event, *env, queued.broadcast, options_));
+  ASSIGN_OR_RETURN(store::Workflow workflow, store_.GetWorkflow(env->id, event.workflow_key));
+  if (!workflow.active) return Status(Code::kFailedPrecondition, "workflow is no longer active");
+  event.request.workflow = std::move(workflow);
+  event.request.transaction_id = queued.transaction_id;
+  return std::move(event.request);
 }
 
 void Api::Trigger(Req& r, const Env& env, server::Done done) {

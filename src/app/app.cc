@@ -143,9 +143,10 @@ int Serve(const Options& options) {
 
   api::ApiOptions api_options;
   api_options.token_policy.allow_private_targets = allow_private;
-  api_options.planner = planner;
-  api_options.on_work = [&dispatcher](bool fanouts) { dispatcher.Wake(fanouts); };
+  api_options.on_work = [&dispatcher] { dispatcher.Wake(); };
   api::Api api(**store, *environments, templates, api_options);
+  dispatcher.SetTriggerDecoder(
+      [&api](const store::QueuedTrigger& queued) { return api.DecodeQueued(queued); });
   server::Router router;
   api.AddRoutes(router);
   router.Add("GET", "/healthz", server::Sync([](server::Request&) {

@@ -30,11 +30,10 @@ void Dispatcher::Start() {
   });
 }
 
-void Dispatcher::Wake(bool fanouts) {
+void Dispatcher::Wake() {
   {
     std::lock_guard lock(mu_);
     wake_ = true;
-    fanouts_pending_ = fanouts_pending_ || fanouts;
   }
   cv_.notify_one();
 }
@@ -85,6 +84,7 @@ void Dispatcher::Loop() {
           progressed = true;
         }
       }
+      progressed = PlanQueued() || progressed;
       progressed = ClaimAndSend() || progressed;
       if (Clock::now() - last_housekeeping > kHousekeepingEvery) {
         last_housekeeping = Clock::now();
@@ -157,18 +157,64 @@ bool Dispatcher::ClaimAndSend() {
     return false;
   }
   if (claimed->empty()) return false;
+  SendAll(*claimed);
+  return true;
+}
+
+bool Dispatcher::PlanQueued() {
+  if (!decoder_) return false;
+  if (!HasRoom()) return false;
+  Result<std::vector<store::QueuedTrigger>> queued =
+      store_.ReadQueuedTriggers(options_.plan_batch);
+  if (!queued.ok()) {
+    spdlog::error("cannot read queued triggers: {}", queued.status().message());
+    return false;
+  }
+  if (queued->empty()) return false;
+  std::vector<store::PlannedTrigger> items;
+  items.reserve(queued->size());
+  for (const store::QueuedTrigger& q : *queued) {
+    store::PlannedTrigger item;
+    item.seq = q.seq;
+    try {
+      Result<store::TriggerRequest> decoded = decoder_(q);
+      if (decoded.ok()) {
+        item.request = std::move(decoded.value());
+      } else {
+        item.error = decoded.status().message();
+      }
+    } catch (const std::exception& e) {
+      item.error = std::string("cannot decode: ") + e.what();
+    }
+    items.push_back(std::move(item));
+  }
+  EpochMs now = NowMs();
+  Result<store::PlanReceipt> receipt =
+      store_.PlanTriggers(std::move(items), planner_, options_.owner, now + options_.lease.count());
+  if (!receipt.ok()) {  // nothing was written: the rows are read again on the next pass
+    spdlog::error("cannot plan {} triggers: {}", queued->size(), receipt.status().message());
+    return false;
+  }
+  if (receipt->fanouts > 0) {
+    std::lock_guard lock(mu_);
+    fanouts_pending_ = true;
+  }
+  SendAll(receipt->leased);
+  return true;
+}
+
+void Dispatcher::SendAll(const std::vector<store::Message>& messages) {
   // A lease can only outlive its send if a request waited longer than the lease; never send a
   // message twice from this process.
   std::vector<const store::Message*> fresh;
   {
     std::lock_guard lock(mu_);
-    for (const store::Message& message : *claimed) {
+    for (const store::Message& message : messages) {
       if (sending_.insert(message.id).second) fresh.push_back(&message);
     }
     in_flight_ += fresh.size();
   }
   for (const store::Message* message : fresh) Send(*message);
-  return true;
 }
 
 const Dispatcher::CachedProvider& Dispatcher::ProviderFor(const store::Message& message) {

@@ -26,6 +26,7 @@ struct DispatcherOptions {
   std::string owner;                 // lease owner id (unique per process)
   std::size_t max_in_flight = 4096;  // messages sent and not yet completed
   std::size_t claim_batch = 512;
+  std::size_t plan_batch = 256;    // queued triggers planned per transaction
   std::size_t fanout_batch = 500;  // subscribers expanded per fan-out transaction
   // How long a claimed message stays with this process. The embedded store has one owner and
   // frees every lease on start, so the lease only has to outlast the longest queueing of a send.
@@ -35,16 +36,20 @@ struct DispatcherOptions {
   RetryPolicy retry;
 };
 
+// Decodes a queued trigger for planning (api::Api::DecodeQueued; wired by app/).
+using TriggerDecoder = std::function<Result<store::TriggerRequest>(const store::QueuedTrigger&)>;
+
 class Dispatcher {
  public:
   Dispatcher(store::Store& store, http::Client& client, store::MessagePlanner planner,
              DispatcherOptions options);
   ~Dispatcher();
 
+  // Call once, before Start().
+  void SetTriggerDecoder(TriggerDecoder decoder) { decoder_ = std::move(decoder); }
   void Start();
-  // New work may exist (a trigger committed): run a pass now instead of at the next tick.
-  // `fanouts`: the trigger also queued a topic or broadcast fan-out.
-  void Wake(bool fanouts);
+  // New work may exist (a trigger was queued): run a pass now instead of at the next tick.
+  void Wake();
   // Stops claiming, waits up to `grace` for in-flight sends and records their outcomes; what is
   // left stays durable in the store and is taken back on the next start.
   void Stop(std::chrono::milliseconds grace);
@@ -59,7 +64,10 @@ class Dispatcher {
 
   void Loop();
   bool FlushCompletions();
+  bool PlanQueued();
   bool ClaimAndSend();
+  // Marks `messages` in flight (skipping any already being sent) and sends them.
+  void SendAll(const std::vector<store::Message>& messages);
   bool HasRoom();
   void Send(const store::Message& message);
   void Complete(const store::Message& message, const providers::Outcome& outcome);
@@ -69,6 +77,7 @@ class Dispatcher {
   http::Client& client_;
   store::MessagePlanner planner_;
   DispatcherOptions options_;
+  TriggerDecoder decoder_;
 
   std::mutex mu_;
   std::condition_variable cv_;

@@ -73,11 +73,33 @@ struct TriggerRequest {
   std::size_t max_tokens = 100;
 };
 
-struct TriggerReceipt {
-  bool duplicate = false;  // the transactionId was seen before: nothing was written
+// An accepted trigger waiting in the inbox to be planned.
+struct QueuedTrigger {
+  std::int64_t seq = 0;  // arrival order, assigned by the store
+  std::string environment_id;
+  std::string transaction_id;
+  bool broadcast = false;
+  Json event = Json::object();  // the event as accepted, transactionId filled in
+  EpochMs created_at = 0;
+};
+
+// One trigger to plan: its inbox row (0 = none) and the decoded request, or why it could not be
+// decoded any more (its workflow was deleted meanwhile, say): such a trigger is dropped.
+struct PlannedTrigger {
+  std::int64_t seq = 0;
+  std::optional<TriggerRequest> request;
+  std::string error;
+};
+
+struct PlanReceipt {
+  std::size_t planned = 0;     // triggers turned into notifications, messages and fan-outs
+  std::size_t duplicates = 0;  // transactionId seen before: nothing written
+  std::size_t skipped = 0;     // inbox row gone (cancelled meanwhile)
+  std::size_t dropped = 0;     // could not be planned (logged)
   std::size_t notifications = 0;
   std::size_t messages = 0;
   std::size_t fanouts = 0;
+  std::vector<Message> leased;  // new messages leased to the caller, ready to send
 };
 
 // Plans the messages of one notification (fills every Message field but ids, state and times).
@@ -201,15 +223,25 @@ class Store {
   virtual Status DeleteWorkflow(std::string_view env, std::string_view id_or_workflow_id) = 0;
 
   // ---- triggers ------------------------------------------------------------------------------
-  // In one transaction: records the transactionId (a repeat is a no-op answered `duplicate`),
-  // upserts the actor and every named subscriber with their JIT channels, writes one
+  // Stores an accepted trigger in the inbox; `done` runs on a store thread once it is durable.
+  virtual void EnqueueTrigger(QueuedTrigger trigger, std::function<void(Status)> done) = 0;
+  // The oldest inbox rows (rows leave the inbox when they are planned).
+  virtual Result<std::vector<QueuedTrigger>> ReadQueuedTriggers(std::size_t limit) = 0;
+  // Checks what a trigger needs before it is accepted: its topics exist and every JIT channel
+  // has an active integration. NotFound / InvalidArgument.
+  virtual Status CheckTriggerTargets(const TriggerRequest& request) = 0;
+  // Plans triggers in one transaction, each in its own savepoint: deletes its inbox row (an item
+  // whose row is gone was cancelled and is skipped), records the transactionId (a repeat is a
+  // no-op), upserts the actor and every named subscriber with their JIT channels, writes one
   // notification per subscriber with the messages `planner` returns, and queues a fan-out for
-  // each topic and for a broadcast. `done` runs on the store's thread once it is durable.
-  // NotFound for an unknown topic; InvalidArgument for a JIT channel without an active
-  // integration.
-  virtual void AcceptTrigger(TriggerRequest request, MessagePlanner planner,
-                             std::function<void(Result<TriggerReceipt>)> done) = 0;
-  // Cancels every pending message and fan-out of the transaction. True if anything was.
+  // topics and broadcasts. New messages are leased to `owner` until `lease_until` and returned
+  // (unleased and not returned when `owner` is empty). A trigger that fails to plan is dropped
+  // alone (its error logged).
+  virtual Result<PlanReceipt> PlanTriggers(std::vector<PlannedTrigger> items,
+                                           const MessagePlanner& planner, std::string_view owner,
+                                           EpochMs lease_until) = 0;
+  // Cancels every pending message, fan-out and queued trigger of the transaction. True if
+  // anything was.
   virtual Result<bool> CancelTransaction(std::string_view env, std::string_view transaction_id) = 0;
 
   // ---- the delivery queue --------------------------------------------------------------------

@@ -202,6 +202,18 @@ CREATE TABLE idempotency_keys (
   PRIMARY KEY (environment_id, idem_key)
 );
 )sql"},
+    {3, "trigger_inbox", R"sql(
+-- Accepted triggers, as accepted: a trigger is acknowledged once its row is durable, and the
+-- dispatcher turns rows into notifications and messages in large batches (then deletes them).
+CREATE TABLE trigger_inbox (
+  seq            INTEGER PRIMARY KEY,
+  environment_id TEXT NOT NULL,
+  transaction_id TEXT NOT NULL,
+  broadcast      INTEGER NOT NULL,
+  event          TEXT NOT NULL,
+  created_at     INTEGER NOT NULL
+);
+)sql"},
 };
 
 }  // namespace

@@ -512,12 +512,19 @@ Message ReadMessageRow(const Stmt& s) {
   return m;
 }
 
-Status InsertMessage(Db& db, const Message& m) {
+// Who new messages are leased to as they are written (nobody when `owner` is empty).
+struct NewLease {
+  std::string_view owner;
+  EpochMs until = 0;
+};
+
+Status InsertMessage(Db& db, const Message& m, const NewLease& lease) {
   Stmt s = db.Prepare(
       "INSERT INTO messages (id, environment_id, notification_id, transaction_id, subscriber_pk, "
       "subscriber_id, workflow_pk, workflow_id, step_pk, step_id, integration_id, provider_id, "
       "channel_pk, device_token, token_identity, state, attempts, next_attempt_at, created_at, "
-      "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?)");
+      "updated_at, lease_owner, lease_until) "
+      "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?, ?, ?)");
   s.Bind(1, m.id).Bind(2, m.environment_id).Bind(3, m.notification_id).Bind(4, m.transaction_id);
   s.Bind(5, m.subscriber_pk).Bind(6, m.subscriber_id).Bind(7, m.workflow_pk);
   s.Bind(8, m.workflow_id).Bind(9, m.step_pk).Bind(10, m.step_id).Bind(11, m.integration_id);
@@ -525,6 +532,11 @@ Status InsertMessage(Db& db, const Message& m) {
   s.Bind(15, m.token_identity).Bind(16, static_cast<std::int64_t>(m.created_at));
   s.Bind(17, static_cast<std::int64_t>(m.created_at));
   s.Bind(18, static_cast<std::int64_t>(m.created_at));
+  if (lease.owner.empty()) {
+    s.Bind(19, std::optional<std::string>()).Bind(20, std::optional<std::int64_t>());
+  } else {
+    s.Bind(19, lease.owner).Bind(20, static_cast<std::int64_t>(lease.until));
+  }
   RETURN_IF_ERROR(s.Exec());
   Stmt body = db.Prepare(
       "INSERT INTO message_bodies (message_id, title, content, payload, overrides) "
@@ -555,10 +567,12 @@ Notification ReadNotificationRow(const Stmt& s) {
 
 // Writes the notification for `sub` and the messages the planner gives it. Returns how many
 // messages were written.
+// `leased` (if set) receives a copy of each message written, as a claim would return it.
 Result<std::size_t> WriteNotification(Db& db, const Workflow& workflow, const Subscriber& sub,
                                       const std::string& transaction_id, const Json& payload,
                                       const Json& overrides, const MessagePlanner& planner,
-                                      EpochMs now) {
+                                      EpochMs now, const NewLease& lease = {},
+                                      std::vector<Message>* leased = nullptr) {
   Notification n;
   n.id = NewObjectId();
   n.environment_id = sub.environment_id;
@@ -589,7 +603,10 @@ Result<std::size_t> WriteNotification(Db& db, const Workflow& workflow, const Su
     m.workflow_pk = workflow.id;
     m.workflow_id = workflow.workflow_id;
     m.created_at = now;
-    RETURN_IF_ERROR(InsertMessage(db, m));
+    m.updated_at = now;
+    m.next_attempt_at = now;
+    RETURN_IF_ERROR(InsertMessage(db, m, lease));
+    if (leased) leased->push_back(std::move(m));
   }
   return messages.size();
 }
@@ -906,25 +923,30 @@ class SqliteStore final : public Store {
 
   // Novu §4: resolves the integration (newest active of the provider, or by identifier),
   // creates the channel if needed and replaces or appends its tokens.
-  static Status ApplyCredentials(Db& db, std::string_view env, const std::string& sub_pk,
-                                 const CredentialsUpdate& update, EpochMs now) {
-    // Novu: the newest active integration of the provider, optionally by identifier.
+  // Novu: the newest active integration of the provider, optionally by identifier.
+  static Result<std::string> FindActiveIntegration(
+      Db& db, std::string_view env, const std::string& provider_id,
+      const std::optional<std::string>& identifier) {
     Stmt find = db.Prepare(
         "SELECT id FROM integrations WHERE environment_id = ? AND provider_id = ? AND "
         "active = 1 AND (? IS NULL OR identifier = ?) ORDER BY created_at DESC, id DESC LIMIT 1");
-    find.Bind(1, env).Bind(2, update.provider_id);
-    find.Bind(3, update.integration_identifier).Bind(4, update.integration_identifier);
-    if (!find.Step()) {
-      if (!find.status().ok()) return find.status();
-      std::string message = "Subscribers environment (" + std::string(env) +
-                            ") do not have active " + update.provider_id + " integration.";
-      if (update.integration_identifier) {
-        message = "Integration with identifier " + *update.integration_identifier +
-                  " and provider " + update.provider_id + " is not active or does not exist.";
-      }
-      return Status::InvalidArgument(message);
+    find.Bind(1, env).Bind(2, provider_id).Bind(3, identifier).Bind(4, identifier);
+    if (find.Step()) return find.Text(0);
+    RETURN_IF_ERROR(find.status());
+    if (identifier) {
+      return Status::InvalidArgument("Integration with identifier " + *identifier +
+                                     " and provider " + provider_id +
+                                     " is not active or does not exist.");
     }
-    std::string integration_id = find.Text(0);
+    return Status::InvalidArgument("Subscribers environment (" + std::string(env) +
+                                   ") do not have active " + provider_id + " integration.");
+  }
+
+  static Status ApplyCredentials(Db& db, std::string_view env, const std::string& sub_pk,
+                                 const CredentialsUpdate& update, EpochMs now) {
+    ASSIGN_OR_RETURN(std::string integration_id,
+                     FindActiveIntegration(db, env, update.provider_id,
+                                           update.integration_identifier));
 
     std::string channel_pk;
     {
@@ -1313,83 +1335,170 @@ class SqliteStore final : public Store {
     return LoadSubscriber(db, env, t.subscriber_id);
   }
 
-  void AcceptTrigger(TriggerRequest request, MessagePlanner planner,
-                     std::function<void(Result<TriggerReceipt>)> done) override {
-    struct State {
-      TriggerRequest request;
-      MessagePlanner planner;
-      TriggerReceipt receipt;
-    };
-    auto state = std::make_shared<State>(State{std::move(request), std::move(planner), {}});
+  // Plans one trigger (see PlanTriggers); the caller holds a savepoint around it.
+  static Status PlanOne(Db& db, const TriggerRequest& r, const MessagePlanner& planner,
+                        const NewLease& lease, PlanReceipt& receipt) {
+    EpochMs now = NowMs();
+    Stmt tx = db.Prepare(
+        "INSERT INTO transactions (environment_id, transaction_id, workflow_id, created_at) "
+        "VALUES (?, ?, ?, ?) ON CONFLICT (environment_id, transaction_id) DO NOTHING");
+    tx.Bind(1, r.environment_id).Bind(2, r.transaction_id).Bind(3, r.workflow.workflow_id);
+    tx.Bind(4, static_cast<std::int64_t>(now));
+    RETURN_IF_ERROR(tx.Exec());
+    if (db.Changes() == 0) {
+      receipt.duplicates += 1;
+      return Status::Ok();
+    }
+    for (const TopicTarget& topic : r.topics) {
+      if (!LoadTopic(db, r.environment_id, topic.key).ok()) {
+        return Status::NotFound("Topic with key " + topic.key +
+                                " not found in current environment");
+      }
+    }
+    std::vector<std::string> exclude;
+    if (r.actor) {
+      Result<Subscriber> actor = UpsertTarget(db, r.environment_id, *r.actor, r.max_tokens, now);
+      if (!actor.ok()) return actor.take_status();
+      exclude.push_back(r.actor->subscriber_id);
+    }
+    std::vector<Message>* leased = lease.owner.empty() ? nullptr : &receipt.leased;
+    for (const SubscriberTarget& target : r.subscribers) {
+      ASSIGN_OR_RETURN(Subscriber sub,
+                       UpsertTarget(db, r.environment_id, target, r.max_tokens, now));
+      ASSIGN_OR_RETURN(std::size_t written,
+                       WriteNotification(db, r.workflow, sub, r.transaction_id, r.payload,
+                                         r.overrides, planner, now, lease, leased));
+      receipt.notifications += 1;
+      receipt.messages += written;
+      exclude.push_back(target.subscriber_id);
+    }
+    if (!r.topics.empty() || r.broadcast) {
+      Json topics = Json::array();
+      Json excluded = exclude;
+      for (const TopicTarget& topic : r.topics) {
+        topics.push_back(topic.key);
+        for (const std::string& id : topic.exclude) excluded.push_back(id);
+      }
+      Json fanout = {{"workflow", r.workflow.id}, {"payload", r.payload},
+                     {"overrides", r.overrides},  {"topics", topics},
+                     {"exclude", excluded},       {"broadcast", r.broadcast}};
+      Stmt s = db.Prepare(
+          "INSERT INTO fanouts (id, environment_id, transaction_id, topic_key, request, "
+          "cursor, created_at) VALUES (?, ?, ?, ?, ?, '', ?)");
+      s.Bind(1, NewObjectId()).Bind(2, r.environment_id).Bind(3, r.transaction_id);
+      s.Bind(4, r.topics.empty() ? std::optional<std::string>()
+                                 : std::optional<std::string>(r.topics[0].key));
+      s.Bind(5, DumpJson(fanout)).Bind(6, static_cast<std::int64_t>(now));
+      RETURN_IF_ERROR(s.Exec());
+      receipt.fanouts += 1;
+    }
+    receipt.planned += 1;
+    return Status::Ok();
+  }
+
+  void EnqueueTrigger(QueuedTrigger trigger, std::function<void(Status)> done) override {
+    auto row = std::make_shared<QueuedTrigger>(std::move(trigger));
+    std::string event = DumpJson(row->event);  // off the writer thread
     writer_.Submit(
-        [state](Db& db) -> Status {
-          const TriggerRequest& r = state->request;
-          TriggerReceipt& receipt = state->receipt;
-          receipt = {};
-          EpochMs now = NowMs();
-          Stmt tx = db.Prepare(
-              "INSERT INTO transactions (environment_id, transaction_id, workflow_id, created_at) "
-              "VALUES (?, ?, ?, ?) ON CONFLICT (environment_id, transaction_id) DO NOTHING");
-          tx.Bind(1, r.environment_id).Bind(2, r.transaction_id).Bind(3, r.workflow.workflow_id);
-          tx.Bind(4, static_cast<std::int64_t>(now));
-          RETURN_IF_ERROR(tx.Exec());
-          if (db.Changes() == 0) {
-            receipt.duplicate = true;
-            return Status::Ok();
-          }
-          for (const TopicTarget& topic : r.topics) {
-            Result<Topic> found = LoadTopic(db, r.environment_id, topic.key);
-            if (!found.ok()) {
-              return Status::NotFound("Topic with key " + topic.key +
-                                      " not found in current environment");
-            }
-          }
-          std::vector<std::string> exclude;
-          if (r.actor) {
-            Result<Subscriber> actor =
-                UpsertTarget(db, r.environment_id, *r.actor, r.max_tokens, now);
-            if (!actor.ok()) return actor.take_status();
-            exclude.push_back(r.actor->subscriber_id);
-          }
-          for (const SubscriberTarget& target : r.subscribers) {
-            ASSIGN_OR_RETURN(Subscriber sub,
-                             UpsertTarget(db, r.environment_id, target, r.max_tokens, now));
-            ASSIGN_OR_RETURN(std::size_t written,
-                             WriteNotification(db, r.workflow, sub, r.transaction_id, r.payload,
-                                               r.overrides, state->planner, now));
-            receipt.notifications += 1;
-            receipt.messages += written;
-            exclude.push_back(target.subscriber_id);
-          }
-          if (!r.topics.empty() || r.broadcast) {
-            Json topics = Json::array();
-            Json excluded = exclude;
-            for (const TopicTarget& topic : r.topics) {
-              topics.push_back(topic.key);
-              for (const std::string& id : topic.exclude) excluded.push_back(id);
-            }
-            Json fanout = {{"workflow", r.workflow.id}, {"payload", r.payload},
-                           {"overrides", r.overrides},  {"topics", topics},
-                           {"exclude", excluded},       {"broadcast", r.broadcast}};
-            Stmt s = db.Prepare(
-                "INSERT INTO fanouts (id, environment_id, transaction_id, topic_key, request, "
-                "cursor, created_at) VALUES (?, ?, ?, ?, ?, '', ?)");
-            s.Bind(1, NewObjectId()).Bind(2, r.environment_id).Bind(3, r.transaction_id);
-            s.Bind(4, r.topics.empty() ? std::optional<std::string>()
-                                       : std::optional<std::string>(r.topics[0].key));
-            s.Bind(5, DumpJson(fanout)).Bind(6, static_cast<std::int64_t>(now));
-            RETURN_IF_ERROR(s.Exec());
-            receipt.fanouts = 1;
-          }
-          return Status::Ok();
+        [row, event = std::move(event)](Db& db) -> Status {
+          Stmt s = db.Prepare(
+              "INSERT INTO trigger_inbox (environment_id, transaction_id, broadcast, event, "
+              "created_at) VALUES (?, ?, ?, ?, ?)");
+          s.Bind(1, row->environment_id).Bind(2, row->transaction_id).Bind(3, row->broadcast);
+          s.Bind(4, event).Bind(5, static_cast<std::int64_t>(NowMs()));
+          return s.Exec();
         },
-        [state, done = std::move(done)](Status st) {
-          if (!st.ok()) {
-            done(std::move(st));
-          } else {
-            done(state->receipt);
+        std::move(done));
+  }
+
+  Result<std::vector<QueuedTrigger>> ReadQueuedTriggers(std::size_t limit) override {
+    return Read([&](Db& db) -> Result<std::vector<QueuedTrigger>> {
+      Stmt s = db.Prepare(
+          "SELECT seq, environment_id, transaction_id, broadcast, event, created_at "
+          "FROM trigger_inbox ORDER BY seq LIMIT ?");
+      s.Bind(1, static_cast<std::int64_t>(limit));
+      std::vector<QueuedTrigger> out;
+      while (s.Step()) {
+        QueuedTrigger q;
+        q.seq = s.Int(0);
+        q.environment_id = s.Text(1);
+        q.transaction_id = s.Text(2);
+        q.broadcast = s.Int(3) != 0;
+        q.event = ParseColumn(s.Text(4));
+        q.created_at = s.Int(5);
+        out.push_back(std::move(q));
+      }
+      RETURN_IF_ERROR(s.status());
+      return out;
+    });
+  }
+
+  Status CheckTriggerTargets(const TriggerRequest& r) override {
+    return Read([&](Db& db) -> Status {
+      for (const TopicTarget& topic : r.topics) {
+        if (!LoadTopic(db, r.environment_id, topic.key).ok()) {
+          return Status::NotFound("Topic with key " + topic.key +
+                                  " not found in current environment");
+        }
+      }
+      std::vector<const SubscriberTarget*> targets;
+      if (r.actor) targets.push_back(&*r.actor);
+      for (const SubscriberTarget& t : r.subscribers) targets.push_back(&t);
+      for (const SubscriberTarget* t : targets) {
+        for (const JitChannel& ch : t->channels) {
+          Result<std::string> found =
+              FindActiveIntegration(db, r.environment_id, ch.provider_id, ch.integration_identifier);
+          if (!found.ok()) return found.take_status();
+        }
+      }
+      return Status::Ok();
+    });
+  }
+
+  Result<PlanReceipt> PlanTriggers(std::vector<PlannedTrigger> items,
+                                   const MessagePlanner& planner, std::string_view owner,
+                                   EpochMs lease_until) override {
+    std::string lease_owner(owner);
+    return Write<PlanReceipt>([&](Db& db) -> Result<PlanReceipt> {
+      PlanReceipt receipt;
+      NewLease lease{lease_owner, lease_until};
+      for (const PlannedTrigger& item : items) {
+        if (item.seq > 0) {
+          Stmt del = db.Prepare("DELETE FROM trigger_inbox WHERE seq = ?");
+          del.Bind(1, item.seq);
+          RETURN_IF_ERROR(del.Exec());
+          if (db.Changes() == 0) {
+            receipt.skipped += 1;
+            continue;
           }
-        });
+        }
+        if (!item.request) {
+          spdlog::warn("trigger dropped seq={} reason=\"{}\"", item.seq, item.error);
+          receipt.dropped += 1;
+          continue;
+        }
+        RETURN_IF_ERROR(db.Run("SAVEPOINT t"));
+        PlanReceipt attempt;
+        Status st = PlanOne(db, *item.request, planner, lease, attempt);
+        if (!st.ok()) {
+          (void)db.Run("ROLLBACK TO t");
+          (void)db.Run("RELEASE t");
+          if (!db.InTransaction()) return st;  // the whole transaction is gone
+          spdlog::warn("trigger dropped transaction_id={} reason=\"{}\"",
+                       item.request->transaction_id, st.message());
+          receipt.dropped += 1;
+          continue;
+        }
+        RETURN_IF_ERROR(db.Run("RELEASE t"));
+        receipt.planned += attempt.planned;
+        receipt.duplicates += attempt.duplicates;
+        receipt.notifications += attempt.notifications;
+        receipt.messages += attempt.messages;
+        receipt.fanouts += attempt.fanouts;
+        for (Message& m : attempt.leased) receipt.leased.push_back(std::move(m));
+      }
+      return receipt;
+    });
   }
 
   Result<bool> CancelTransaction(std::string_view env, std::string_view transaction_id) override {
@@ -1404,7 +1513,30 @@ class SqliteStore final : public Store {
       Stmt f = db.Prepare("DELETE FROM fanouts WHERE environment_id = ? AND transaction_id = ?");
       f.Bind(1, env).Bind(2, transaction_id);
       RETURN_IF_ERROR(f.Exec());
-      return changed + db.Changes() > 0;
+      changed += db.Changes();
+      // Not planned yet: it never will be (the inbox is short, so a scan is fine), and its id
+      // stays taken so that a repeat is not delivered either.
+      Stmt q = db.Prepare(
+          "DELETE FROM trigger_inbox WHERE environment_id = ? AND transaction_id = ? "
+          "RETURNING json_extract(event, '$.name')");
+      q.Bind(1, env).Bind(2, transaction_id);
+      bool removed = false;
+      std::string workflow;
+      while (q.Step()) {
+        removed = true;
+        workflow = q.OptText(0).value_or("");
+      }
+      RETURN_IF_ERROR(q.status());
+      if (removed) {
+        changed += 1;
+        Stmt tx = db.Prepare(
+            "INSERT INTO transactions (environment_id, transaction_id, workflow_id, created_at) "
+            "VALUES (?, ?, ?, ?) ON CONFLICT (environment_id, transaction_id) DO NOTHING");
+        tx.Bind(1, env).Bind(2, transaction_id).Bind(3, workflow);
+        tx.Bind(4, static_cast<std::int64_t>(now));
+        RETURN_IF_ERROR(tx.Exec());
+      }
+      return changed > 0;
     });
   }
 

@@ -375,11 +375,18 @@ MessagePlanner TokenPlanner() {
   };
 }
 
-Result<TriggerReceipt> AcceptSync(Store& store, TriggerRequest request) {
-  std::promise<Result<TriggerReceipt>> done;
-  store.AcceptTrigger(std::move(request), TokenPlanner(),
-                      [&](Result<TriggerReceipt> r) { done.set_value(std::move(r)); });
-  return done.get_future().get();
+// Plans one trigger that is not in the inbox, leaving its messages unleased.
+Result<PlanReceipt> AcceptSync(Store& store, TriggerRequest request) {
+  std::vector<PlannedTrigger> items(1);
+  items[0].request = std::move(request);
+  return store.PlanTriggers(std::move(items), TokenPlanner(), "", 0);
+}
+
+void EnqueueSync(Store& store, QueuedTrigger trigger) {
+  std::promise<Status> done;
+  store.EnqueueTrigger(std::move(trigger), [&](Status st) { done.set_value(std::move(st)); });
+  Status st = done.get_future().get();
+  ASSERT_TRUE(st.ok()) << st.message();
 }
 
 TEST_F(SqliteStoreTest, TriggerQueueLeaseCompleteCancel) {
@@ -396,11 +403,13 @@ TEST_F(SqliteStoreTest, TriggerQueueLeaseCompleteCancel) {
   request.subscribers.push_back({"u1", {}, {}});
   auto receipt = AcceptSync(*store_, request);
   ASSERT_TRUE(receipt.ok()) << receipt.status().message();
-  EXPECT_FALSE(receipt->duplicate);
+  EXPECT_EQ(receipt->duplicates, 0u);
   EXPECT_EQ(receipt->messages, 2u);
+  EXPECT_TRUE(receipt->leased.empty());  // no owner: left for a claim
   auto again = AcceptSync(*store_, request);  // same transactionId: nothing written
   ASSERT_TRUE(again.ok());
-  EXPECT_TRUE(again->duplicate);
+  EXPECT_EQ(again->duplicates, 1u);
+  EXPECT_EQ(again->messages, 0u);
 
   EpochMs now = NowMs();
   auto claimed = store_->ClaimDueMessages("owner-1", now, now + 60000, 10);
@@ -500,11 +509,97 @@ TEST_F(SqliteStoreTest, TopicFanoutRunsInBatchesAndExcludes) {
     EXPECT_NE(m.subscriber_id, "f1");
     EXPECT_NE(m.subscriber_id, "f2");
   }
-  // An unknown topic fails the whole trigger and writes nothing.
+  // An unknown topic is refused before acceptance; one deleted meanwhile drops the trigger,
+  // which writes nothing (not even its transactionId).
   request.transaction_id = "tx-missing";
   request.topics = {{"nope", {}}};
-  EXPECT_EQ(AcceptSync(*store_, request).status().code(), Code::kNotFound);
-  EXPECT_FALSE(AcceptSync(*store_, request).ok());  // not recorded as a duplicate either
+  EXPECT_EQ(store_->CheckTriggerTargets(request).code(), Code::kNotFound);
+  for (int i = 0; i < 2; ++i) {
+    auto dropped = AcceptSync(*store_, request);
+    ASSERT_TRUE(dropped.ok());
+    EXPECT_EQ(dropped->dropped, 1u);
+    EXPECT_EQ(dropped->planned, 0u);
+    EXPECT_EQ(dropped->fanouts, 0u);
+  }
+}
+
+TEST_F(SqliteStoreTest, InboxPlansLeasesAndHonoursCancel) {
+  ASSERT_TRUE(store_->CreateIntegration(MakeIntegration(dev_, "hook")).ok());
+  MustUpsert(dev_, "u1");
+  CredentialsUpdate u{"push-webhook",           std::nullopt, Tokens({"a"}), {}, {},
+                      TokenWriteMode::kReplace, 100};
+  ASSERT_TRUE(store_->UpdateCredentials(dev_, "u1", u).ok());
+  for (const char* tx : {"q-1", "q-2", "q-3"}) {
+    QueuedTrigger q;
+    q.environment_id = dev_;
+    q.transaction_id = tx;
+    q.event = {{"name", "wf"}, {"to", "u1"}, {"transactionId", tx}};
+    EnqueueSync(*store_, q);
+  }
+  auto queued = store_->ReadQueuedTriggers(10);
+  ASSERT_TRUE(queued.ok());
+  ASSERT_EQ(queued->size(), 3u);
+  EXPECT_LT((*queued)[0].seq, (*queued)[1].seq);
+  EXPECT_EQ((*queued)[1].transaction_id, "q-2");
+  EXPECT_EQ((*queued)[1].event["to"], "u1");
+  EXPECT_EQ(store_->ReadQueuedTriggers(2)->size(), 2u);
+
+  // Cancelled before it was planned: never planned, and its id stays taken.
+  EXPECT_TRUE(*store_->CancelTransaction(dev_, "q-2"));
+  EXPECT_FALSE(*store_->CancelTransaction(dev_, "q-2"));
+
+  std::vector<PlannedTrigger> items;
+  for (const QueuedTrigger& q : *queued) {
+    PlannedTrigger item;
+    item.seq = q.seq;
+    TriggerRequest r;
+    r.environment_id = dev_;
+    r.transaction_id = q.transaction_id;
+    r.workflow.id = "wf";
+    r.workflow.workflow_id = "wf";
+    r.subscribers.push_back({"u1", {}, {}});
+    item.request = std::move(r);
+    items.push_back(std::move(item));
+  }
+  items[2].request.reset();  // could not be decoded any more
+  items[2].error = "workflow deleted";
+  EpochMs now = NowMs();
+  auto receipt = store_->PlanTriggers(items, TokenPlanner(), "me", now + 60000);
+  ASSERT_TRUE(receipt.ok()) << receipt.status().message();
+  EXPECT_EQ(receipt->planned, 1u);
+  EXPECT_EQ(receipt->skipped, 1u);
+  EXPECT_EQ(receipt->dropped, 1u);
+  ASSERT_EQ(receipt->leased.size(), 1u);
+  const Message& m = receipt->leased[0];
+  EXPECT_EQ(m.transaction_id, "q-1");
+  EXPECT_EQ(m.device_token, "a");
+  EXPECT_FALSE(m.id.empty());
+  EXPECT_TRUE(store_->ReadQueuedTriggers(10)->empty());
+  // Leased to "me": nobody else claims it until the leases are taken back (a restart).
+  EXPECT_TRUE(store_->ClaimDueMessages("other", now + 1, now + 60000, 10)->empty());
+  ASSERT_TRUE(store_->ReleaseAllLeases().ok());
+  auto claimed = store_->ClaimDueMessages("other", now + 1, now + 60000, 10);
+  ASSERT_EQ(claimed->size(), 1u);
+  EXPECT_EQ((*claimed)[0].id, m.id);
+  // Planning the same rows again does nothing: they are gone.
+  receipt = store_->PlanTriggers(items, TokenPlanner(), "me", now + 60000);
+  ASSERT_TRUE(receipt.ok());
+  EXPECT_EQ(receipt->skipped, 3u);
+  EXPECT_EQ(receipt->planned, 0u);
+  // JIT channels need an active integration of their provider before a trigger is accepted.
+  TriggerRequest jit;
+  jit.environment_id = dev_;
+  jit.subscribers.push_back({"new-one", {}, {JitChannel{"push-webhook", std::nullopt, {}, {}}}});
+  EXPECT_TRUE(store_->CheckTriggerTargets(jit).ok());
+  jit.subscribers[0].channels[0].integration_identifier = "no-such-integration";
+  EXPECT_EQ(store_->CheckTriggerTargets(jit).code(), Code::kInvalidArgument);
+  jit.subscribers[0].channels[0] = JitChannel{"fcm", std::nullopt, {}, {}};
+  EXPECT_EQ(store_->CheckTriggerTargets(jit).code(), Code::kInvalidArgument);
+  // A trigger repeating the cancelled id is a duplicate.
+  items[1].seq = 0;
+  receipt = store_->PlanTriggers({items[1]}, TokenPlanner(), "me", now + 60000);
+  ASSERT_TRUE(receipt.ok());
+  EXPECT_EQ(receipt->duplicates, 1u);
 }
 
 }  // namespace
