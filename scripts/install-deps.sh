@@ -5,7 +5,7 @@ set -euo pipefail
 
 BUILD_PACKAGES=(cmake ninja-build g++ ccache pkg-config libboost-dev libcurl4-openssl-dev
   libnghttp2-dev libssl-dev libsqlite3-dev nlohmann-json3-dev libspdlog-dev libfmt-dev
-  libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev)
+  libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev libmimalloc-dev)
 
 want_tests=0
 [[ "${1:-}" == "--test" ]] && want_tests=1

@@ -2,7 +2,11 @@
 // and validate the request, call one Store operation, encode the reply.
 #pragma once
 
+#include <atomic>
+#include <cstdint>
 #include <functional>
+#include <mutex>
+#include <unordered_map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -106,10 +110,23 @@ class Api {
   // Validates the workflow body and compiles its templates; fills `out` (steps, flags).
   Status DecodeWorkflow(const Json& body, store::Workflow& out, bool is_update);
 
+  // Workflows by (environment, id or workflowId), read on every trigger. Every workflow write
+  // goes through this Api and bumps the generation, which retires what was cached before it.
+  Result<store::Workflow> CachedWorkflow(const std::string& env, const std::string& key);
+  void WorkflowsChanged() { workflow_generation_.fetch_add(1); }
+
   store::Store& store_;
   std::vector<store::Environment> environments_;
   tmpl::TemplateCache& templates_;
   ApiOptions options_;
+
+  struct CachedEntry {
+    std::uint64_t generation;
+    store::Workflow workflow;
+  };
+  std::atomic<std::uint64_t> workflow_generation_{0};
+  std::mutex workflow_mu_;
+  std::unordered_map<std::string, CachedEntry> workflows_;  // guarded by workflow_mu_
 };
 
 }  // namespace herald::api

@@ -199,7 +199,7 @@ void Api::AcceptEvent(const Json& body, const Env& env, bool broadcast,
   }
   if (!decoded.ok()) return done(AsTriggerError(decoded.take_status()));
   DecodedEvent& event = *decoded;
-  Result<store::Workflow> workflow = store_.GetWorkflow(env.id, event.workflow_key);
+  Result<store::Workflow> workflow = CachedWorkflow(env.id, event.workflow_key);
   if (!workflow.ok()) {
     if (workflow.status().code() == Code::kNotFound) {
       return done(
@@ -247,7 +247,7 @@ Result<store::TriggerRequest> Api::DecodeQueued(const store::QueuedTrigger& queu
   }
   if (!env) return Status::NotFound("environment " + queued.environment_id + " is gone");
   ASSIGN_OR_RETURN(DecodedEvent event, DecodeEvent(queued.event, *env, queued.broadcast, options_));
-  ASSIGN_OR_RETURN(store::Workflow workflow, store_.GetWorkflow(env->id, event.workflow_key));
+  ASSIGN_OR_RETURN(store::Workflow workflow, CachedWorkflow(env->id, event.workflow_key));
   if (!workflow.active) return Status(Code::kFailedPrecondition, "workflow is no longer active");
   event.request.workflow = std::move(workflow);
   event.request.transaction_id = queued.transaction_id;

@@ -145,6 +145,7 @@ Api::Reply Api::CreateWorkflow(Req& r, const Env& env) {
   RETURN_IF_ERROR(DecodeWorkflow(body, w, /*is_update=*/false));
   w.created_at = w.updated_at = NowMs();
   ASSIGN_OR_RETURN(store::Workflow created, store_.CreateWorkflow(w));
+  WorkflowsChanged();
   return server::DataReply(wire::WorkflowJson(created), 201);
 }
 
@@ -172,15 +173,40 @@ Api::Reply Api::UpdateWorkflow(Req& r, const Env& env) {
   ASSIGN_OR_RETURN(store::Workflow w, store_.GetWorkflow(env.id, r.Param("workflowId")));
   RETURN_IF_ERROR(DecodeWorkflow(body, w, /*is_update=*/true));
   w.updated_at = NowMs();
-  ASSIGN_OR_RETURN(store::Workflow updated, store_.UpdateWorkflow(w));
-  return server::DataReply(wire::WorkflowJson(updated));
+  Result<store::Workflow> updated = store_.UpdateWorkflow(w);
+  WorkflowsChanged();  // also when it failed: whatever it did is read afresh
+  if (!updated.ok()) return updated.take_status();
+  return server::DataReply(wire::WorkflowJson(*updated));
 }
 
 Api::Reply Api::DeleteWorkflow(Req& r, const Env& env) {
-  RETURN_IF_ERROR(store_.DeleteWorkflow(env.id, r.Param("workflowId")));
+  Status deleted = store_.DeleteWorkflow(env.id, r.Param("workflowId"));
+  WorkflowsChanged();
+  RETURN_IF_ERROR(deleted);
   server::Reply reply;
   reply.status = 204;
   return reply;
+}
+
+}  // namespace herald::api
+
+namespace herald::api {
+
+Result<store::Workflow> Api::CachedWorkflow(const std::string& env, const std::string& key) {
+  constexpr std::size_t kMaxCached = 1024;
+  std::string slot = env + '\n' + key;
+  std::uint64_t generation = workflow_generation_.load();
+  {
+    std::lock_guard lock(workflow_mu_);
+    auto it = workflows_.find(slot);
+    if (it != workflows_.end() && it->second.generation == generation) return it->second.workflow;
+  }
+  // Read after taking the generation: a write that lands meanwhile bumps it past this entry.
+  ASSIGN_OR_RETURN(store::Workflow workflow, store_.GetWorkflow(env, key));
+  std::lock_guard lock(workflow_mu_);
+  if (workflows_.size() >= kMaxCached) workflows_.clear();
+  workflows_[slot] = CachedEntry{generation, workflow};
+  return workflow;
 }
 
 }  // namespace herald::api

@@ -54,6 +54,9 @@ void Dispatcher::Stop(std::chrono::milliseconds grace) {
   cv_.notify_one();
   thread_.join();
   FlushCompletions();
+  // Outcomes being recorded call back into this object: wait for them (bounded by the store).
+  std::unique_lock lock(mu_);
+  cv_.wait(lock, [&] { return recording_ == 0; });
 }
 
 void Dispatcher::Loop() {
@@ -112,27 +115,31 @@ void Dispatcher::Loop() {
 }
 
 bool Dispatcher::FlushCompletions() {
-  std::vector<store::MessageOutcome> batch;
+  auto batch = std::make_shared<std::vector<store::MessageOutcome>>();
   {
     std::lock_guard lock(mu_);
-    batch.swap(completions_);
+    batch->swap(completions_);
+    if (batch->empty()) return false;
+    ++recording_;
   }
-  if (batch.empty()) return false;
-  if (Status st = store_.CompleteMessages(options_.owner, batch); !st.ok()) {
-    // Keep them and try again on the next pass; if the process dies first, the messages are
-    // still leased pending and are sent again after the restart (at-least-once).
-    spdlog::error("cannot record {} outcomes: {}", batch.size(), st.message());
+  // Recorded in the background: the dispatcher goes on planning and sending meanwhile. A message
+  // stays in flight (counted, and never sent again by this process) until its outcome is durable.
+  store_.CompleteMessages(options_.owner, *batch, [this, batch](Status st) {
     std::lock_guard lock(mu_);
-    completions_.insert(completions_.begin(), std::make_move_iterator(batch.begin()),
-                        std::make_move_iterator(batch.end()));
-    return false;
-  }
-  {
-    std::lock_guard lock(mu_);
-    in_flight_ -= batch.size();
-    for (const store::MessageOutcome& outcome : batch) sending_.erase(outcome.message_id);
-  }
-  cv_.notify_all();
+    --recording_;
+    if (!st.ok()) {
+      // Kept for the next pass; if the process dies first, the messages are still leased
+      // pending and are sent again after the restart (at-least-once).
+      spdlog::error("cannot record {} outcomes: {}", batch->size(), st.message());
+      completions_.insert(completions_.begin(), std::make_move_iterator(batch->begin()),
+                          std::make_move_iterator(batch->end()));
+    } else {
+      in_flight_ -= batch->size();
+      for (const store::MessageOutcome& outcome : *batch) sending_.erase(outcome.message_id);
+      wake_ = true;  // room for more
+    }
+    cv_.notify_all();
+  });
   return true;
 }
 

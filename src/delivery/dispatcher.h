@@ -26,7 +26,7 @@ struct DispatcherOptions {
   std::string owner;                 // lease owner id (unique per process)
   std::size_t max_in_flight = 4096;  // messages sent and not yet completed
   std::size_t claim_batch = 512;
-  std::size_t plan_batch = 256;    // queued triggers planned per transaction
+  std::size_t plan_batch = 64;     // queued triggers planned per transaction
   std::size_t fanout_batch = 500;  // subscribers expanded per fan-out transaction
   // How long a claimed message stays with this process. The embedded store has one owner and
   // frees every lease on start, so the lease only has to outlast the longest queueing of a send.
@@ -86,6 +86,7 @@ class Dispatcher {
   bool draining_ = false;
   bool fanouts_pending_ = true;
   std::size_t in_flight_ = 0;
+  int recording_ = 0;  // CompleteMessages calls not yet called back
   std::vector<store::MessageOutcome> completions_;
   std::unordered_set<std::string> sending_;  // ids of messages sent and not yet recorded
 

@@ -250,9 +250,10 @@ class Store {
   virtual Result<std::vector<Message>> ClaimDueMessages(std::string_view owner, EpochMs now,
                                                         EpochMs lease_until, std::size_t limit) = 0;
   // Records the outcomes of leased messages in one transaction (token last-active/expiry too).
-  // Outcomes for messages whose lease `owner` no longer holds are ignored.
-  virtual Status CompleteMessages(std::string_view owner,
-                                  const std::vector<MessageOutcome>& outcomes) = 0;
+  // Outcomes for messages whose lease `owner` no longer holds are ignored. Asynchronous: `done`
+  // runs on a store thread once the outcomes are durable (or failed).
+  virtual void CompleteMessages(std::string owner, std::vector<MessageOutcome> outcomes,
+                                std::function<void(Status)> done) = 0;
   // Frees every lease (a single-owner store does this on start: all work comes back at once).
   virtual Status ReleaseAllLeases() = 0;
   // Earliest next_attempt_at of a pending, unleased message, if any.

@@ -81,6 +81,13 @@ std::optional<std::int64_t> Stmt::OptInt(int column) const {
 bool Stmt::IsNull(int column) const { return sqlite3_column_type(stmt_, column) == SQLITE_NULL; }
 
 Result<std::unique_ptr<Db>> Db::Open(const std::string& path, bool read_only) {
+  // Before the first connection: no global memory statistics (they put every allocation of every
+  // connection behind one mutex).
+  static const bool configured = [] {
+    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+    return true;
+  }();
+  (void)configured;
   sqlite3* handle = nullptr;
   int flags = read_only ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
   flags |= SQLITE_OPEN_NOMUTEX;  // each connection is used by one thread at a time
@@ -90,6 +97,8 @@ Result<std::unique_ptr<Db>> Db::Open(const std::string& path, bool read_only) {
     sqlite3_close(handle);
     return Status::Unavailable("cannot open database " + path + ": " + message);
   }
+  // More lookaside slots: most statement allocations are small and then skip malloc.
+  sqlite3_db_config(handle, SQLITE_DBCONFIG_LOOKASIDE, nullptr, 512, 1024);
   std::unique_ptr<Db> db(new Db(handle));
   sqlite3_busy_timeout(handle, 10000);
   // synchronous=NORMAL: a WAL commit does not wait for the disk; the store's Writer syncs the

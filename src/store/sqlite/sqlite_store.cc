@@ -1563,9 +1563,10 @@ class SqliteStore final : public Store {
     });
   }
 
-  Status CompleteMessages(std::string_view owner,
-                          const std::vector<MessageOutcome>& outcomes) override {
-    return WriteStatus([&](Db& db) -> Status {
+  void CompleteMessages(std::string owner_id, std::vector<MessageOutcome> outcome_list,
+                        std::function<void(Status)> done) override {
+    auto work = [owner = std::move(owner_id),
+                 outcomes = std::move(outcome_list)](Db& db) -> Status {
       EpochMs now = NowMs();
       for (const MessageOutcome& o : outcomes) {
         using Kind = MessageOutcome::Kind;
@@ -1610,9 +1611,12 @@ class SqliteStore final : public Store {
         }
         if (!channel_pk) continue;  // lease lost, or the token came from an override
         Stmt t = db.Prepare(
+            // Last-active has second precision: a token that keeps receiving is not rewritten
+            // on every delivery.
             o.kind == Kind::kDelivered
-                ? "UPDATE device_tokens SET last_active_at = ?, last_failure_reason = NULL "
-                  "WHERE channel_pk = ? AND identity = ?"
+                ? "UPDATE device_tokens SET last_active_at = ?1, last_failure_reason = NULL "
+                  "WHERE channel_pk = ?2 AND identity = ?3 AND (last_active_at IS NULL OR "
+                  "last_active_at < ?1 - 1000 OR last_failure_reason IS NOT NULL)"
                 : "UPDATE device_tokens SET last_failure_reason = ?, status = CASE WHEN ? = 1 "
                   "THEN 'expired' ELSE status END WHERE channel_pk = ? AND identity = ?");
         if (o.kind == Kind::kDelivered) {
@@ -1626,7 +1630,8 @@ class SqliteStore final : public Store {
         RETURN_IF_ERROR(t.Exec());
       }
       return Status::Ok();
-    });
+    };
+    writer_.Submit(std::move(work), std::move(done));
   }
 
   Status ReleaseAllLeases() override {

@@ -382,6 +382,13 @@ Result<PlanReceipt> AcceptSync(Store& store, TriggerRequest request) {
   return store.PlanTriggers(std::move(items), TokenPlanner(), "", 0);
 }
 
+Status CompleteSync(Store& store, std::string owner, std::vector<MessageOutcome> outcomes) {
+  std::promise<Status> done;
+  store.CompleteMessages(std::move(owner), std::move(outcomes),
+                         [&](Status st) { done.set_value(std::move(st)); });
+  return done.get_future().get();
+}
+
 void EnqueueSync(Store& store, QueuedTrigger trigger) {
   std::promise<Status> done;
   store.EnqueueTrigger(std::move(trigger), [&](Status st) { done.set_value(std::move(st)); });
@@ -425,8 +432,8 @@ TEST_F(SqliteStoreTest, TriggerQueueLeaseCompleteCancel) {
   MessageOutcome delivered{(*claimed)[0].id, MessageOutcome::Kind::kDelivered, now};
   MessageOutcome retry{(*claimed)[1].id, MessageOutcome::Kind::kRetry, now, now + 5000, "HTTP_503"};
   MessageOutcome stale{(*claimed)[1].id, MessageOutcome::Kind::kFailed, now};
-  ASSERT_TRUE(store_->CompleteMessages("someone-else", {stale}).ok());  // lease not held: ignored
-  ASSERT_TRUE(store_->CompleteMessages("owner-1", {delivered, retry}).ok());
+  ASSERT_TRUE(CompleteSync(*store_, "someone-else", {stale}).ok());  // lease not held: ignored
+  ASSERT_TRUE(CompleteSync(*store_, "owner-1", {delivered, retry}).ok());
   MessageQuery q;
   q.environment_id = dev_;
   q.transaction_ids = {"tx-1"};
