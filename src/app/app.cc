@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
+#include <limits>
 #include <map>
 
 #include "api/api.h"
@@ -38,13 +39,18 @@ std::string EnvOr(const char* name, std::string fallback) {
   return value && *value ? std::string(value) : std::move(fallback);
 }
 
-// A positive integer from the environment, else `fallback`.
-long long EnvPositive(const char* name, long long fallback) {
+// An integer in [lo, hi] from the environment, else `fallback`.
+long long EnvInRange(const char* name, long long fallback, long long lo, long long hi) {
   const char* raw = std::getenv(name);
   if (!raw || !*raw) return fallback;
   char* end = nullptr;
   long long value = std::strtoll(raw, &end, 10);
-  return (*end == '\0' && value > 0) ? value : fallback;
+  return (*end == '\0' && value >= lo && value <= hi) ? value : fallback;
+}
+
+// A positive integer from the environment, else `fallback`.
+long long EnvPositive(const char* name, long long fallback) {
+  return EnvInRange(name, fallback, 1, std::numeric_limits<long long>::max());
 }
 
 bool EnvFlag(const char* name) {
@@ -132,11 +138,16 @@ int Serve(const Options& options) {
       std::min(client_options.connect_timeout, client_options.default_timeout);
   client_options.default_concurrency_per_key =
       static_cast<std::size_t>(EnvPositive("HERALD_INTEGRATION_CONCURRENCY", 64));
+  // Sending runs below the API's priority: when the CPU is short, a burst of triggers is
+  // acknowledged (durably) first and delivered as the CPU frees up.
+  int delivery_nice = static_cast<int>(EnvInRange("HERALD_DELIVERY_NICE", 10, 0, 19));
+  client_options.thread_nice = delivery_nice;
   std::unique_ptr<http::Client> client = http::NewCurlClient(client_options);
 
   delivery::DispatcherOptions dispatch_options;
   dispatch_options.owner = "herald-" + NewObjectId();
   dispatch_options.retry = delivery::RetryPolicy::FromEnvironment();
+  dispatch_options.thread_nice = delivery_nice;
   dispatch_options.request_timeout = client_options.default_timeout;
   dispatch_options.lease = std::max(dispatch_options.lease, 4 * client_options.default_timeout);
   delivery::Dispatcher dispatcher(**store, *client, planner, dispatch_options);

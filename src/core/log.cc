@@ -1,7 +1,12 @@
 #include "core/log.h"
 
 #include <spdlog/sinks/stdout_color_sinks.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <string>
 
 namespace herald {
@@ -20,4 +25,16 @@ void InitLogging(std::string_view level) {
 
 namespace herald {
 void SetThreadName(const char* name) { pthread_setname_np(pthread_self(), name); }
+
+void LowerThreadPriority(int nice) {
+  if (nice <= 0) return;
+  // On Linux a nice value belongs to the thread (its tid), not to the whole process.
+  auto tid = static_cast<id_t>(gettid());
+  errno = 0;
+  int current = getpriority(PRIO_PROCESS, tid);  // -1 is a valid answer: errno tells
+  if (errno != 0) current = 0;
+  if (setpriority(PRIO_PROCESS, tid, std::min(current + nice, 19)) != 0) {
+    spdlog::warn("cannot lower thread priority: {}", std::strerror(errno));
+  }
+}
 }  // namespace herald

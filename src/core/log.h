@@ -16,4 +16,7 @@ void InitLogging(std::string_view level);
 namespace herald {
 // Names the calling thread (shown by top -H, perf and gdb); at most 15 characters.
 void SetThreadName(const char* name);
+// Raises the calling thread's nice value by `nice` (0: no change). Background threads use it to
+// leave the CPU to latency-sensitive ones when both want it.
+void LowerThreadPriority(int nice);
 }  // namespace herald

@@ -26,6 +26,7 @@ void Dispatcher::Start() {
   }
   thread_ = std::thread([this] {
     SetThreadName("herald-dispatch");
+    LowerThreadPriority(options_.thread_nice);
     Loop();
   });
 }

@@ -34,6 +34,7 @@ struct DispatcherOptions {
   std::chrono::milliseconds request_timeout{15000};
   std::chrono::milliseconds integration_ttl{5000};  // how long a built Provider is reused
   RetryPolicy retry;
+  int thread_nice = 0;  // added to the dispatcher thread's nice value (see LowerThreadPriority)
 };
 
 // Decodes a queued trigger for planning (api::Api::DecodeQueued; wired by app/).

@@ -73,6 +73,7 @@ struct ClientOptions {
   std::size_t default_concurrency_per_key = 64;
   std::size_t max_response_bytes = 1 << 20;  // larger bodies fail with kProtocol; 0 = no cap
   std::string user_agent = "herald/0.1";
+  int thread_nice = 0;  // added to the I/O thread's nice value (see LowerThreadPriority)
 };
 
 class Client {

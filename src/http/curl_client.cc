@@ -277,6 +277,7 @@ CurlClient::CurlClient(const ClientOptions& options) : options_(options) {
 
   io_thread_ = std::thread([this] {
     SetThreadName("herald-curl");
+    LowerThreadPriority(options_.thread_nice);
     Run();
   });
   io_thread_id_ = io_thread_.get_id();
