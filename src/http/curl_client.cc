@@ -4,9 +4,13 @@
 #include <arpa/inet.h>
 #include <curl/curl.h>
 #include <netinet/in.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <condition_variable>
 #include <cstring>
 #include <deque>
@@ -209,6 +213,12 @@ class CurlClient final : public Client {
   static size_t OnHeader(char* data, size_t size, size_t count, void* user);
   static size_t OnBody(char* data, size_t size, size_t count, void* user);
   static curl_socket_t OnOpenSocket(void* user, curlsocktype purpose, curl_sockaddr* address);
+  // Event loop: libcurl says which sockets to watch (OnSocket) and when to call it back without
+  // socket activity (OnTimer); epoll reports only the sockets that are ready, so an event costs
+  // the same however many transfers are open.
+  static int OnSocket(CURL* easy, curl_socket_t socket, int what, void* user, void* socket_data);
+  static int OnTimer(CURLM* multi, long timeout_ms, void* user);
+  void WaitAndAct();
 
   const ClientOptions options_;
   std::string ca_pem_;    // system bundle + options_.ca_file, for CURLOPT_CAINFO_BLOB
@@ -219,6 +229,9 @@ class CurlClient final : public Client {
   // DNS and TLS session caches; no lock callbacks: only the I/O thread uses the handles.
   std::unique_ptr<CURLSH, ShareDeleter> share_;
   std::unique_ptr<CURLM, MultiDeleter> multi_;  // connection cache and the event loop
+  int epoll_fd_ = -1;
+  int wake_fd_ = -1;  // eventfd: new work or stop
+  std::optional<std::chrono::steady_clock::time_point> timer_;  // I/O thread only
 
   // Guarded by mu_.
   mutable std::mutex mu_;
@@ -274,6 +287,19 @@ CurlClient::CurlClient(const ClientOptions& options) : options_(options) {
                     static_cast<long>(std::max<std::size_t>(1, options_.max_connections_per_host)));
   curl_multi_setopt(multi, CURLMOPT_MAX_CONCURRENT_STREAMS, kMaxConcurrentStreams);
   curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, kMaxCachedConnections);
+  epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
+  wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (epoll_fd_ < 0 || wake_fd_ < 0) throw std::runtime_error("cannot create the http event loop");
+  epoll_event wake{};
+  wake.events = EPOLLIN;
+  wake.data.fd = wake_fd_;
+  if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &wake) != 0) {
+    throw std::runtime_error("cannot create the http event loop");
+  }
+  curl_multi_setopt(multi, CURLMOPT_SOCKETFUNCTION, &CurlClient::OnSocket);
+  curl_multi_setopt(multi, CURLMOPT_SOCKETDATA, this);
+  curl_multi_setopt(multi, CURLMOPT_TIMERFUNCTION, &CurlClient::OnTimer);
+  curl_multi_setopt(multi, CURLMOPT_TIMERDATA, this);
 
   io_thread_ = std::thread([this] {
     SetThreadName("herald-curl");
@@ -287,6 +313,8 @@ CurlClient::~CurlClient() {
   Shutdown(milliseconds(0));
   for (CURL* easy : pool_) curl_easy_cleanup(easy);
   multi_.reset();  // closes the cached connections; handles are cleaned before the share
+  if (wake_fd_ >= 0) close(wake_fd_);
+  if (epoll_fd_ >= 0) close(epoll_fd_);
 }
 
 void CurlClient::Send(Request request, Callback done) {
@@ -340,7 +368,65 @@ void CurlClient::Shutdown(milliseconds grace) {
 void CurlClient::WakeLocked() {
   if (wake_pending_ || multi_ == nullptr) return;
   wake_pending_ = true;
-  curl_multi_wakeup(multi_.get());
+  std::uint64_t one = 1;
+  ssize_t written = write(wake_fd_, &one, sizeof one);  // fails only if the counter is full
+  (void)written;
+}
+
+int CurlClient::OnSocket(CURL*, curl_socket_t socket, int what, void* user, void*) {
+  auto* self = static_cast<CurlClient*>(user);
+  if (what == CURL_POLL_REMOVE) {
+    epoll_ctl(self->epoll_fd_, EPOLL_CTL_DEL, socket, nullptr);  // may already be closed
+    return 0;
+  }
+  epoll_event event{};
+  event.events = ((what & CURL_POLL_IN) ? EPOLLIN : 0u) | ((what & CURL_POLL_OUT) ? EPOLLOUT : 0u);
+  event.data.fd = socket;
+  if (epoll_ctl(self->epoll_fd_, EPOLL_CTL_MOD, socket, &event) != 0 && errno == ENOENT) {
+    epoll_ctl(self->epoll_fd_, EPOLL_CTL_ADD, socket, &event);
+  }
+  return 0;
+}
+
+int CurlClient::OnTimer(CURLM*, long timeout_ms, void* user) {
+  auto* self = static_cast<CurlClient*>(user);
+  if (timeout_ms < 0) {
+    self->timer_.reset();
+  } else {
+    self->timer_ = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  }
+  return 0;
+}
+
+void CurlClient::WaitAndAct() {
+  using std::chrono::steady_clock;
+  int wait_ms = kIdlePollMs;
+  if (timer_) {
+    auto left = std::chrono::ceil<std::chrono::milliseconds>(*timer_ - steady_clock::now());
+    wait_ms = static_cast<int>(std::clamp<long long>(left.count(), 0, kIdlePollMs));
+  }
+  constexpr int kMaxEvents = 64;
+  epoll_event events[kMaxEvents];
+  int ready = epoll_wait(epoll_fd_, events, kMaxEvents, wait_ms);
+  int running = 0;
+  for (int i = 0; i < ready; ++i) {
+    int fd = events[i].data.fd;
+    if (fd == wake_fd_) {
+      std::uint64_t count = 0;
+      ssize_t got = read(wake_fd_, &count, sizeof count);
+      (void)got;
+      continue;
+    }
+    int flags = 0;
+    if (events[i].events & EPOLLIN) flags |= CURL_CSELECT_IN;
+    if (events[i].events & EPOLLOUT) flags |= CURL_CSELECT_OUT;
+    if (events[i].events & (EPOLLERR | EPOLLHUP)) flags |= CURL_CSELECT_ERR;
+    curl_multi_socket_action(multi_.get(), fd, flags, &running);
+  }
+  if (timer_ && steady_clock::now() >= *timer_) {
+    timer_.reset();  // libcurl sets the next one from inside the call if it wants one
+    curl_multi_socket_action(multi_.get(), CURL_SOCKET_TIMEOUT, 0, &running);
+  }
 }
 
 void CurlClient::Deliver(Callback done, Outcome outcome) {
@@ -384,10 +470,8 @@ void CurlClient::Run() {
       for (auto& transfer : batch) Enqueue(std::move(transfer));
       batch.clear();
 
-      int running = 0;
-      curl_multi_perform(multi_.get(), &running);
+      WaitAndAct();
       ReapCompleted();
-      curl_multi_poll(multi_.get(), nullptr, 0, kIdlePollMs, nullptr);
     } catch (const std::exception& e) {
       spdlog::error("http_io_exception what=\"{}\"", e.what());
     }
