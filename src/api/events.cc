@@ -181,6 +181,14 @@ Result<DecodedEvent> DecodeEvent(const Json& body, const store::Environment& env
   return event;
 }
 
+// 201 with the result, or the error; a full trigger queue says when to come back.
+server::Reply EventReply(const Result<Json>& result, const std::string& target) {
+  if (result.ok()) return server::DataReply(*result, 201);
+  server::Reply reply = server::ErrorReply(result.status(), target);
+  if (result.status().code() == Code::kUnavailable) reply.headers.emplace_back("Retry-After", "1");
+  return reply;
+}
+
 Json Ack(std::string_view status, std::optional<std::string> transaction_id = std::nullopt) {
   Json out = {{"acknowledged", true}, {"status", std::string(status)}};
   if (transaction_id) out["transactionId"] = *transaction_id;
@@ -259,8 +267,7 @@ void Api::Trigger(Req& r, const Env& env, server::Done done) {
   if (!body.ok()) return done(server::ErrorReply(AsTriggerError(body.take_status()), r.target));
   AcceptEvent(*body, env, /*broadcast=*/false,
               [target = r.target, done = std::move(done)](Result<Json> result) {
-                if (!result.ok()) return done(server::ErrorReply(result.status(), target));
-                done(server::DataReply(*result, 201));
+                done(EventReply(result, target));
               });
 }
 
@@ -273,8 +280,7 @@ void Api::TriggerBroadcast(Req& r, const Env& env, server::Done done) {
   }
   AcceptEvent(*body, env, /*broadcast=*/true,
               [target = r.target, done = std::move(done)](Result<Json> result) {
-                if (!result.ok()) return done(server::ErrorReply(result.status(), target));
-                done(server::DataReply(*result, 201));
+                done(EventReply(result, target));
               });
 }
 

@@ -110,8 +110,11 @@ int Serve(const Options& options) {
   if (!lock.ok()) return Fail(lock.status());
   Result<std::unique_ptr<crypto::KeyRing>> keys = LoadKeyRing(options.data_dir, /*create=*/true);
   if (!keys.ok()) return Fail(keys.status());
-  Result<std::unique_ptr<store::Store>> store =
-      store::OpenSqliteStore({DatabasePath(options), 4}, **keys);
+  store::SqliteOptions store_options;
+  store_options.path = DatabasePath(options);
+  store_options.max_queued_triggers =
+      EnvPositive("HERALD_MAX_QUEUED_TRIGGERS", store_options.max_queued_triggers);
+  Result<std::unique_ptr<store::Store>> store = store::OpenSqliteStore(store_options, **keys);
   if (!store.ok()) return Fail(store.status());
   Result<std::vector<NewKey>> generated = BootstrapEnvironments(**store, **keys);
   if (!generated.ok()) return Fail(generated.status());

@@ -616,8 +616,10 @@ Result<std::size_t> WriteNotification(Db& db, const Workflow& workflow, const Su
 class SqliteStore final : public Store {
  public:
   SqliteStore(std::unique_ptr<Db> writer_db, std::string wal_path,
-              std::unique_ptr<Db> checkpoint_db, const crypto::KeyRing& keys)
+              std::unique_ptr<Db> checkpoint_db, const crypto::KeyRing& keys,
+              std::int64_t max_queued_triggers)
       : keys_(keys),
+        max_queued_triggers_(max_queued_triggers),
         writer_(std::move(writer_db), std::move(wal_path)),
         checkpointer_(std::move(checkpoint_db)) {}
 
@@ -1400,7 +1402,19 @@ class SqliteStore final : public Store {
     auto row = std::make_shared<QueuedTrigger>(std::move(trigger));
     std::string event = DumpJson(row->event);  // off the writer thread
     writer_.Submit(
-        [row, event = std::move(event)](Db& db) -> Status {
+        [row, event = std::move(event), limit = max_queued_triggers_](Db& db) -> Status {
+          // Span of the sequence numbers waiting: two lookups at the ends of the rowid tree (an
+          // upper bound of the count when rows in the middle were cancelled).
+          Stmt depth = db.Prepare(
+              "SELECT (SELECT MAX(seq) FROM trigger_inbox) - (SELECT MIN(seq) FROM trigger_inbox)");
+          std::int64_t waiting = depth.Step() ? depth.OptInt(0).value_or(-1) + 1 : 0;
+          RETURN_IF_ERROR(depth.status());
+          while (depth.Step()) {
+          }
+          if (waiting >= limit) {
+            return Status::Unavailable("the trigger queue is full (" + std::to_string(waiting) +
+                                       " triggers waiting to be planned); retry later");
+          }
           Stmt s = db.Prepare(
               "INSERT INTO trigger_inbox (environment_id, transaction_id, broadcast, event, "
               "created_at) VALUES (?, ?, ?, ?, ?)");
@@ -1879,6 +1893,7 @@ class SqliteStore final : public Store {
 
  private:
   const crypto::KeyRing& keys_;
+  const std::int64_t max_queued_triggers_;
   Writer writer_;
   Checkpointer checkpointer_;
   ReaderPool readers_;
@@ -1923,7 +1938,8 @@ Result<std::unique_ptr<Store>> OpenSqliteStore(const SqliteOptions& options,
   RETURN_IF_ERROR(writer->ExecScript("PRAGMA wal_autocheckpoint=0"));
   ASSIGN_OR_RETURN(std::unique_ptr<Db> checkpoint_db, Db::Open(options.path, /*read_only=*/false));
   auto store = std::make_unique<SqliteStore>(std::move(writer), options.path + "-wal",
-                                             std::move(checkpoint_db), keys);
+                                             std::move(checkpoint_db), keys,
+                                             options.max_queued_triggers);
   for (int i = 0; i < std::max(1, options.read_connections); ++i) {
     ASSIGN_OR_RETURN(std::unique_ptr<Db> reader, Db::Open(options.path, /*read_only=*/true));
     store->AddReader(std::move(reader));

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <memory>
+#include <cstdint>
 #include <string>
 
 #include "crypto/crypto.h"
@@ -15,6 +16,10 @@ namespace herald::store {
 struct SqliteOptions {
   std::string path;  // database file
   int read_connections = 4;
+  // Accepted triggers waiting to be planned, at most (then EnqueueTrigger answers Unavailable):
+  // when planning falls behind for long, clients are slowed instead of the inbox growing without
+  // bound.
+  std::int64_t max_queued_triggers = 1'000'000;
 };
 
 // Opens (creating if needed) the database and applies pending migrations. `keys` seals

@@ -530,6 +530,42 @@ TEST_F(SqliteStoreTest, TopicFanoutRunsInBatchesAndExcludes) {
   }
 }
 
+TEST_F(SqliteStoreTest, AFullInboxRefusesTriggersUntilPlanned) {
+  store_.reset();
+  SqliteOptions options;
+  options.path = (dir_ / "herald.db").string();
+  options.max_queued_triggers = 2;
+  auto opened = OpenSqliteStore(options, keys_);
+  ASSERT_TRUE(opened.ok()) << opened.status().message();
+  store_ = std::move(*opened);
+  auto enqueue = [&](const std::string& tx) {
+    QueuedTrigger q;
+    q.environment_id = dev_;
+    q.transaction_id = tx;
+    q.event = {{"name", "wf"}, {"to", "u1"}, {"transactionId", tx}};
+    std::promise<Status> done;
+    store_->EnqueueTrigger(q, [&](Status st) { done.set_value(std::move(st)); });
+    return done.get_future().get();
+  };
+  EXPECT_TRUE(enqueue("f-1").ok());
+  EXPECT_TRUE(enqueue("f-2").ok());
+  Status full = enqueue("f-3");
+  EXPECT_EQ(full.code(), Code::kUnavailable);
+  EXPECT_EQ(store_->ReadQueuedTriggers(10)->size(), 2u);  // the refused one left no row
+  // Planning (here: dropping) the waiting rows makes room again.
+  auto waiting = store_->ReadQueuedTriggers(10);
+  ASSERT_TRUE(waiting.ok());
+  std::vector<PlannedTrigger> items;
+  for (const QueuedTrigger& q : waiting.value()) {
+    PlannedTrigger item;
+    item.seq = q.seq;
+    item.error = "test";
+    items.push_back(std::move(item));
+  }
+  ASSERT_TRUE(store_->PlanTriggers(items, TokenPlanner(), "", 0).ok());
+  EXPECT_TRUE(enqueue("f-3").ok());
+}
+
 TEST_F(SqliteStoreTest, InboxPlansLeasesAndHonoursCancel) {
   ASSERT_TRUE(store_->CreateIntegration(MakeIntegration(dev_, "hook")).ok());
   MustUpsert(dev_, "u1");
