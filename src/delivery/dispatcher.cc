@@ -295,11 +295,26 @@ void Dispatcher::Send(const store::Message& message) {
   });
 }
 
+// A token's last-active has second precision: one that keeps receiving is written once a second.
+bool Dispatcher::TouchToken(const store::Message& message, EpochMs at) {
+  constexpr std::size_t kMaxRemembered = 100000;
+  if (!message.channel_pk) return false;
+  std::string key = *message.channel_pk + '\n' + message.token_identity;
+  std::lock_guard lock(mu_);
+  if (touched_.size() >= kMaxRemembered) touched_.clear();
+  auto [it, inserted] = touched_.try_emplace(std::move(key), at);
+  if (!inserted && at - it->second < 1000) return false;
+  it->second = at;
+  return true;
+}
+
 // Runs on the dispatcher thread or the HTTP client's I/O thread.
 void Dispatcher::Complete(const store::Message& message, const providers::Outcome& outcome) {
   using providers::Verdict;
   store::MessageOutcome done;
   done.message_id = message.id;
+  done.channel_pk = message.channel_pk;
+  done.token_identity = message.token_identity;
   done.at = NowMs();
   done.error_id = outcome.reason;
   done.error_text = outcome.detail;
@@ -307,6 +322,7 @@ void Dispatcher::Complete(const store::Message& message, const providers::Outcom
   switch (outcome.verdict) {
     case Verdict::kDelivered:
       done.kind = store::MessageOutcome::Kind::kDelivered;
+      done.touch_token = TouchToken(message, done.at);
       if (!outcome.provider_message_id.empty()) {
         done.provider_response_id = outcome.provider_message_id;
       }
@@ -340,6 +356,10 @@ void Dispatcher::Complete(const store::Message& message, const providers::Outcom
   }
   {
     std::lock_guard lock(mu_);
+    // A failure writes the token's last failure; its next delivery must clear it.
+    if (done.kind != store::MessageOutcome::Kind::kDelivered && message.channel_pk) {
+      touched_.erase(*message.channel_pk + '\n' + message.token_identity);
+    }
     completions_.push_back(std::move(done));
   }
   cv_.notify_all();

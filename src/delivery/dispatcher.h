@@ -12,6 +12,7 @@
 #include <random>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
@@ -72,6 +73,7 @@ class Dispatcher {
   bool HasRoom();
   void Send(const store::Message& message);
   void Complete(const store::Message& message, const providers::Outcome& outcome);
+  bool TouchToken(const store::Message& message, EpochMs at);
   const CachedProvider& ProviderFor(const store::Message& message);
 
   store::Store& store_;
@@ -90,6 +92,7 @@ class Dispatcher {
   int recording_ = 0;  // CompleteMessages calls not yet called back
   std::vector<store::MessageOutcome> completions_;
   std::unordered_set<std::string> sending_;  // ids of messages sent and not yet recorded
+  std::unordered_map<std::string, EpochMs> touched_;  // token -> last-active last written
 
   std::map<std::string, CachedProvider> providers_;  // by integration id; dispatcher thread only
   std::mt19937_64 random_{std::random_device{}()};

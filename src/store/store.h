@@ -117,6 +117,11 @@ struct MessageOutcome {
   std::string error_id, error_text;  // kRetry / kFailed (last reason)
   std::optional<std::string> provider_response_id;
   bool expire_token = false;  // kFailed: the token is dead (status -> expired)
+  // The device token the message went to (Message::channel_pk / token_identity; no channel:
+  // the token came from an override and is not recorded anywhere).
+  std::optional<std::string> channel_pk;
+  std::string token_identity;
+  bool touch_token = true;  // kDelivered: false = its last-active was written very recently
 };
 
 struct MessageQuery {

@@ -214,6 +214,11 @@ CREATE TABLE trigger_inbox (
   created_at     INTEGER NOT NULL
 );
 )sql"},
+    {4, "lean_indexes", R"sql(
+-- Lists are ordered by id (ObjectIds are time-ordered), so these cost every insert for nothing.
+DROP INDEX IF EXISTS messages_by_created;
+DROP INDEX IF EXISTS notifications_by_created;
+)sql"},
 };
 
 }  // namespace

@@ -1589,19 +1589,17 @@ class SqliteStore final : public Store {
                 ? "UPDATE messages SET state = 'delivered', next_attempt_at = NULL, "
                   "provider_response_id = ?, error_id = NULL, error_text = NULL, "
                   "attempts = attempts + 1, last_attempt_at = ?, lease_owner = NULL, "
-                  "lease_until = NULL, updated_at = ? WHERE id = ? AND lease_owner = ? "
-                  "RETURNING channel_pk, token_identity"
+                  "lease_until = NULL, updated_at = ? WHERE id = ? AND lease_owner = ?"
             : o.kind == Kind::kRetry
                 ? "UPDATE messages SET next_attempt_at = CASE WHEN state = 'pending' THEN ? "
                   "ELSE NULL END, error_id = ?, error_text = ?, "
                   "attempts = attempts + 1, last_attempt_at = ?, lease_owner = NULL, "
-                  "lease_until = NULL, updated_at = ? WHERE id = ? AND lease_owner = ? "
-                  "RETURNING channel_pk, token_identity"
+                  "lease_until = NULL, updated_at = ? WHERE id = ? AND lease_owner = ?"
                 : "UPDATE messages SET state = CASE WHEN state = 'cancelled' THEN 'cancelled' "
                   "ELSE 'failed' END, next_attempt_at = NULL, error_id = ?, "
                   "error_text = ?, attempts = attempts + 1, last_attempt_at = ?, "
                   "lease_owner = NULL, lease_until = NULL, updated_at = ? "
-                  "WHERE id = ? AND lease_owner = ? RETURNING channel_pk, token_identity";
+                  "WHERE id = ? AND lease_owner = ?";
         Stmt s = db.Prepare(sql);
         int i = 1;
         if (o.kind == Kind::kDelivered) {
@@ -1615,15 +1613,10 @@ class SqliteStore final : public Store {
         s.Bind(i++, static_cast<std::int64_t>(now));
         s.Bind(i++, o.message_id);
         s.Bind(i++, owner);
-        std::optional<std::string> channel_pk, identity;
-        if (s.Step()) {
-          channel_pk = s.OptText(0);
-          identity = s.Text(1);
-        }
-        RETURN_IF_ERROR(s.status());
-        while (s.Step()) {
-        }
-        if (!channel_pk) continue;  // lease lost, or the token came from an override
+        RETURN_IF_ERROR(s.Exec());
+        if (db.Changes() == 0) continue;  // lease lost: someone else owns the outcome
+        if (!o.channel_pk) continue;      // the token came from an override
+        if (o.kind == Kind::kDelivered && !o.touch_token) continue;
         Stmt t = db.Prepare(
             // Last-active has second precision: a token that keeps receiving is not rewritten
             // on every delivery.
@@ -1640,7 +1633,7 @@ class SqliteStore final : public Store {
           t.Bind(2, o.kind == Kind::kFailed && o.expire_token);
         }
         int base = o.kind == Kind::kDelivered ? 2 : 3;
-        t.Bind(base, *channel_pk).Bind(base + 1, *identity);
+        t.Bind(base, *o.channel_pk).Bind(base + 1, o.token_identity);
         RETURN_IF_ERROR(t.Exec());
       }
       return Status::Ok();
@@ -1768,7 +1761,7 @@ class SqliteStore final : public Store {
       *total = CountCapped(
           db, from, [&](Stmt& s) { bind(s); }, &capped);
       Stmt s = db.Prepare("SELECT " + std::string(kMessageColumns) + from +
-                          " ORDER BY m.created_at DESC, m.id DESC LIMIT ? OFFSET ?");
+                          " ORDER BY m.id DESC LIMIT ? OFFSET ?");  // ids are time-ordered
       int i = bind(s);
       s.Bind(i, q.limit).Bind(i + 1, static_cast<std::int64_t>(q.page) * q.limit);
       std::vector<Message> out;
@@ -1811,7 +1804,7 @@ class SqliteStore final : public Store {
       *total = CountCapped(
           db, from, [&](Stmt& s) { bind(s); }, &capped);
       Stmt s = db.Prepare("SELECT " + std::string(kNotificationColumns) + from +
-                          " ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?");
+                          " ORDER BY id DESC LIMIT ? OFFSET ?");  // ids are time-ordered
       int i = bind(s);
       s.Bind(i, q.limit).Bind(i + 1, static_cast<std::int64_t>(q.page) * q.limit);
       std::vector<NotificationWithMessages> out;

@@ -430,6 +430,8 @@ TEST_F(SqliteStoreTest, TriggerQueueLeaseCompleteCancel) {
   ASSERT_EQ(claimed->size(), 2u);
 
   MessageOutcome delivered{(*claimed)[0].id, MessageOutcome::Kind::kDelivered, now};
+  delivered.channel_pk = (*claimed)[0].channel_pk;
+  delivered.token_identity = (*claimed)[0].token_identity;
   MessageOutcome retry{(*claimed)[1].id, MessageOutcome::Kind::kRetry, now, now + 5000, "HTTP_503"};
   MessageOutcome stale{(*claimed)[1].id, MessageOutcome::Kind::kFailed, now};
   ASSERT_TRUE(CompleteSync(*store_, "someone-else", {stale}).ok());  // lease not held: ignored
