@@ -27,7 +27,7 @@ struct DispatcherOptions {
   std::string owner;                 // lease owner id (unique per process)
   std::size_t max_in_flight = 4096;  // messages sent and not yet completed
   std::size_t claim_batch = 512;
-  std::size_t plan_batch = 64;     // queued triggers planned per transaction
+  std::size_t plan_batch = 128;    // queued triggers planned per transaction
   std::size_t fanout_batch = 500;  // subscribers expanded per fan-out transaction
   // How long a claimed message stays with this process. The embedded store has one owner and
   // frees every lease on start, so the lease only has to outlast the longest queueing of a send.
