@@ -112,7 +112,8 @@ class Api {
 
   // Workflows by (environment, id or workflowId), read on every trigger. Every workflow write
   // goes through this Api and bumps the generation, which retires what was cached before it.
-  Result<store::Workflow> CachedWorkflow(const std::string& env, const std::string& key);
+  Result<std::shared_ptr<const store::Workflow>> CachedWorkflow(const std::string& env,
+                                                                const std::string& key);
   void WorkflowsChanged() { workflow_generation_.fetch_add(1); }
 
   store::Store& store_;
@@ -122,7 +123,7 @@ class Api {
 
   struct CachedEntry {
     std::uint64_t generation;
-    store::Workflow workflow;
+    std::shared_ptr<const store::Workflow> workflow;
   };
   std::atomic<std::uint64_t> workflow_generation_{0};
   std::mutex workflow_mu_;

@@ -207,7 +207,8 @@ void Api::AcceptEvent(const Json& body, const Env& env, bool broadcast,
   }
   if (!decoded.ok()) return done(AsTriggerError(decoded.take_status()));
   DecodedEvent& event = *decoded;
-  Result<store::Workflow> workflow = CachedWorkflow(env.id, event.workflow_key);
+  Result<std::shared_ptr<const store::Workflow>> workflow =
+      CachedWorkflow(env.id, event.workflow_key);
   if (!workflow.ok()) {
     if (workflow.status().code() == Code::kNotFound) {
       return done(
@@ -217,8 +218,10 @@ void Api::AcceptEvent(const Json& body, const Env& env, bool broadcast,
   }
   // Herald has no tenants: Novu answers an unknown tenant like this and sends nothing.
   if (event.has_tenant) return done(Ack("no_tenant_found", event.request.transaction_id));
-  if (!workflow->active) return done(Ack("trigger_not_active", event.request.transaction_id));
-  if (workflow->steps.empty()) {
+  if (!(*workflow)->active) {
+    return done(Ack("trigger_not_active", event.request.transaction_id));
+  }
+  if ((*workflow)->steps.empty()) {
     return done(Ack("no_workflow_steps_defined", event.request.transaction_id));
   }
   event.request.workflow = std::move(workflow.value());
@@ -255,8 +258,9 @@ Result<store::TriggerRequest> Api::DecodeQueued(const store::QueuedTrigger& queu
   }
   if (!env) return Status::NotFound("environment " + queued.environment_id + " is gone");
   ASSIGN_OR_RETURN(DecodedEvent event, DecodeEvent(queued.event, *env, queued.broadcast, options_));
-  ASSIGN_OR_RETURN(store::Workflow workflow, CachedWorkflow(env->id, event.workflow_key));
-  if (!workflow.active) return Status(Code::kFailedPrecondition, "workflow is no longer active");
+  ASSIGN_OR_RETURN(std::shared_ptr<const store::Workflow> workflow,
+                   CachedWorkflow(env->id, event.workflow_key));
+  if (!workflow->active) return Status(Code::kFailedPrecondition, "workflow is no longer active");
   event.request.workflow = std::move(workflow);
   event.request.transaction_id = queued.transaction_id;
   return std::move(event.request);

@@ -192,7 +192,8 @@ Api::Reply Api::DeleteWorkflow(Req& r, const Env& env) {
 
 namespace herald::api {
 
-Result<store::Workflow> Api::CachedWorkflow(const std::string& env, const std::string& key) {
+Result<std::shared_ptr<const store::Workflow>> Api::CachedWorkflow(const std::string& env,
+                                                                     const std::string& key) {
   constexpr std::size_t kMaxCached = 1024;
   std::string slot = env + '\n' + key;
   std::uint64_t generation = workflow_generation_.load();
@@ -202,7 +203,8 @@ Result<store::Workflow> Api::CachedWorkflow(const std::string& env, const std::s
     if (it != workflows_.end() && it->second.generation == generation) return it->second.workflow;
   }
   // Read after taking the generation: a write that lands meanwhile bumps it past this entry.
-  ASSIGN_OR_RETURN(store::Workflow workflow, store_.GetWorkflow(env, key));
+  ASSIGN_OR_RETURN(store::Workflow loaded, store_.GetWorkflow(env, key));
+  auto workflow = std::make_shared<const store::Workflow>(std::move(loaded));
   std::lock_guard lock(workflow_mu_);
   if (workflows_.size() >= kMaxCached) workflows_.clear();
   workflows_[slot] = CachedEntry{generation, workflow};

@@ -63,7 +63,7 @@ struct TopicTarget {
 struct TriggerRequest {
   std::string environment_id;
   std::string transaction_id;
-  Workflow workflow;
+  std::shared_ptr<const Workflow> workflow;  // shared: cached by the API, never modified
   Json payload = Json::object();
   Json overrides = Json::object();
   std::vector<SubscriberTarget> subscribers;  // de-duplicated by the caller

@@ -1340,11 +1340,12 @@ class SqliteStore final : public Store {
   // Plans one trigger (see PlanTriggers); the caller holds a savepoint around it.
   static Status PlanOne(Db& db, const TriggerRequest& r, const MessagePlanner& planner,
                         const NewLease& lease, PlanReceipt& receipt) {
+    if (!r.workflow) return Status::InvalidArgument("trigger without a workflow");
     EpochMs now = NowMs();
     Stmt tx = db.Prepare(
         "INSERT INTO transactions (environment_id, transaction_id, workflow_id, created_at) "
         "VALUES (?, ?, ?, ?) ON CONFLICT (environment_id, transaction_id) DO NOTHING");
-    tx.Bind(1, r.environment_id).Bind(2, r.transaction_id).Bind(3, r.workflow.workflow_id);
+    tx.Bind(1, r.environment_id).Bind(2, r.transaction_id).Bind(3, r.workflow->workflow_id);
     tx.Bind(4, static_cast<std::int64_t>(now));
     RETURN_IF_ERROR(tx.Exec());
     if (db.Changes() == 0) {
@@ -1368,7 +1369,7 @@ class SqliteStore final : public Store {
       ASSIGN_OR_RETURN(Subscriber sub,
                        UpsertTarget(db, r.environment_id, target, r.max_tokens, now));
       ASSIGN_OR_RETURN(std::size_t written,
-                       WriteNotification(db, r.workflow, sub, r.transaction_id, r.payload,
+                       WriteNotification(db, *r.workflow, sub, r.transaction_id, r.payload,
                                          r.overrides, planner, now, lease, leased));
       receipt.notifications += 1;
       receipt.messages += written;
@@ -1381,7 +1382,7 @@ class SqliteStore final : public Store {
         topics.push_back(topic.key);
         for (const std::string& id : topic.exclude) excluded.push_back(id);
       }
-      Json fanout = {{"workflow", r.workflow.id}, {"payload", r.payload},
+      Json fanout = {{"workflow", r.workflow->id}, {"payload", r.payload},
                      {"overrides", r.overrides},  {"topics", topics},
                      {"exclude", excluded},       {"broadcast", r.broadcast}};
       Stmt s = db.Prepare(

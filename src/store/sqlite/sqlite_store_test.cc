@@ -375,6 +375,13 @@ MessagePlanner TokenPlanner() {
   };
 }
 
+std::shared_ptr<const Workflow> TestWorkflow() {
+  auto w = std::make_shared<Workflow>();
+  w->id = "wf";
+  w->workflow_id = "wf";
+  return w;
+}
+
 // Plans one trigger that is not in the inbox, leaving its messages unleased.
 Result<PlanReceipt> AcceptSync(Store& store, TriggerRequest request) {
   std::vector<PlannedTrigger> items(1);
@@ -405,8 +412,7 @@ TEST_F(SqliteStoreTest, TriggerQueueLeaseCompleteCancel) {
   TriggerRequest request;
   request.environment_id = dev_;
   request.transaction_id = "tx-1";
-  request.workflow.id = "wf";
-  request.workflow.workflow_id = "wf";
+  request.workflow = TestWorkflow();
   request.subscribers.push_back({"u1", {}, {}});
   auto receipt = AcceptSync(*store_, request);
   ASSERT_TRUE(receipt.ok()) << receipt.status().message();
@@ -488,7 +494,7 @@ TEST_F(SqliteStoreTest, TopicFanoutRunsInBatchesAndExcludes) {
   TriggerRequest request;
   request.environment_id = dev_;
   request.transaction_id = "tx-topic";
-  request.workflow = w;
+  request.workflow = std::make_shared<const Workflow>(w);
   request.topics.push_back({"news", {"f1"}});
   request.actor = SubscriberTarget{"f2", {}, {}};
   auto receipt = AcceptSync(*store_, request);
@@ -600,8 +606,7 @@ TEST_F(SqliteStoreTest, InboxPlansLeasesAndHonoursCancel) {
     TriggerRequest r;
     r.environment_id = dev_;
     r.transaction_id = q.transaction_id;
-    r.workflow.id = "wf";
-    r.workflow.workflow_id = "wf";
+    r.workflow = TestWorkflow();
     r.subscribers.push_back({"u1", {}, {}});
     item.request = std::move(r);
     items.push_back(std::move(item));
