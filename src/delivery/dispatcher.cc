@@ -165,7 +165,7 @@ bool Dispatcher::ClaimAndSend() {
     return false;
   }
   if (claimed->empty()) return false;
-  SendAll(*claimed);
+  SendAll(std::move(*claimed));
   return true;
 }
 
@@ -207,22 +207,22 @@ bool Dispatcher::PlanQueued() {
     std::lock_guard lock(mu_);
     fanouts_pending_ = true;
   }
-  SendAll(receipt->leased);
+  SendAll(std::move(receipt->leased));
   return true;
 }
 
-void Dispatcher::SendAll(const std::vector<store::Message>& messages) {
+void Dispatcher::SendAll(std::vector<store::Message> messages) {
   // A lease can only outlive its send if a request waited longer than the lease; never send a
   // message twice from this process.
-  std::vector<const store::Message*> fresh;
+  std::vector<store::Message*> fresh;
   {
     std::lock_guard lock(mu_);
-    for (const store::Message& message : messages) {
+    for (store::Message& message : messages) {
       if (sending_.insert(message.id).second) fresh.push_back(&message);
     }
     in_flight_ += fresh.size();
   }
-  for (const store::Message* message : fresh) Send(*message);
+  for (store::Message* message : fresh) Send(std::move(*message));
 }
 
 const Dispatcher::CachedProvider& Dispatcher::ProviderFor(const store::Message& message) {
@@ -260,7 +260,8 @@ const Dispatcher::CachedProvider& Dispatcher::ProviderFor(const store::Message& 
   return providers_[message.integration_id] = std::move(entry);
 }
 
-void Dispatcher::Send(const store::Message& message) {
+void Dispatcher::Send(store::Message message) {
+  Sent sent{message.id, message.channel_pk, message.token_identity, message.attempts};
   const CachedProvider& cached = ProviderFor(message);
   if (!cached.provider) {
     providers::Outcome outcome;
@@ -268,35 +269,41 @@ void Dispatcher::Send(const store::Message& message) {
         cached.transient ? providers::Verdict::kRetry : providers::Verdict::kFailedConfig;
     outcome.reason = cached.error_id;
     outcome.detail = cached.error_text;
-    Complete(message, outcome);
+    Complete(sent, outcome);
     return;
   }
-  providers::PushMessage push{message.id,      message.device_token, message.title,
-                              message.content, message.payload,      message.overrides};
+  // The rendered parts move into the request: nothing but `sent` is kept while it is in the air.
+  providers::PushMessage push{message.id,
+                              std::move(message.device_token),
+                              std::move(message.title),
+                              std::move(message.content),
+                              std::move(message.payload),
+                              std::move(message.overrides)};
   Result<http::Request> request = cached.provider->BuildRequest(push);
   if (!request.ok()) {
-    Complete(message, {providers::Verdict::kFailed, "INVALID_MESSAGE", request.status().message(),
-                       std::nullopt, ""});
+    Complete(sent, {providers::Verdict::kFailed, "INVALID_MESSAGE", request.status().message(),
+                    std::nullopt, ""});
     return;
   }
   request->timeout = options_.request_timeout;
   request->concurrency_key = message.integration_id;
   std::shared_ptr<const providers::Provider> provider = cached.provider;
-  client_.Send(std::move(*request), [this, message, provider](http::Outcome reply) {
-    if (reply.error == http::TransportError::kShutdown) {
-      // Stopping: leave the message leased; the next start takes it back.
-      std::lock_guard lock(mu_);
-      --in_flight_;
-      sending_.erase(message.id);
-      cv_.notify_all();
-      return;
-    }
-    Complete(message, provider->Classify(reply));
-  });
+  client_.Send(std::move(*request),
+               [this, sent = std::move(sent), provider](http::Outcome reply) {
+                 if (reply.error == http::TransportError::kShutdown) {
+                   // Stopping: leave the message leased; the next start takes it back.
+                   std::lock_guard lock(mu_);
+                   --in_flight_;
+                   sending_.erase(sent.id);
+                   cv_.notify_all();
+                   return;
+                 }
+                 Complete(sent, provider->Classify(reply));
+               });
 }
 
 // A token's last-active has second precision: one that keeps receiving is written once a second.
-bool Dispatcher::TouchToken(const store::Message& message, EpochMs at) {
+bool Dispatcher::TouchToken(const Sent& message, EpochMs at) {
   constexpr std::size_t kMaxRemembered = 100000;
   if (!message.channel_pk) return false;
   std::string key = *message.channel_pk + '\n' + message.token_identity;
@@ -309,7 +316,7 @@ bool Dispatcher::TouchToken(const store::Message& message, EpochMs at) {
 }
 
 // Runs on the dispatcher thread or the HTTP client's I/O thread.
-void Dispatcher::Complete(const store::Message& message, const providers::Outcome& outcome) {
+void Dispatcher::Complete(const Sent& message, const providers::Outcome& outcome) {
   using providers::Verdict;
   store::MessageOutcome done;
   done.message_id = message.id;

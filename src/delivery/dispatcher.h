@@ -69,11 +69,18 @@ class Dispatcher {
   bool PlanQueued();
   bool ClaimAndSend();
   // Marks `messages` in flight (skipping any already being sent) and sends them.
-  void SendAll(const std::vector<store::Message>& messages);
+  void SendAll(std::vector<store::Message> messages);
   bool HasRoom();
-  void Send(const store::Message& message);
-  void Complete(const store::Message& message, const providers::Outcome& outcome);
-  bool TouchToken(const store::Message& message, EpochMs at);
+  // What is remembered of a message while its request is in the air.
+  struct Sent {
+    std::string id;
+    std::optional<std::string> channel_pk;
+    std::string token_identity;
+    int attempts = 0;
+  };
+  void Send(store::Message message);
+  void Complete(const Sent& message, const providers::Outcome& outcome);
+  bool TouchToken(const Sent& message, EpochMs at);
   const CachedProvider& ProviderFor(const store::Message& message);
 
   store::Store& store_;
