@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <condition_variable>
 #include <deque>
+#include <filesystem>
 #include <functional>
 #include <future>
 #include <mutex>
@@ -74,7 +75,8 @@ constexpr long long kCountCap = 50000;
 // PASSIVE checkpoints never block the writer or readers.
 class Checkpointer {
  public:
-  explicit Checkpointer(std::unique_ptr<Db> db) : db_(std::move(db)), thread_([this] { Loop(); }) {}
+  Checkpointer(std::unique_ptr<Db> db, std::string wal_path)
+      : db_(std::move(db)), wal_path_(std::move(wal_path)), thread_([this] { Loop(); }) {}
   ~Checkpointer() {
     {
       std::lock_guard lock(mu_);
@@ -85,6 +87,12 @@ class Checkpointer {
   }
 
  private:
+  // Under a steady stream of commits a passive checkpoint never catches up with the end of the
+  // log, so the log would never start over and would grow without bound. Past this size a
+  // RESTART checkpoint holds new writes back for the (short) rest of the copy, and the next
+  // commit writes the log from its start again (journal_size_limit then trims the file).
+  static constexpr std::uintmax_t kRestartAt = 64u << 20;
+
   void Loop() {
     SetThreadName("herald-ckpt");
     std::unique_lock lock(mu_);
@@ -92,11 +100,15 @@ class Checkpointer {
       cv_.wait_for(lock, std::chrono::milliseconds(200), [&] { return stopping_; });
       lock.unlock();
       (void)db_->ExecScript("PRAGMA wal_checkpoint(PASSIVE)");
+      std::error_code ec;
+      std::uintmax_t size = std::filesystem::file_size(wal_path_, ec);
+      if (!ec && size > kRestartAt) (void)db_->ExecScript("PRAGMA wal_checkpoint(RESTART)");
       lock.lock();
     }
   }
 
   std::unique_ptr<Db> db_;
+  const std::string wal_path_;
   std::mutex mu_;
   std::condition_variable cv_;
   bool stopping_ = false;
@@ -620,8 +632,8 @@ class SqliteStore final : public Store {
               std::int64_t max_queued_triggers)
       : keys_(keys),
         max_queued_triggers_(max_queued_triggers),
-        writer_(std::move(writer_db), std::move(wal_path)),
-        checkpointer_(std::move(checkpoint_db)) {}
+        writer_(std::move(writer_db), wal_path),
+        checkpointer_(std::move(checkpoint_db), wal_path) {}
 
   void AddReader(std::unique_ptr<Db> db) { readers_.Add(std::move(db)); }
 
@@ -1929,7 +1941,8 @@ Result<std::unique_ptr<Store>> OpenSqliteStore(const SqliteOptions& options,
                                                const crypto::KeyRing& keys) {
   ASSIGN_OR_RETURN(std::unique_ptr<Db> writer, Db::Open(options.path, /*read_only=*/false));
   RETURN_IF_ERROR(Migrate(*writer));
-  RETURN_IF_ERROR(writer->ExecScript("PRAGMA wal_autocheckpoint=0"));
+  RETURN_IF_ERROR(
+      writer->ExecScript("PRAGMA wal_autocheckpoint=0; PRAGMA journal_size_limit=67108864"));
   ASSIGN_OR_RETURN(std::unique_ptr<Db> checkpoint_db, Db::Open(options.path, /*read_only=*/false));
   auto store = std::make_unique<SqliteStore>(std::move(writer), options.path + "-wal",
                                              std::move(checkpoint_db), keys,
