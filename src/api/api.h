@@ -62,7 +62,9 @@ class Api {
   void TriggerBroadcast(Req& r, const Env& env, server::Done done);
   Reply CancelTrigger(Req& r, const Env& env);
   // Accepts one decoded event; `done` gets the Novu trigger result object (or an error).
-  void AcceptEvent(const Json& event, const Env& env, bool broadcast,
+  // `text` is the event's JSON text when the caller has it (a whole request body): it is queued
+  // as is instead of being written out again.
+  void AcceptEvent(const Json& event, const Env& env, bool broadcast, std::string_view text,
                    std::function<void(Result<Json>)> done);
 
   // messages.cc

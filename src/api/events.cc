@@ -197,7 +197,7 @@ Json Ack(std::string_view status, std::optional<std::string> transaction_id = st
 
 }  // namespace
 
-void Api::AcceptEvent(const Json& body, const Env& env, bool broadcast,
+void Api::AcceptEvent(const Json& body, const Env& env, bool broadcast, std::string_view text,
                       std::function<void(Result<Json>)> done) {
   Result<DecodedEvent> decoded = Status::Internal("event not decoded");
   try {
@@ -239,8 +239,12 @@ void Api::AcceptEvent(const Json& body, const Env& env, bool broadcast,
   queued.environment_id = env.id;
   queued.transaction_id = request.transaction_id;
   queued.broadcast = broadcast;
-  queued.event = body;
-  queued.event["transactionId"] = request.transaction_id;
+  // The transactionId (given or generated) travels in its own column.
+  if (text.empty()) {
+    queued.event_text = DumpJson(body);
+  } else {
+    queued.event_text = std::string(text);
+  }
   store_.EnqueueTrigger(
       std::move(queued),
       [this, transaction_id = request.transaction_id, done = std::move(done)](Status st) {
@@ -269,7 +273,7 @@ Result<store::TriggerRequest> Api::DecodeQueued(const store::QueuedTrigger& queu
 void Api::Trigger(Req& r, const Env& env, server::Done done) {
   Result<Json> body = ParseObjectBody(r);
   if (!body.ok()) return done(server::ErrorReply(AsTriggerError(body.take_status()), r.target));
-  AcceptEvent(*body, env, /*broadcast=*/false,
+  AcceptEvent(*body, env, /*broadcast=*/false, r.body,
               [target = r.target, done = std::move(done)](Result<Json> result) {
                 done(EventReply(result, target));
               });
@@ -282,7 +286,7 @@ void Api::TriggerBroadcast(Req& r, const Env& env, server::Done done) {
     return done(
         server::ErrorReply(TriggerError("property to should not exist on a broadcast"), r.target));
   }
-  AcceptEvent(*body, env, /*broadcast=*/true,
+  AcceptEvent(*body, env, /*broadcast=*/true, r.body,
               [target = r.target, done = std::move(done)](Result<Json> result) {
                 done(EventReply(result, target));
               });
@@ -313,7 +317,7 @@ void Api::TriggerBulk(Req& r, const Env& env, server::Done done) {
   gather->done = std::move(done);
   Json copy = *events;  // the request body may go away before the last event commits
   for (std::size_t i = 0; i < copy.size(); ++i) {
-    AcceptEvent(copy[i], env, /*broadcast=*/false, [gather, i](Result<Json> result) {
+    AcceptEvent(copy[i], env, /*broadcast=*/false, {}, [gather, i](Result<Json> result) {
       Json item = result.ok() ? *result
                               : Json{{"acknowledged", true},
                                      {"status", "error"},

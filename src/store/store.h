@@ -79,7 +79,8 @@ struct QueuedTrigger {
   std::string environment_id;
   std::string transaction_id;
   bool broadcast = false;
-  Json event = Json::object();  // the event as accepted, transactionId filled in
+  Json event = Json::object();  // the event as accepted (read back)
+  std::string event_text;       // the event's JSON text (to enqueue)
   EpochMs created_at = 0;
 };
 

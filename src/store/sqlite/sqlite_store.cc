@@ -1413,7 +1413,7 @@ class SqliteStore final : public Store {
 
   void EnqueueTrigger(QueuedTrigger trigger, std::function<void(Status)> done) override {
     auto row = std::make_shared<QueuedTrigger>(std::move(trigger));
-    std::string event = DumpJson(row->event);  // off the writer thread
+    std::string event = row->event_text.empty() ? DumpJson(row->event) : std::move(row->event_text);
     writer_.Submit(
         [row, event = std::move(event), limit = max_queued_triggers_](Db& db) -> Status {
           // Span of the sequence numbers waiting: two lookups at the ends of the rowid tree (an
