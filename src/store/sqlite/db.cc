@@ -2,7 +2,9 @@
 
 #include <sqlite3.h>
 
+#include <chrono>
 #include <cstdlib>
+#include <thread>
 
 #include "core/log.h"
 
@@ -100,7 +102,17 @@ Result<std::unique_ptr<Db>> Db::Open(const std::string& path, bool read_only) {
   // More lookaside slots: most statement allocations are small and then skip malloc.
   sqlite3_db_config(handle, SQLITE_DBCONFIG_LOOKASIDE, nullptr, 512, 1024);
   std::unique_ptr<Db> db(new Db(handle));
-  sqlite3_busy_timeout(handle, 10000);
+  // Waits for a lock in steps of 0.2 ms for up to 10 s. (sqlite3_busy_timeout's sleeps grow to
+  // 100 ms, so a writer held back by a short checkpoint would sleep far longer than it.)
+  sqlite3_busy_handler(
+      handle,
+      [](void*, int attempt) -> int {
+        constexpr int kMaxAttempts = 50000;  // 10 s
+        if (attempt >= kMaxAttempts) return 0;
+        std::this_thread::sleep_for(std::chrono::microseconds(200));
+        return 1;
+      },
+      nullptr);
   // synchronous=NORMAL: a WAL commit does not wait for the disk; the store's Writer syncs the
   // log itself before it acknowledges a write (see writer.h), and checkpoints still sync.
   std::string pragmas =
