@@ -245,14 +245,13 @@ void Api::AcceptEvent(const Json& body, const Env& env, bool broadcast, std::str
   } else {
     queued.event_text = std::string(text);
   }
-  store_.EnqueueTrigger(
-      std::move(queued),
-      [this, transaction_id = request.transaction_id, done = std::move(done)](Status st) {
-        if (!st.ok()) return done(AsTriggerError(std::move(st)));
-        if (options_.on_work) options_.on_work();
-        // A repeated transactionId is answered like the first and not delivered again.
-        done(Ack("processed", transaction_id));
-      });
+  store_.EnqueueTrigger(std::move(queued), [this, transaction_id = request.transaction_id,
+                                            done = std::move(done)](Status st) {
+    if (!st.ok()) return done(AsTriggerError(std::move(st)));
+    if (options_.on_work) options_.on_work();
+    // A repeated transactionId is answered like the first and not delivered again.
+    done(Ack("processed", transaction_id));
+  });
 }
 
 Result<store::TriggerRequest> Api::DecodeQueued(const store::QueuedTrigger& queued) {

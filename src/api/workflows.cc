@@ -193,7 +193,7 @@ Api::Reply Api::DeleteWorkflow(Req& r, const Env& env) {
 namespace herald::api {
 
 Result<std::shared_ptr<const store::Workflow>> Api::CachedWorkflow(const std::string& env,
-                                                                     const std::string& key) {
+                                                                   const std::string& key) {
   constexpr std::size_t kMaxCached = 1024;
   std::string slot = env + '\n' + key;
   std::uint64_t generation = workflow_generation_.load();

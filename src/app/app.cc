@@ -241,7 +241,9 @@ int Main(int argc, char** argv) {
   };
   CLI::App* serve = cli.add_subcommand("serve", "run the API and delivery in one process");
   serve->add_option("--listen", options.listen, "HOST:PORT (env HERALD_LISTEN)");
-  serve->add_option("--http-threads", options.http_threads, "HTTP I/O threads (env HERALD_HTTP_THREADS)")
+  serve
+      ->add_option("--http-threads", options.http_threads,
+                   "HTTP I/O threads (env HERALD_HTTP_THREADS)")
       ->envname("HERALD_HTTP_THREADS")
       ->check(CLI::Range(1, 64));
   serve->add_option("--log-level", options.log_level, "trace|debug|info|warn|error");

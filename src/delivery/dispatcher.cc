@@ -172,8 +172,7 @@ bool Dispatcher::ClaimAndSend() {
 bool Dispatcher::PlanQueued() {
   if (!decoder_) return false;
   if (!HasRoom()) return false;
-  Result<std::vector<store::QueuedTrigger>> queued =
-      store_.ReadQueuedTriggers(options_.plan_batch);
+  Result<std::vector<store::QueuedTrigger>> queued = store_.ReadQueuedTriggers(options_.plan_batch);
   if (!queued.ok()) {
     spdlog::error("cannot read queued triggers: {}", queued.status().message());
     return false;
@@ -288,18 +287,17 @@ void Dispatcher::Send(store::Message message) {
   request->timeout = options_.request_timeout;
   request->concurrency_key = message.integration_id;
   std::shared_ptr<const providers::Provider> provider = cached.provider;
-  client_.Send(std::move(*request),
-               [this, sent = std::move(sent), provider](http::Outcome reply) {
-                 if (reply.error == http::TransportError::kShutdown) {
-                   // Stopping: leave the message leased; the next start takes it back.
-                   std::lock_guard lock(mu_);
-                   --in_flight_;
-                   sending_.erase(sent.id);
-                   cv_.notify_all();
-                   return;
-                 }
-                 Complete(sent, provider->Classify(reply));
-               });
+  client_.Send(std::move(*request), [this, sent = std::move(sent), provider](http::Outcome reply) {
+    if (reply.error == http::TransportError::kShutdown) {
+      // Stopping: leave the message leased; the next start takes it back.
+      std::lock_guard lock(mu_);
+      --in_flight_;
+      sending_.erase(sent.id);
+      cv_.notify_all();
+      return;
+    }
+    Complete(sent, provider->Classify(reply));
+  });
 }
 
 // A token's last-active has second precision: one that keeps receiving is written once a second.

@@ -98,7 +98,7 @@ class Dispatcher {
   std::size_t in_flight_ = 0;
   int recording_ = 0;  // CompleteMessages calls not yet called back
   std::vector<store::MessageOutcome> completions_;
-  std::unordered_set<std::string> sending_;  // ids of messages sent and not yet recorded
+  std::unordered_set<std::string> sending_;           // ids of messages sent and not yet recorded
   std::unordered_map<std::string, EpochMs> touched_;  // token -> last-active last written
 
   std::map<std::string, CachedProvider> providers_;  // by integration id; dispatcher thread only

@@ -230,7 +230,7 @@ class CurlClient final : public Client {
   std::unique_ptr<CURLSH, ShareDeleter> share_;
   std::unique_ptr<CURLM, MultiDeleter> multi_;  // connection cache and the event loop
   int epoll_fd_ = -1;
-  int wake_fd_ = -1;  // eventfd: new work or stop
+  int wake_fd_ = -1;                                            // eventfd: new work or stop
   std::optional<std::chrono::steady_clock::time_point> timer_;  // I/O thread only
 
   // Guarded by mu_.

@@ -165,8 +165,8 @@ struct Core : std::enable_shared_from_this<Core> {
   const ServerOptions options;
   const Handler handler;
   std::vector<std::unique_ptr<net::io_context>> iocs;  // one per I/O thread
-  std::size_t next_context = 0;                         // used on the acceptor's thread only
-  tcp::acceptor acceptor;                               // on the first context
+  std::size_t next_context = 0;                        // used on the acceptor's thread only
+  tcp::acceptor acceptor;                              // on the first context
   net::steady_timer accept_retry;
   std::atomic<bool> stopping{false};
 
@@ -195,8 +195,8 @@ class Session : public std::enable_shared_from_this<Session> {
     net::dispatch(executor_, [self = shared_from_this()] { self->DoRead(); });
   }
 
-  // Both run on the connection's thread. Idle = between requests or lingering; requests already under way
-  // are left to finish.
+  // Both run on the connection's thread. Idle = between requests or lingering; requests already
+  // under way are left to finish.
   void CloseIfIdle() {
     bool between_requests =
         state_ == State::kReading && buffer_.size() == 0 && (!parser_ || !parser_->got_some());

@@ -938,9 +938,9 @@ class SqliteStore final : public Store {
   // Novu §4: resolves the integration (newest active of the provider, or by identifier),
   // creates the channel if needed and replaces or appends its tokens.
   // Novu: the newest active integration of the provider, optionally by identifier.
-  static Result<std::string> FindActiveIntegration(
-      Db& db, std::string_view env, const std::string& provider_id,
-      const std::optional<std::string>& identifier) {
+  static Result<std::string> FindActiveIntegration(Db& db, std::string_view env,
+                                                   const std::string& provider_id,
+                                                   const std::optional<std::string>& identifier) {
     Stmt find = db.Prepare(
         "SELECT id FROM integrations WHERE environment_id = ? AND provider_id = ? AND "
         "active = 1 AND (? IS NULL OR identifier = ?) ORDER BY created_at DESC, id DESC LIMIT 1");
@@ -958,9 +958,9 @@ class SqliteStore final : public Store {
 
   static Status ApplyCredentials(Db& db, std::string_view env, const std::string& sub_pk,
                                  const CredentialsUpdate& update, EpochMs now) {
-    ASSIGN_OR_RETURN(std::string integration_id,
-                     FindActiveIntegration(db, env, update.provider_id,
-                                           update.integration_identifier));
+    ASSIGN_OR_RETURN(
+        std::string integration_id,
+        FindActiveIntegration(db, env, update.provider_id, update.integration_identifier));
 
     std::string channel_pk;
     {
@@ -1395,8 +1395,8 @@ class SqliteStore final : public Store {
         for (const std::string& id : topic.exclude) excluded.push_back(id);
       }
       Json fanout = {{"workflow", r.workflow->id}, {"payload", r.payload},
-                     {"overrides", r.overrides},  {"topics", topics},
-                     {"exclude", excluded},       {"broadcast", r.broadcast}};
+                     {"overrides", r.overrides},   {"topics", topics},
+                     {"exclude", excluded},        {"broadcast", r.broadcast}};
       Stmt s = db.Prepare(
           "INSERT INTO fanouts (id, environment_id, transaction_id, topic_key, request, "
           "cursor, created_at) VALUES (?, ?, ?, ?, ?, '', ?)");
@@ -1473,8 +1473,8 @@ class SqliteStore final : public Store {
       for (const SubscriberTarget& t : r.subscribers) targets.push_back(&t);
       for (const SubscriberTarget* t : targets) {
         for (const JitChannel& ch : t->channels) {
-          Result<std::string> found =
-              FindActiveIntegration(db, r.environment_id, ch.provider_id, ch.integration_identifier);
+          Result<std::string> found = FindActiveIntegration(db, r.environment_id, ch.provider_id,
+                                                            ch.integration_identifier);
           if (!found.ok()) return found.take_status();
         }
       }
@@ -1482,9 +1482,8 @@ class SqliteStore final : public Store {
     });
   }
 
-  Result<PlanReceipt> PlanTriggers(std::vector<PlannedTrigger> items,
-                                   const MessagePlanner& planner, std::string_view owner,
-                                   EpochMs lease_until) override {
+  Result<PlanReceipt> PlanTriggers(std::vector<PlannedTrigger> items, const MessagePlanner& planner,
+                                   std::string_view owner, EpochMs lease_until) override {
     std::string lease_owner(owner);
     return Write<PlanReceipt>([&](Db& db) -> Result<PlanReceipt> {
       PlanReceipt receipt;
@@ -1944,9 +1943,9 @@ Result<std::unique_ptr<Store>> OpenSqliteStore(const SqliteOptions& options,
   RETURN_IF_ERROR(
       writer->ExecScript("PRAGMA wal_autocheckpoint=0; PRAGMA journal_size_limit=67108864"));
   ASSIGN_OR_RETURN(std::unique_ptr<Db> checkpoint_db, Db::Open(options.path, /*read_only=*/false));
-  auto store = std::make_unique<SqliteStore>(std::move(writer), options.path + "-wal",
-                                             std::move(checkpoint_db), keys,
-                                             options.max_queued_triggers);
+  auto store =
+      std::make_unique<SqliteStore>(std::move(writer), options.path + "-wal",
+                                    std::move(checkpoint_db), keys, options.max_queued_triggers);
   for (int i = 0; i < std::max(1, options.read_connections); ++i) {
     ASSIGN_OR_RETURN(std::unique_ptr<Db> reader, Db::Open(options.path, /*read_only=*/true));
     store->AddReader(std::move(reader));

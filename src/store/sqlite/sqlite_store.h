@@ -4,8 +4,8 @@
 // pool of connections and see every write whose call has returned.
 #pragma once
 
-#include <memory>
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "crypto/crypto.h"

@@ -418,7 +418,7 @@ TEST_F(SqliteStoreTest, TriggerQueueLeaseCompleteCancel) {
   ASSERT_TRUE(receipt.ok()) << receipt.status().message();
   EXPECT_EQ(receipt->duplicates, 0u);
   EXPECT_EQ(receipt->messages, 2u);
-  EXPECT_TRUE(receipt->leased.empty());  // no owner: left for a claim
+  EXPECT_TRUE(receipt->leased.empty());       // no owner: left for a claim
   auto again = AcceptSync(*store_, request);  // same transactionId: nothing written
   ASSERT_TRUE(again.ok());
   EXPECT_EQ(again->duplicates, 1u);
