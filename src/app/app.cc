@@ -31,7 +31,7 @@ struct Options {
   std::string data_dir = "./herald-data";
   std::string database;
   std::string log_level = "info";
-  int http_threads = 2;
+  int http_threads = 4;
 };
 
 std::string EnvOr(const char* name, std::string fallback) {

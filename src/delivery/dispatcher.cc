@@ -11,6 +11,14 @@ constexpr auto kIdleTick = std::chrono::milliseconds(1000);
 // Floor of an idle wait, so that a due message that cannot be claimed never makes a busy loop.
 constexpr auto kMinWait = std::chrono::milliseconds(5);
 constexpr auto kHousekeepingEvery = std::chrono::minutes(10);
+// A queued trigger that failed to decode like this will fail again: it is dropped.
+bool IsPermanentDecodeError(Code code) {
+  return code == Code::kNotFound || code == Code::kInvalidArgument ||
+         code == Code::kFailedPrecondition || code == Code::kUnprocessable;
+}
+
+// After a failed attempt to record outcomes, the next one waits this long.
+constexpr auto kRecordRetryDelay = std::chrono::milliseconds(200);
 
 }  // namespace
 
@@ -106,8 +114,14 @@ void Dispatcher::Loop() {
       }
     }
     std::unique_lock lock(mu_);
+    bool backing_off = Clock::now() < record_again_at_;
+    if (backing_off) {
+      wait = std::clamp(
+          std::chrono::duration_cast<std::chrono::milliseconds>(record_again_at_ - Clock::now()),
+          kMinWait, wait);
+    }
     bool signalled = cv_.wait_for(lock, wait, [&] {
-      return wake_ || stopping_ || !completions_.empty() || fanouts_pending_;
+      return wake_ || stopping_ || (!completions_.empty() && !backing_off) || fanouts_pending_;
     });
     // A quiet tick re-checks fan-outs (a cheap read when there are none), e.g. after an error.
     if (!signalled && wait == kIdleTick) fanouts_pending_ = true;
@@ -119,8 +133,8 @@ bool Dispatcher::FlushCompletions() {
   auto batch = std::make_shared<std::vector<store::MessageOutcome>>();
   {
     std::lock_guard lock(mu_);
+    if (completions_.empty() || Clock::now() < record_again_at_) return false;
     batch->swap(completions_);
-    if (batch->empty()) return false;
     ++recording_;
   }
   // Recorded in the background: the dispatcher goes on planning and sending meanwhile. A message
@@ -134,6 +148,7 @@ bool Dispatcher::FlushCompletions() {
       spdlog::error("cannot record {} outcomes: {}", batch->size(), st.message());
       completions_.insert(completions_.begin(), std::make_move_iterator(batch->begin()),
                           std::make_move_iterator(batch->end()));
+      record_again_at_ = Clock::now() + kRecordRetryDelay;  // not in a tight loop
     } else {
       in_flight_ -= batch->size();
       for (const store::MessageOutcome& outcome : *batch) sending_.erase(outcome.message_id);
@@ -171,33 +186,47 @@ bool Dispatcher::ClaimAndSend() {
 
 bool Dispatcher::PlanQueued() {
   if (!decoder_) return false;
-  if (!HasRoom()) return false;
+  std::size_t room;
+  {
+    std::lock_guard lock(mu_);
+    room = options_.max_in_flight > in_flight_ ? options_.max_in_flight - in_flight_ : 0;
+  }
+  if (room == 0) return false;
   Result<std::vector<store::QueuedTrigger>> queued = store_.ReadQueuedTriggers(options_.plan_batch);
   if (!queued.ok()) {
     spdlog::error("cannot read queued triggers: {}", queued.status().message());
     return false;
   }
-  if (queued->empty()) return false;
   std::vector<store::PlannedTrigger> items;
   items.reserve(queued->size());
   for (const store::QueuedTrigger& q : *queued) {
     store::PlannedTrigger item;
     item.seq = q.seq;
+    item.environment_id = q.environment_id;
+    item.transaction_id = q.transaction_id;
+    Result<store::TriggerRequest> decoded = Status::Internal("not decoded");
     try {
-      Result<store::TriggerRequest> decoded = decoder_(q);
-      if (decoded.ok()) {
-        item.request = std::move(decoded.value());
-      } else {
-        item.error = decoded.status().message();
-      }
-    } catch (const std::exception& e) {
-      item.error = std::string("cannot decode: ") + e.what();
+      decoded = decoder_(q);
+    } catch (const std::exception& e) {  // a bug: this trigger can never be decoded
+      decoded = Status::InvalidArgument(std::string("cannot decode: ") + e.what());
+    }
+    if (decoded.ok()) {
+      item.request = std::move(decoded.value());
+    } else if (IsPermanentDecodeError(decoded.status().code())) {
+      item.error = decoded.status().message();  // dropped by the store, its reason logged
+    } else {
+      // Could not be read now (the database was busy, say): it and what follows wait for the
+      // next pass, in order.
+      spdlog::warn("trigger decoding deferred transaction_id={} reason=\"{}\"", q.transaction_id,
+                   decoded.status().message());
+      break;
     }
     items.push_back(std::move(item));
   }
+  if (items.empty()) return false;
   EpochMs now = NowMs();
-  Result<store::PlanReceipt> receipt =
-      store_.PlanTriggers(std::move(items), planner_, options_.owner, now + options_.lease.count());
+  Result<store::PlanReceipt> receipt = store_.PlanTriggers(
+      std::move(items), planner_, options_.owner, now + options_.lease.count(), room);
   if (!receipt.ok()) {  // nothing was written: the rows are read again on the next pass
     spdlog::error("cannot plan {} triggers: {}", queued->size(), receipt.status().message());
     return false;

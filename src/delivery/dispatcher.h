@@ -97,6 +97,7 @@ class Dispatcher {
   bool fanouts_pending_ = true;
   std::size_t in_flight_ = 0;
   int recording_ = 0;  // CompleteMessages calls not yet called back
+  std::chrono::steady_clock::time_point record_again_at_{};  // after a failed recording
   std::vector<store::MessageOutcome> completions_;
   std::unordered_set<std::string> sending_;           // ids of messages sent and not yet recorded
   std::unordered_map<std::string, EpochMs> touched_;  // token -> last-active last written

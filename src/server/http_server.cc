@@ -1,6 +1,4 @@
-// HttpServer on Boost.Beast: N threads, each running its own io_context; a connection lives on
-// one of them (round robin) for its whole life, so its handlers never race and no strand, shared
-// run queue or lock is needed between I/O threads.
+// HttpServer on Boost.Beast: one io_context run by N threads, one strand per connection.
 //
 // Ownership: a Core (io_context, acceptor, handler, registry of open sessions) is shared by the
 // server object, every Session and, through its Session, every outstanding Done callback, so a
@@ -16,6 +14,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -141,18 +140,9 @@ struct Core : std::enable_shared_from_this<Core> {
   Core(const ServerOptions& opts, Handler h)
       : options(opts),
         handler(std::move(h)),
-        iocs(MakeContexts(std::max(1, opts.threads))),
-        acceptor(*iocs.front()),
-        accept_retry(*iocs.front()) {}
-
-  static std::vector<std::unique_ptr<net::io_context>> MakeContexts(int n) {
-    std::vector<std::unique_ptr<net::io_context>> out;
-    for (int i = 0; i < n; ++i) out.push_back(std::make_unique<net::io_context>(1));
-    return out;
-  }
-
-  // The context the next connection lives on.
-  net::io_context& NextContext() { return *iocs[next_context++ % iocs.size()]; }
+        ioc(std::max(1, opts.threads)),
+        acceptor(net::make_strand(ioc)),
+        accept_retry(acceptor.get_executor()) {}
 
   void DoAccept();
   void OnAccept(beast::error_code ec, tcp::socket socket);
@@ -164,9 +154,8 @@ struct Core : std::enable_shared_from_this<Core> {
 
   const ServerOptions options;
   const Handler handler;
-  std::vector<std::unique_ptr<net::io_context>> iocs;  // one per I/O thread
-  std::size_t next_context = 0;                        // used on the acceptor's thread only
-  tcp::acceptor acceptor;                              // on the first context
+  net::io_context ioc;
+  tcp::acceptor acceptor;  // on its own strand
   net::steady_timer accept_retry;
   std::atomic<bool> stopping{false};
 
@@ -195,8 +184,8 @@ class Session : public std::enable_shared_from_this<Session> {
     net::dispatch(executor_, [self = shared_from_this()] { self->DoRead(); });
   }
 
-  // Both run on the connection's thread. Idle = between requests or lingering; requests already
-  // under way are left to finish.
+  // Both run on the strand. Idle = between requests or lingering; requests already under way
+  // are left to finish.
   void CloseIfIdle() {
     bool between_requests =
         state_ == State::kReading && buffer_.size() == 0 && (!parser_ || !parser_->got_some());
@@ -420,7 +409,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   std::shared_ptr<Core> core_;
   beast::tcp_stream stream_;
-  net::any_io_executor executor_;  // the connection's io_context (one thread)
+  net::any_io_executor executor_;  // the connection's strand
   std::string remote_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
@@ -430,7 +419,7 @@ class Session : public std::enable_shared_from_this<Session> {
 };
 
 void Core::DoAccept() {
-  acceptor.async_accept(NextContext(), [this](beast::error_code ec, tcp::socket socket) {
+  acceptor.async_accept(net::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
     OnAccept(ec, std::move(socket));
   });
 }
@@ -473,16 +462,16 @@ std::vector<std::shared_ptr<Session>> Core::Snapshot() {
 class BeastHttpServer : public HttpServer {
  public:
   BeastHttpServer(std::shared_ptr<Core> core, std::uint16_t port)
-      : core_(std::move(core)), port_(port) {
-    for (auto& ioc : core_->iocs) work_.push_back(net::make_work_guard(*ioc));
+      : core_(std::move(core)), port_(port), work_(net::make_work_guard(core_->ioc)) {
     core_->DoAccept();
-    core_->threads_running = static_cast<int>(core_->iocs.size());
-    for (auto& ioc : core_->iocs) {
-      threads_.emplace_back([core = core_.get(), ioc = ioc.get()] {
+    int threads = std::max(1, core_->options.threads);
+    core_->threads_running = threads;
+    for (int i = 0; i < threads; ++i) {
+      threads_.emplace_back([core = core_.get()] {
         SetThreadName("herald-http");
         for (;;) {
           try {
-            ioc->run();
+            core->ioc.run();
             break;
           } catch (const std::exception& e) {
             spdlog::error("http_io_exception what=\"{}\"", e.what());
@@ -526,11 +515,11 @@ class BeastHttpServer : public HttpServer {
       net::post(session->executor(), [session] { session->Close(); });
     }
     // With every socket closed the threads run out of work and return by themselves.
-    work_.clear();
+    work_.reset();
     {
       std::unique_lock<std::mutex> lock(core.mu);
       if (!core.cv.wait_for(lock, kDrainWait, [&] { return core.threads_running == 0; })) {
-        for (auto& ioc : core.iocs) ioc->stop();
+        core.ioc.stop();
       }
     }
     for (auto& thread : threads_) thread.join();
@@ -541,7 +530,7 @@ class BeastHttpServer : public HttpServer {
  private:
   std::shared_ptr<Core> core_;
   std::uint16_t port_;
-  std::vector<net::executor_work_guard<net::io_context::executor_type>> work_;
+  std::optional<net::executor_work_guard<net::io_context::executor_type>> work_;
   std::vector<std::thread> threads_;
   std::mutex stop_mu_;
   bool stopped_ = false;
@@ -558,7 +547,7 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Start(const ServerOptions& optio
   };
 
   beast::error_code ec;
-  tcp::resolver resolver(*core->iocs.front());
+  tcp::resolver resolver(core->ioc);
   auto endpoints = resolver.resolve(options.host, std::to_string(options.port),
                                     tcp::resolver::passive | tcp::resolver::numeric_service, ec);
   if (ec) return fail(ec);

@@ -6,6 +6,7 @@
 // Scoping: every method taking `env` touches only that environment's rows.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -88,6 +89,7 @@ struct QueuedTrigger {
 // decoded any more (its workflow was deleted meanwhile, say): such a trigger is dropped.
 struct PlannedTrigger {
   std::int64_t seq = 0;
+  std::string environment_id, transaction_id;  // of the inbox row (it must still match)
   std::optional<TriggerRequest> request;
   std::string error;
 };
@@ -236,16 +238,20 @@ class Store {
   // Checks what a trigger needs before it is accepted: its topics exist and every JIT channel
   // has an active integration. NotFound / InvalidArgument.
   virtual Status CheckTriggerTargets(const TriggerRequest& request) = 0;
-  // Plans triggers in one transaction, each in its own savepoint: deletes its inbox row (an item
-  // whose row is gone was cancelled and is skipped), records the transactionId (a repeat is a
-  // no-op), upserts the actor and every named subscriber with their JIT channels, writes one
-  // notification per subscriber with the messages `planner` returns, and queues a fan-out for
-  // topics and broadcasts. New messages are leased to `owner` until `lease_until` and returned
-  // (unleased and not returned when `owner` is empty). A trigger that fails to plan is dropped
-  // alone (its error logged).
+  // Plans triggers in order in one transaction, each in its own savepoint: deletes its inbox row
+  // (an item whose row is gone was cancelled and is skipped), records the transactionId (a
+  // repeat is a no-op), upserts the actor and every named subscriber with their JIT channels,
+  // writes one notification per subscriber with the messages `planner` returns, and queues a
+  // fan-out for topics and broadcasts. New messages are leased to `owner` until `lease_until`
+  // and returned (unleased and not returned when `owner` is empty). Stops before the next item
+  // once `max_leased` messages were made (its row stays queued). A trigger that can never be
+  // planned (NotFound, InvalidArgument, FailedPrecondition, Unprocessable, or a planner that
+  // throws) is dropped alone, its error logged; any other error fails the whole call, leaving
+  // every row queued for a later attempt.
   virtual Result<PlanReceipt> PlanTriggers(std::vector<PlannedTrigger> items,
                                            const MessagePlanner& planner, std::string_view owner,
-                                           EpochMs lease_until) = 0;
+                                           EpochMs lease_until,
+                                           std::size_t max_leased = SIZE_MAX) = 0;
   // Cancels every pending message, fan-out and queued trigger of the transaction. True if
   // anything was.
   virtual Result<bool> CancelTransaction(std::string_view env, std::string_view transaction_id) = 0;

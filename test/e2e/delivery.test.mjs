@@ -563,6 +563,16 @@ test('bad input on the new routes', T, async () => {
     assertTriggerError(await trig(body));
   }
   assertErrorBody(await trig('{"name":'), 400);
+  // Just-in-time tokens beyond a channel's limit (100) are refused before the 201, and nothing
+  // of the trigger is kept.
+  const crowded = uid('crowded');
+  const many = Array.from({ length: 101 }, (_, i) => `tok-${crowded}-${i}`);
+  const over = await trig({
+    name, to: { subscriberId: crowded, channels: [{ providerId: PW, credentials: { deviceTokens: many } }] },
+  });
+  assertTriggerError(over);
+  assert.match(over.json.message, /limit/i);
+  await expectSdkError(sdk.subscribers.retrieve(crowded), { cls: 'ErrorDto', status: 404 });
   assertErrorBody(await raw(h, 'POST', '/v1/events/trigger', { body: { name, to: subscriberId }, key: null }), 401);
 
   const event = { name, to: subscriberId, payload: {} };

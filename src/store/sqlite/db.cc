@@ -160,6 +160,11 @@ Status Db::ExecScript(std::string_view sql) {
 
 std::int64_t Db::Changes() const { return sqlite3_changes64(db_); }
 
+std::string Db::WalPath() const {
+  const char* wal = sqlite3_filename_wal(sqlite3_db_filename(db_, "main"));
+  return wal ? std::string(wal) : std::string();
+}
+
 bool Db::InTransaction() const { return sqlite3_get_autocommit(db_) == 0; }
 
 }  // namespace herald::store::sqlite

@@ -67,6 +67,8 @@ class Db {
   // Runs one statement through the statement cache (for hot statements such as COMMIT).
   Status Run(std::string_view sql) { return Prepare(sql).Exec(); }
   std::int64_t Changes() const;
+  // The write-ahead log's file name, as SQLite resolves it (next to the real database file).
+  std::string WalPath() const;
   // True inside BEGIN ... COMMIT (false once SQLite rolled a transaction back on its own).
   bool InTransaction() const;
 

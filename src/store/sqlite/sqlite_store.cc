@@ -66,6 +66,18 @@ using sqlite::Stmt;
 using sqlite::WriteFn;
 using sqlite::Writer;
 
+Status TokenLimitExceeded(std::size_t count, std::size_t limit) {
+  return Status::InvalidArgument("Device tokens limit exceeded: a channel holds at most " +
+                                 std::to_string(limit) + " tokens")
+      .WithExtra({{"currentCount", count}, {"limit", limit}});
+}
+
+// Errors that planning the same trigger again would meet again.
+bool IsPermanent(Code code) {
+  return code == Code::kNotFound || code == Code::kInvalidArgument ||
+         code == Code::kFailedPrecondition || code == Code::kUnprocessable;
+}
+
 constexpr long long kCountCap = 50000;
 
 // ---- connections -------------------------------------------------------------------------------
@@ -1023,9 +1035,7 @@ class SqliteStore final : public Store {
       }
     }
     if (wanted.size() > update.max_tokens) {
-      return Status::InvalidArgument("Device tokens limit exceeded: a channel holds at most " +
-                                     std::to_string(update.max_tokens) + " tokens")
-          .WithExtra({{"currentCount", wanted.size()}, {"limit", update.max_tokens}});
+      return TokenLimitExceeded(wanted.size(), update.max_tokens);
     }
     Stmt clear = db.Prepare("DELETE FROM device_tokens WHERE channel_pk = ?");
     clear.Bind(1, channel_pk);
@@ -1472,10 +1482,27 @@ class SqliteStore final : public Store {
       if (r.actor) targets.push_back(&*r.actor);
       for (const SubscriberTarget& t : r.subscribers) targets.push_back(&t);
       for (const SubscriberTarget* t : targets) {
+        std::optional<std::string> subscriber_pk =
+            t->channels.empty() ? std::nullopt
+                                : FindSubscriberPk(db, r.environment_id, t->subscriber_id);
         for (const JitChannel& ch : t->channels) {
           Result<std::string> found = FindActiveIntegration(db, r.environment_id, ch.provider_id,
                                                             ch.integration_identifier);
           if (!found.ok()) return found.take_status();
+          // JIT tokens are appended: the channel must still fit the token limit afterwards.
+          std::set<std::string> identities;
+          for (const DeviceToken& token : ch.tokens) identities.insert(token.identity);
+          if (subscriber_pk) {
+            Stmt held = db.Prepare(
+                "SELECT dt.identity FROM device_tokens dt JOIN subscriber_channels c ON "
+                "c.id = dt.channel_pk WHERE c.subscriber_pk = ? AND c.integration_id = ?");
+            held.Bind(1, *subscriber_pk).Bind(2, *found);
+            while (held.Step()) identities.insert(held.Text(0));
+            RETURN_IF_ERROR(held.status());
+          }
+          if (identities.size() > r.max_tokens) {
+            return TokenLimitExceeded(identities.size(), r.max_tokens);
+          }
         }
       }
       return Status::Ok();
@@ -1483,15 +1510,22 @@ class SqliteStore final : public Store {
   }
 
   Result<PlanReceipt> PlanTriggers(std::vector<PlannedTrigger> items, const MessagePlanner& planner,
-                                   std::string_view owner, EpochMs lease_until) override {
+                                   std::string_view owner, EpochMs lease_until,
+                                   std::size_t max_leased) override {
     std::string lease_owner(owner);
     return Write<PlanReceipt>([&](Db& db) -> Result<PlanReceipt> {
       PlanReceipt receipt;
       NewLease lease{lease_owner, lease_until};
-      for (const PlannedTrigger& item : items) {
+      for (std::size_t i = 0; i < items.size(); ++i) {
+        const PlannedTrigger& item = items[i];
+        if (i > 0 && receipt.leased.size() >= max_leased) break;  // the rest stays queued
         if (item.seq > 0) {
-          Stmt del = db.Prepare("DELETE FROM trigger_inbox WHERE seq = ?");
-          del.Bind(1, item.seq);
+          // Sequence numbers can be reused once the newest row is gone: the row must still be
+          // the one that was read.
+          Stmt del = db.Prepare(
+              "DELETE FROM trigger_inbox WHERE seq = ? AND environment_id = ? AND "
+              "transaction_id = ?");
+          del.Bind(1, item.seq).Bind(2, item.environment_id).Bind(3, item.transaction_id);
           RETURN_IF_ERROR(del.Exec());
           if (db.Changes() == 0) {
             receipt.skipped += 1;
@@ -1499,17 +1533,23 @@ class SqliteStore final : public Store {
           }
         }
         if (!item.request) {
-          spdlog::warn("trigger dropped seq={} reason=\"{}\"", item.seq, item.error);
+          spdlog::warn("trigger dropped transaction_id={} reason=\"{}\"", item.transaction_id,
+                       item.error);
           receipt.dropped += 1;
           continue;
         }
         RETURN_IF_ERROR(db.Run("SAVEPOINT t"));
         PlanReceipt attempt;
-        Status st = PlanOne(db, *item.request, planner, lease, attempt);
+        Status st;
+        try {
+          st = PlanOne(db, *item.request, planner, lease, attempt);
+        } catch (const std::exception& e) {  // a bug in planning this one: never retry it
+          st = Status::InvalidArgument(std::string("planning threw: ") + e.what());
+        }
         if (!st.ok()) {
           (void)db.Run("ROLLBACK TO t");
           (void)db.Run("RELEASE t");
-          if (!db.InTransaction()) return st;  // the whole transaction is gone
+          if (!db.InTransaction() || !IsPermanent(st.code())) return st;  // all stays queued
           spdlog::warn("trigger dropped transaction_id={} reason=\"{}\"",
                        item.request->transaction_id, st.message());
           receipt.dropped += 1;
@@ -1943,9 +1983,9 @@ Result<std::unique_ptr<Store>> OpenSqliteStore(const SqliteOptions& options,
   RETURN_IF_ERROR(
       writer->ExecScript("PRAGMA wal_autocheckpoint=0; PRAGMA journal_size_limit=67108864"));
   ASSIGN_OR_RETURN(std::unique_ptr<Db> checkpoint_db, Db::Open(options.path, /*read_only=*/false));
-  auto store =
-      std::make_unique<SqliteStore>(std::move(writer), options.path + "-wal",
-                                    std::move(checkpoint_db), keys, options.max_queued_triggers);
+  std::string wal_path = writer->WalPath();
+  auto store = std::make_unique<SqliteStore>(std::move(writer), wal_path, std::move(checkpoint_db),
+                                             keys, options.max_queued_triggers);
   for (int i = 0; i < std::max(1, options.read_connections); ++i) {
     ASSIGN_OR_RETURN(std::unique_ptr<Db> reader, Db::Open(options.path, /*read_only=*/true));
     store->AddReader(std::move(reader));

@@ -567,11 +567,91 @@ TEST_F(SqliteStoreTest, AFullInboxRefusesTriggersUntilPlanned) {
   for (const QueuedTrigger& q : waiting.value()) {
     PlannedTrigger item;
     item.seq = q.seq;
+    item.environment_id = q.environment_id;
+    item.transaction_id = q.transaction_id;
     item.error = "test";
     items.push_back(std::move(item));
   }
   ASSERT_TRUE(store_->PlanTriggers(items, TokenPlanner(), "", 0).ok());
   EXPECT_TRUE(enqueue("f-3").ok());
+}
+
+TEST_F(SqliteStoreTest, AReusedInboxSequenceNumberIsNotTakenForTheRowThatWasRead) {
+  ASSERT_TRUE(store_->CreateIntegration(MakeIntegration(dev_, "hook")).ok());
+  MustUpsert(dev_, "u1");
+  CredentialsUpdate u{"push-webhook",           std::nullopt, Tokens({"a"}), {}, {},
+                      TokenWriteMode::kReplace, 100};
+  ASSERT_TRUE(store_->UpdateCredentials(dev_, "u1", u).ok());
+  auto enqueue = [&](const std::string& tx) {
+    QueuedTrigger q;
+    q.environment_id = dev_;
+    q.transaction_id = tx;
+    q.event = {{"name", "wf"}, {"to", "u1"}};
+    EnqueueSync(*store_, q);
+  };
+  enqueue("old");
+  auto read = store_->ReadQueuedTriggers(10);
+  ASSERT_TRUE(read.ok());
+  ASSERT_EQ(read->size(), 1u);
+  // Cancelled after it was read; a new trigger then gets the freed sequence number.
+  EXPECT_TRUE(*store_->CancelTransaction(dev_, "old"));
+  enqueue("new");
+  auto again = store_->ReadQueuedTriggers(10);
+  ASSERT_EQ(again->size(), 1u);
+  EXPECT_EQ((*again)[0].seq, (*read)[0].seq);
+  PlannedTrigger stale;
+  stale.seq = (*read)[0].seq;
+  stale.environment_id = dev_;
+  stale.transaction_id = "old";
+  TriggerRequest r;
+  r.environment_id = dev_;
+  r.transaction_id = "old";
+  r.workflow = TestWorkflow();
+  r.subscribers.push_back({"u1", {}, {}});
+  stale.request = r;
+  auto receipt = store_->PlanTriggers({stale}, TokenPlanner(), "me", NowMs() + 60000);
+  ASSERT_TRUE(receipt.ok());
+  EXPECT_EQ(receipt->skipped, 1u);                        // the row read is gone
+  EXPECT_EQ(store_->ReadQueuedTriggers(10)->size(), 1u);  // and "new" is still queued
+}
+
+TEST_F(SqliteStoreTest, PlanningStopsOnceEnoughMessagesAreLeased) {
+  ASSERT_TRUE(store_->CreateIntegration(MakeIntegration(dev_, "hook")).ok());
+  MustUpsert(dev_, "u1");
+  CredentialsUpdate u{"push-webhook",           std::nullopt, Tokens({"a", "b", "c"}), {}, {},
+                      TokenWriteMode::kReplace, 100};
+  ASSERT_TRUE(store_->UpdateCredentials(dev_, "u1", u).ok());
+  std::vector<PlannedTrigger> items;
+  for (const char* tx : {"m-1", "m-2", "m-3"}) {
+    QueuedTrigger q;
+    q.environment_id = dev_;
+    q.transaction_id = tx;
+    q.event = {{"name", "wf"}, {"to", "u1"}};
+    EnqueueSync(*store_, q);
+  }
+  auto queued = store_->ReadQueuedTriggers(10);
+  ASSERT_TRUE(queued.ok());
+  for (const QueuedTrigger& q : queued.value()) {
+    PlannedTrigger item;
+    item.seq = q.seq;
+    item.environment_id = q.environment_id;
+    item.transaction_id = q.transaction_id;
+    TriggerRequest r;
+    r.environment_id = dev_;
+    r.transaction_id = q.transaction_id;
+    r.workflow = TestWorkflow();
+    r.subscribers.push_back({"u1", {}, {}});
+    item.request = std::move(r);
+    items.push_back(std::move(item));
+  }
+  // Room for 4: the first trigger makes 3, the second 3 more, the third waits.
+  auto receipt = store_->PlanTriggers(items, TokenPlanner(), "me", NowMs() + 60000, 4);
+  ASSERT_TRUE(receipt.ok());
+  EXPECT_EQ(receipt->planned, 2u);
+  EXPECT_EQ(receipt->leased.size(), 6u);
+  auto left = store_->ReadQueuedTriggers(10);
+  ASSERT_EQ(left->size(), 1u);
+  EXPECT_EQ((*left)[0].transaction_id, "m-3");
 }
 
 TEST_F(SqliteStoreTest, InboxPlansLeasesAndHonoursCancel) {
@@ -603,6 +683,8 @@ TEST_F(SqliteStoreTest, InboxPlansLeasesAndHonoursCancel) {
   for (const QueuedTrigger& q : *queued) {
     PlannedTrigger item;
     item.seq = q.seq;
+    item.environment_id = q.environment_id;
+    item.transaction_id = q.transaction_id;
     TriggerRequest r;
     r.environment_id = dev_;
     r.transaction_id = q.transaction_id;
@@ -645,6 +727,14 @@ TEST_F(SqliteStoreTest, InboxPlansLeasesAndHonoursCancel) {
   EXPECT_EQ(store_->CheckTriggerTargets(jit).code(), Code::kInvalidArgument);
   jit.subscribers[0].channels[0] = JitChannel{"fcm", std::nullopt, {}, {}};
   EXPECT_EQ(store_->CheckTriggerTargets(jit).code(), Code::kInvalidArgument);
+  // u1 holds "a": appending two more to a channel limited to 2 would exceed it.
+  jit.subscribers[0] = {"u1", {}, {JitChannel{"push-webhook", std::nullopt, Tokens({"b"}), {}}}};
+  jit.max_tokens = 2;
+  EXPECT_TRUE(store_->CheckTriggerTargets(jit).ok());
+  jit.subscribers[0].channels[0].tokens = Tokens({"a", "b", "c"});
+  Status over = store_->CheckTriggerTargets(jit);
+  EXPECT_EQ(over.code(), Code::kInvalidArgument);
+  EXPECT_NE(over.message().find("limit exceeded"), std::string::npos);
   // A trigger repeating the cancelled id is a duplicate.
   items[1].seq = 0;
   receipt = store_->PlanTriggers({items[1]}, TokenPlanner(), "me", now + 60000);

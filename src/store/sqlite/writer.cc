@@ -120,14 +120,13 @@ std::vector<Writer::Finished> Writer::RunBatch(std::vector<Task>& batch, bool* c
 }
 
 void Writer::HandOff(std::vector<Finished> finished, bool needs_sync) {
-  if (!needs_sync) {  // nothing reached the log: tell the callers now
-    for (Finished& f : finished) Finish(f.done, std::move(f.status));
-    return;
-  }
+  // Through the syncer even when nothing reached the log (a failed batch): completions then run
+  // in the order of the writes, so a later write's caller never hears back before an earlier one.
   {
     std::lock_guard lock(sync_mu_);
     for (Finished& f : finished) to_sync_.push_back(std::move(f));
-    unsynced_ = true;
+    pending_ = true;
+    unsynced_ = unsynced_ || needs_sync;
   }
   sync_cv_.notify_one();
 }
@@ -136,14 +135,16 @@ void Writer::SyncLoop() {
   SetThreadName("herald-sync");
   std::vector<Finished> batch;
   for (;;) {
+    bool sync = false;
     {
       std::unique_lock lock(sync_mu_);
-      sync_cv_.wait(lock, [&] { return sync_stopping_ || unsynced_; });
-      if (!unsynced_) return;  // stopping and drained
+      sync_cv_.wait(lock, [&] { return sync_stopping_ || pending_; });
+      if (!pending_) return;  // stopping and drained
       batch.swap(to_sync_);
-      unsynced_ = false;
+      sync = unsynced_;
+      pending_ = unsynced_ = false;
     }
-    SyncWal();  // covers every commit handed off before the swap
+    if (sync) SyncWal();  // covers every commit handed off before the swap
     for (Finished& f : batch) Finish(f.done, std::move(f.status));
     batch.clear();
   }

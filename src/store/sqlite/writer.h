@@ -32,7 +32,7 @@ class Writer {
   Writer& operator=(const Writer&) = delete;
 
   // Queues `fn`; `done` runs on the syncer thread once the batch holding it is durable (or
-  // failed). `done` must not wait for another write.
+  // failed), in submission order. `done` must not wait for another write.
   void Submit(WriteFn fn, std::function<void(Status)> done);
 
   // Submit and wait.
@@ -64,9 +64,10 @@ class Writer {
   std::deque<Task> queue_;
   bool stopping_ = false;
 
-  std::mutex sync_mu_;  // guards to_sync_, unsynced_ and sync_stopping_
+  std::mutex sync_mu_;  // guards to_sync_, pending_, unsynced_ and sync_stopping_
   std::condition_variable sync_cv_;
   std::vector<Finished> to_sync_;
+  bool pending_ = false;   // to_sync_ is not empty
   bool unsynced_ = false;  // to_sync_ holds a committed batch
   bool sync_stopping_ = false;
 
