@@ -155,7 +155,8 @@ int Main(int argc, char** argv) {
     return 2;
   }
   options.threads = threads;
-  InitLogging("warn");  // stderr; stdout carries only the "listening PORT" line
+  options.pin_connections = true;  // its handler never blocks
+  InitLogging("warn");             // stderr; stdout carries only the "listening PORT" line
 
   // Before any thread starts, so that only the wait below sees the stop signals.
   BlockStopSignals();

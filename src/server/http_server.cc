@@ -1,4 +1,8 @@
-// HttpServer on Boost.Beast: one io_context run by N threads, one strand per connection.
+// HttpServer on Boost.Beast. By default N threads run one io_context and each connection has a
+// strand, so a handler that blocks holds one thread while the others serve everyone. With
+// `pin_connections` each thread runs its own io_context and a connection lives on one of them
+// (round robin): no strand, shared run queue or lock between threads, for handlers that never
+// block.
 //
 // Ownership: a Core (io_context, acceptor, handler, registry of open sessions) is shared by the
 // server object, every Session and, through its Session, every outstanding Done callback, so a
@@ -140,9 +144,26 @@ struct Core : std::enable_shared_from_this<Core> {
   Core(const ServerOptions& opts, Handler h)
       : options(opts),
         handler(std::move(h)),
-        ioc(std::max(1, opts.threads)),
-        acceptor(net::make_strand(ioc)),
+        iocs(MakeContexts(std::max(1, opts.threads), opts.pin_connections)),
+        acceptor(opts.pin_connections ? net::any_io_executor(iocs.front()->get_executor())
+                                      : net::any_io_executor(net::make_strand(*iocs.front()))),
         accept_retry(acceptor.get_executor()) {}
+
+  static std::vector<std::unique_ptr<net::io_context>> MakeContexts(int threads, bool pinned) {
+    std::vector<std::unique_ptr<net::io_context>> out;
+    if (!pinned) {
+      out.push_back(std::make_unique<net::io_context>(threads));
+      return out;
+    }
+    for (int i = 0; i < threads; ++i) out.push_back(std::make_unique<net::io_context>(1));
+    return out;
+  }
+
+  // Where the next connection lives: its own strand, or the next pinned context.
+  net::any_io_executor NextExecutor() {
+    if (!options.pin_connections) return net::make_strand(*iocs.front());
+    return iocs[next_context++ % iocs.size()]->get_executor();
+  }
 
   void DoAccept();
   void OnAccept(beast::error_code ec, tcp::socket socket);
@@ -154,8 +175,9 @@ struct Core : std::enable_shared_from_this<Core> {
 
   const ServerOptions options;
   const Handler handler;
-  net::io_context ioc;
-  tcp::acceptor acceptor;  // on its own strand
+  std::vector<std::unique_ptr<net::io_context>> iocs;  // one, or one per thread (pinned)
+  std::size_t next_context = 0;                        // used by the acceptor's handler only
+  tcp::acceptor acceptor;                              // on the first context (own strand)
   net::steady_timer accept_retry;
   std::atomic<bool> stopping{false};
 
@@ -184,8 +206,8 @@ class Session : public std::enable_shared_from_this<Session> {
     net::dispatch(executor_, [self = shared_from_this()] { self->DoRead(); });
   }
 
-  // Both run on the strand. Idle = between requests or lingering; requests already under way
-  // are left to finish.
+  // Both run on the connection's strand or thread. Idle = between requests or lingering; requests
+  // already under way are left to finish.
   void CloseIfIdle() {
     bool between_requests =
         state_ == State::kReading && buffer_.size() == 0 && (!parser_ || !parser_->got_some());
@@ -409,7 +431,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   std::shared_ptr<Core> core_;
   beast::tcp_stream stream_;
-  net::any_io_executor executor_;  // the connection's strand
+  net::any_io_executor executor_;  // the connection's strand, or its pinned io_context
   std::string remote_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
@@ -419,7 +441,7 @@ class Session : public std::enable_shared_from_this<Session> {
 };
 
 void Core::DoAccept() {
-  acceptor.async_accept(net::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
+  acceptor.async_accept(NextExecutor(), [this](beast::error_code ec, tcp::socket socket) {
     OnAccept(ec, std::move(socket));
   });
 }
@@ -462,16 +484,18 @@ std::vector<std::shared_ptr<Session>> Core::Snapshot() {
 class BeastHttpServer : public HttpServer {
  public:
   BeastHttpServer(std::shared_ptr<Core> core, std::uint16_t port)
-      : core_(std::move(core)), port_(port), work_(net::make_work_guard(core_->ioc)) {
+      : core_(std::move(core)), port_(port) {
+    for (auto& ioc : core_->iocs) work_.push_back(net::make_work_guard(*ioc));
     core_->DoAccept();
     int threads = std::max(1, core_->options.threads);
     core_->threads_running = threads;
     for (int i = 0; i < threads; ++i) {
-      threads_.emplace_back([core = core_.get()] {
+      net::io_context* ioc = core_->iocs[static_cast<std::size_t>(i) % core_->iocs.size()].get();
+      threads_.emplace_back([core = core_.get(), ioc] {
         SetThreadName("herald-http");
         for (;;) {
           try {
-            core->ioc.run();
+            ioc->run();
             break;
           } catch (const std::exception& e) {
             spdlog::error("http_io_exception what=\"{}\"", e.what());
@@ -515,11 +539,11 @@ class BeastHttpServer : public HttpServer {
       net::post(session->executor(), [session] { session->Close(); });
     }
     // With every socket closed the threads run out of work and return by themselves.
-    work_.reset();
+    work_.clear();
     {
       std::unique_lock<std::mutex> lock(core.mu);
       if (!core.cv.wait_for(lock, kDrainWait, [&] { return core.threads_running == 0; })) {
-        core.ioc.stop();
+        for (auto& ioc : core.iocs) ioc->stop();
       }
     }
     for (auto& thread : threads_) thread.join();
@@ -530,7 +554,7 @@ class BeastHttpServer : public HttpServer {
  private:
   std::shared_ptr<Core> core_;
   std::uint16_t port_;
-  std::optional<net::executor_work_guard<net::io_context::executor_type>> work_;
+  std::vector<net::executor_work_guard<net::io_context::executor_type>> work_;
   std::vector<std::thread> threads_;
   std::mutex stop_mu_;
   bool stopped_ = false;
@@ -547,7 +571,7 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Start(const ServerOptions& optio
   };
 
   beast::error_code ec;
-  tcp::resolver resolver(core->ioc);
+  tcp::resolver resolver(*core->iocs.front());
   auto endpoints = resolver.resolve(options.host, std::to_string(options.port),
                                     tcp::resolver::passive | tcp::resolver::numeric_service, ec);
   if (ec) return fail(ec);

@@ -19,6 +19,9 @@ struct ServerOptions {
   std::size_t max_body_bytes = 1 << 20;     // larger bodies get 413 without being read
   std::size_t max_header_bytes = 16 << 10;  // larger header blocks get 431
   std::chrono::seconds idle_timeout{60};    // keep-alive connections idle this long are closed
+  // One io_context per thread, each connection pinned to one: faster, but a handler that blocks
+  // then stalls every connection of its thread. Only for handlers that never block.
+  bool pin_connections = false;
 };
 
 class HttpServer {

@@ -235,6 +235,28 @@ TEST_F(HttpServerTest, KeepAliveServesSeveralRequestsOnOneConnection) {
   EXPECT_EQ(Calls(), 3);
 }
 
+TEST_F(HttpServerTest, PinnedConnectionsAreServedOnEveryThread) {
+  ServerOptions options;
+  options.threads = 2;
+  options.pin_connections = true;
+  StartServer(options);
+  std::vector<std::unique_ptr<Client>> clients;
+  for (int i = 0; i < 4; ++i) clients.push_back(std::make_unique<Client>(server_->port()));
+  for (int round = 0; round < 3; ++round) {
+    for (auto& client : clients) {
+      auto hello = client->Roundtrip(Get("/hello"));
+      ASSERT_TRUE(hello) << round;
+      EXPECT_EQ(hello->status, 200);
+      auto late = client->Roundtrip(Get("/async"));  // answered from another thread
+      ASSERT_TRUE(late) << round;
+      EXPECT_EQ(late->status, 202);
+    }
+  }
+  EXPECT_EQ(Calls(), 24);
+  server_->Stop();
+  for (auto& client : clients) EXPECT_TRUE(client->ServerClosed());
+}
+
 TEST_F(HttpServerTest, ConnectionCloseIsHonoured) {
   StartServer();
   Client client(server_->port());
