@@ -16,7 +16,8 @@ Api::Api(store::Store& store, std::vector<store::Environment> environments,
     : store_(store),
       environments_(std::move(environments)),
       templates_(templates),
-      options_(options) {}
+      options_(options),
+      blocking_(options_.blocking_threads, "herald-api") {}
 
 Result<const store::Environment*> Api::Authenticate(const server::Request& request) const {
   std::string_view header = request.Header("authorization");
@@ -66,13 +67,17 @@ Result<server::Reply> Guarded(F&& f) {
 
 }  // namespace
 
+// The request lives as long as its Done (which holds the exchange), so a task holding `done`
+// may keep a reference to it.
 server::Handler Api::Bind(Method method) {
   return [this, method](server::Request& request, server::Done done) {
     Result<const store::Environment*> env = Authenticate(request);
     if (!env.ok()) return done(server::ErrorReply(env.status(), request.target));
     const store::Environment* e = *env;
-    RunWithIdempotency(request, *e, std::move(done), [this, method, e](Req& r, server::Done d) {
-      d(ToReply(Guarded([&] { return (this->*method)(r, *e); }), r));
+    blocking_.Post([this, method, e, &request, done = std::move(done)]() mutable {
+      RunWithIdempotency(request, *e, std::move(done), [this, method, e](Req& r, server::Done d) {
+        d(ToReply(Guarded([&] { return (this->*method)(r, *e); }), r));
+      });
     });
   };
 }
@@ -82,20 +87,33 @@ server::Handler Api::Bind(AsyncMethod method) {
     Result<const store::Environment*> env = Authenticate(request);
     if (!env.ok()) return done(server::ErrorReply(env.status(), request.target));
     const store::Environment* e = *env;
-    RunWithIdempotency(request, *e, std::move(done), [this, method, e](Req& r, server::Done d) {
-      // The handler may throw only before it handed `d` on (all its own work is synchronous).
-      auto once = std::make_shared<std::atomic<bool>>(false);
-      server::Done guarded = [once, d](server::Reply reply) {
-        if (!once->exchange(true)) d(std::move(reply));
-      };
-      try {
-        (this->*method)(r, *e, guarded);
-      } catch (const std::exception& ex) {
-        spdlog::error("handler threw id={} path={} what={}", r.request_id, r.path, ex.what());
-        guarded(server::ErrorReply(500, r.target, "Internal server error"));
-      }
+    if (!UsesIdempotency(request)) return RunAsync(method, request, *e, std::move(done));
+    // The idempotency record is read from the store first: not on an I/O thread.
+    blocking_.Post([this, method, e, &request, done = std::move(done)]() mutable {
+      RunAsync(method, request, *e, std::move(done));
     });
   };
+}
+
+void Api::RunAsync(AsyncMethod method, Req& request, const Env& env, server::Done done) {
+  RunWithIdempotency(request, env, std::move(done), [this, method, &env](Req& r, server::Done d) {
+    // The handler may throw only before it handed `d` on (all its own work is synchronous).
+    auto once = std::make_shared<std::atomic<bool>>(false);
+    server::Done guarded = [once, d](server::Reply reply) {
+      if (!once->exchange(true)) d(std::move(reply));
+    };
+    try {
+      (this->*method)(r, env, guarded);
+    } catch (const std::exception& ex) {
+      spdlog::error("handler threw id={} path={} what={}", r.request_id, r.path, ex.what());
+      guarded(server::ErrorReply(500, r.target, "Internal server error"));
+    }
+  });
+}
+
+bool Api::UsesIdempotency(const Req& request) {
+  return !request.Header("idempotency-key").empty() &&
+         (request.method == "POST" || request.method == "PATCH");
 }
 
 // Novu's idempotency (novu-api.md §2.0.1): POST and PATCH only; the reply (success or error) is
@@ -103,10 +121,8 @@ server::Handler Api::Bind(AsyncMethod method) {
 // Retry-After (the SDK retries 409). Same key, other body: 422.
 void Api::RunWithIdempotency(Req& request, const Env& env, server::Done done,
                              std::function<void(Req&, server::Done)> run) {
+  if (!UsesIdempotency(request)) return run(request, std::move(done));
   std::string_view key = request.Header("idempotency-key");
-  if (key.empty() || (request.method != "POST" && request.method != "PATCH")) {
-    return run(request, std::move(done));
-  }
   if (key.size() > 255) {
     return done(
         server::ErrorReply(400, request.target, "Idempotency-Key must be at most 255 characters"));

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/status.h"
+#include "core/worker_pool.h"
 #include "providers/registry.h"
 #include "server/http.h"
 #include "server/router.h"
@@ -25,6 +26,9 @@ struct ApiOptions {
   std::size_t max_tokens_per_channel = 100;
   // Called after a trigger was queued, to wake the dispatcher.
   std::function<void()> on_work;
+  // Threads for handlers that wait on the store (every synchronous handler, and any request
+  // with an Idempotency-Key): the HTTP I/O threads never block.
+  int blocking_threads = 4;
 };
 
 class Api {
@@ -55,6 +59,8 @@ class Api {
   server::Handler Bind(AsyncMethod method);
   void RunWithIdempotency(Req& request, const Env& env, server::Done done,
                           std::function<void(Req&, server::Done)> run);
+  void RunAsync(AsyncMethod method, Req& request, const Env& env, server::Done done);
+  static bool UsesIdempotency(const Req& request);
 
   // events.cc
   void Trigger(Req& r, const Env& env, server::Done done);
@@ -130,6 +136,8 @@ class Api {
   std::atomic<std::uint64_t> workflow_generation_{0};
   std::mutex workflow_mu_;
   std::unordered_map<std::string, CachedEntry> workflows_;  // guarded by workflow_mu_
+
+  WorkerPool blocking_;  // last: destroyed (drained) first, while everything it uses lives
 };
 
 }  // namespace herald::api

@@ -31,7 +31,7 @@ struct Options {
   std::string data_dir = "./herald-data";
   std::string database;
   std::string log_level = "info";
-  int http_threads = 4;
+  int http_threads = 2;
 };
 
 std::string EnvOr(const char* name, std::string fallback) {
@@ -175,6 +175,9 @@ int Serve(const Options& options) {
   server_options.host = listen->first;
   server_options.port = listen->second;
   server_options.threads = options.http_threads;
+  // Handlers never block an I/O thread (those that wait on the store run on the API's worker
+  // pool), so each connection can stay on one thread's own event loop.
+  server_options.pin_connections = true;
   Result<std::unique_ptr<server::HttpServer>> server = server::HttpServer::Start(
       server_options, [&router](server::Request& request, server::Done done) {
         router.Dispatch(request, std::move(done));
