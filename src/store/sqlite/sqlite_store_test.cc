@@ -382,6 +382,26 @@ std::shared_ptr<const Workflow> TestWorkflow() {
   return w;
 }
 
+// What the dispatcher would plan for inbox rows that each trigger the test workflow for `to`.
+std::vector<PlannedTrigger> PlanEachFor(const std::vector<QueuedTrigger>& queued,
+                                        const std::string& to) {
+  std::vector<PlannedTrigger> items;
+  for (const QueuedTrigger& q : queued) {
+    PlannedTrigger item;
+    item.seq = q.seq;
+    item.environment_id = q.environment_id;
+    item.transaction_id = q.transaction_id;
+    TriggerRequest r;
+    r.environment_id = q.environment_id;
+    r.transaction_id = q.transaction_id;
+    r.workflow = TestWorkflow();
+    r.subscribers.push_back({to, {}, {}});
+    item.request = std::move(r);
+    items.push_back(std::move(item));
+  }
+  return items;
+}
+
 // Plans one trigger that is not in the inbox, leaving its messages unleased.
 Result<PlanReceipt> AcceptSync(Store& store, TriggerRequest request) {
   std::vector<PlannedTrigger> items(1);
@@ -631,19 +651,7 @@ TEST_F(SqliteStoreTest, PlanningStopsOnceEnoughMessagesAreLeased) {
   }
   auto queued = store_->ReadQueuedTriggers(10);
   ASSERT_TRUE(queued.ok());
-  for (const QueuedTrigger& q : queued.value()) {
-    PlannedTrigger item;
-    item.seq = q.seq;
-    item.environment_id = q.environment_id;
-    item.transaction_id = q.transaction_id;
-    TriggerRequest r;
-    r.environment_id = dev_;
-    r.transaction_id = q.transaction_id;
-    r.workflow = TestWorkflow();
-    r.subscribers.push_back({"u1", {}, {}});
-    item.request = std::move(r);
-    items.push_back(std::move(item));
-  }
+  items = PlanEachFor(queued.value(), "u1");
   // Room for 4: the first trigger makes 3, the second 3 more, the third waits.
   auto receipt = store_->PlanTriggers(items, TokenPlanner(), "me", NowMs() + 60000, 4);
   ASSERT_TRUE(receipt.ok());
@@ -679,20 +687,7 @@ TEST_F(SqliteStoreTest, InboxPlansLeasesAndHonoursCancel) {
   EXPECT_TRUE(*store_->CancelTransaction(dev_, "q-2"));
   EXPECT_FALSE(*store_->CancelTransaction(dev_, "q-2"));
 
-  std::vector<PlannedTrigger> items;
-  for (const QueuedTrigger& q : *queued) {
-    PlannedTrigger item;
-    item.seq = q.seq;
-    item.environment_id = q.environment_id;
-    item.transaction_id = q.transaction_id;
-    TriggerRequest r;
-    r.environment_id = dev_;
-    r.transaction_id = q.transaction_id;
-    r.workflow = TestWorkflow();
-    r.subscribers.push_back({"u1", {}, {}});
-    item.request = std::move(r);
-    items.push_back(std::move(item));
-  }
+  std::vector<PlannedTrigger> items = PlanEachFor(queued.value(), "u1");
   items[2].request.reset();  // could not be decoded any more
   items[2].error = "workflow deleted";
   EpochMs now = NowMs();
