@@ -112,6 +112,9 @@ int Serve(const Options& options) {
   if (!keys.ok()) return Fail(keys.status());
   store::SqliteOptions store_options;
   store_options.path = DatabasePath(options);
+  // Enough readers for the API's worker pool, the dispatcher and the I/O threads at once, so an
+  // I/O thread (workflow or topic lookups on the trigger path) rarely waits for one.
+  store_options.read_connections = 8;
   store_options.max_queued_triggers =
       EnvPositive("HERALD_MAX_QUEUED_TRIGGERS", store_options.max_queued_triggers);
   Result<std::unique_ptr<store::Store>> store = store::OpenSqliteStore(store_options, **keys);
