@@ -11,12 +11,6 @@ constexpr auto kIdleTick = std::chrono::milliseconds(1000);
 // Floor of an idle wait, so that a due message that cannot be claimed never makes a busy loop.
 constexpr auto kMinWait = std::chrono::milliseconds(5);
 constexpr auto kHousekeepingEvery = std::chrono::minutes(10);
-// A queued trigger that failed to decode like this will fail again: it is dropped.
-bool IsPermanentDecodeError(Code code) {
-  return code == Code::kNotFound || code == Code::kInvalidArgument ||
-         code == Code::kFailedPrecondition || code == Code::kUnprocessable;
-}
-
 // After a failed attempt to record outcomes, the next one waits this long.
 constexpr auto kRecordRetryDelay = std::chrono::milliseconds(200);
 
@@ -108,7 +102,7 @@ void Dispatcher::Loop() {
     // Idle: sleep until woken, a completion arrives, or the next retry falls due (only worth
     // waiting for when a claim could take it: not while draining or at the in-flight cap).
     auto wait = kIdleTick;
-    if (!drain && HasRoom()) {
+    if (!drain && Room() > 0) {
       if (Result<std::optional<EpochMs>> due = store_.NextDueAt(); due.ok() && due->has_value()) {
         wait = std::clamp(std::chrono::milliseconds(**due - NowMs()), kMinWait, wait);
       }
@@ -159,18 +153,13 @@ bool Dispatcher::FlushCompletions() {
   return true;
 }
 
-bool Dispatcher::HasRoom() {
+std::size_t Dispatcher::Room() {
   std::lock_guard lock(mu_);
-  return in_flight_ < options_.max_in_flight;
+  return options_.max_in_flight > in_flight_ ? options_.max_in_flight - in_flight_ : 0;
 }
 
 bool Dispatcher::ClaimAndSend() {
-  std::size_t room;
-  {
-    std::lock_guard lock(mu_);
-    room = options_.max_in_flight > in_flight_ ? options_.max_in_flight - in_flight_ : 0;
-  }
-  room = std::min(room, options_.claim_batch);
+  std::size_t room = std::min(Room(), options_.claim_batch);
   if (room == 0) return false;
   EpochMs now = NowMs();
   Result<std::vector<store::Message>> claimed =
@@ -186,11 +175,7 @@ bool Dispatcher::ClaimAndSend() {
 
 bool Dispatcher::PlanQueued() {
   if (!decoder_) return false;
-  std::size_t room;
-  {
-    std::lock_guard lock(mu_);
-    room = options_.max_in_flight > in_flight_ ? options_.max_in_flight - in_flight_ : 0;
-  }
+  std::size_t room = Room();
   if (room == 0) return false;
   Result<std::vector<store::QueuedTrigger>> queued = store_.ReadQueuedTriggers(options_.plan_batch);
   if (!queued.ok()) {
@@ -212,7 +197,7 @@ bool Dispatcher::PlanQueued() {
     }
     if (decoded.ok()) {
       item.request = std::move(decoded.value());
-    } else if (IsPermanentDecodeError(decoded.status().code())) {
+    } else if (store::IsPermanentTriggerError(decoded.status().code())) {
       item.error = decoded.status().message();  // dropped by the store, its reason logged
     } else {
       // Could not be read now (the database was busy, say): it and what follows wait for the

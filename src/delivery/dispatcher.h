@@ -70,7 +70,7 @@ class Dispatcher {
   bool ClaimAndSend();
   // Marks `messages` in flight (skipping any already being sent) and sends them.
   void SendAll(std::vector<store::Message> messages);
-  bool HasRoom();
+  std::size_t Room();  // messages that may still be put in flight
   // What is remembered of a message while its request is in the air.
   struct Sent {
     std::string id;

@@ -94,6 +94,13 @@ struct PlannedTrigger {
   std::string error;
 };
 
+// Errors that decoding or planning the same queued trigger again would meet again: such a
+// trigger is dropped; any other error leaves it queued.
+inline bool IsPermanentTriggerError(Code code) {
+  return code == Code::kNotFound || code == Code::kInvalidArgument ||
+         code == Code::kFailedPrecondition || code == Code::kUnprocessable;
+}
+
 struct PlanReceipt {
   std::size_t planned = 0;     // triggers turned into notifications, messages and fan-outs
   std::size_t duplicates = 0;  // transactionId seen before: nothing written

@@ -72,12 +72,6 @@ Status TokenLimitExceeded(std::size_t count, std::size_t limit) {
       .WithExtra({{"currentCount", count}, {"limit", limit}});
 }
 
-// Errors that planning the same trigger again would meet again.
-bool IsPermanent(Code code) {
-  return code == Code::kNotFound || code == Code::kInvalidArgument ||
-         code == Code::kFailedPrecondition || code == Code::kUnprocessable;
-}
-
 constexpr long long kCountCap = 50000;
 
 // ---- connections -------------------------------------------------------------------------------
@@ -1359,6 +1353,17 @@ class SqliteStore final : public Store {
     return LoadSubscriber(db, env, t.subscriber_id);
   }
 
+  // NotFound (Novu's message) for the first topic of `r` the environment does not have.
+  static Status RequireTopics(Db& db, const TriggerRequest& r) {
+    for (const TopicTarget& topic : r.topics) {
+      if (!LoadTopic(db, r.environment_id, topic.key).ok()) {
+        return Status::NotFound("Topic with key " + topic.key +
+                                " not found in current environment");
+      }
+    }
+    return Status::Ok();
+  }
+
   // Plans one trigger (see PlanTriggers); the caller holds a savepoint around it.
   static Status PlanOne(Db& db, const TriggerRequest& r, const MessagePlanner& planner,
                         const NewLease& lease, PlanReceipt& receipt) {
@@ -1374,12 +1379,7 @@ class SqliteStore final : public Store {
       receipt.duplicates += 1;
       return Status::Ok();
     }
-    for (const TopicTarget& topic : r.topics) {
-      if (!LoadTopic(db, r.environment_id, topic.key).ok()) {
-        return Status::NotFound("Topic with key " + topic.key +
-                                " not found in current environment");
-      }
-    }
+    RETURN_IF_ERROR(RequireTopics(db, r));
     std::vector<std::string> exclude;
     if (r.actor) {
       Result<Subscriber> actor = UpsertTarget(db, r.environment_id, *r.actor, r.max_tokens, now);
@@ -1472,12 +1472,7 @@ class SqliteStore final : public Store {
 
   Status CheckTriggerTargets(const TriggerRequest& r) override {
     return Read([&](Db& db) -> Status {
-      for (const TopicTarget& topic : r.topics) {
-        if (!LoadTopic(db, r.environment_id, topic.key).ok()) {
-          return Status::NotFound("Topic with key " + topic.key +
-                                  " not found in current environment");
-        }
-      }
+      RETURN_IF_ERROR(RequireTopics(db, r));
       std::vector<const SubscriberTarget*> targets;
       if (r.actor) targets.push_back(&*r.actor);
       for (const SubscriberTarget& t : r.subscribers) targets.push_back(&t);
@@ -1549,7 +1544,8 @@ class SqliteStore final : public Store {
         if (!st.ok()) {
           (void)db.Run("ROLLBACK TO t");
           (void)db.Run("RELEASE t");
-          if (!db.InTransaction() || !IsPermanent(st.code())) return st;  // all stays queued
+          if (!db.InTransaction() || !IsPermanentTriggerError(st.code()))
+            return st;  // all stays queued
           spdlog::warn("trigger dropped transaction_id={} reason=\"{}\"",
                        item.request->transaction_id, st.message());
           receipt.dropped += 1;
