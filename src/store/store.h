@@ -265,7 +265,8 @@ class Store {
 
   // ---- the delivery queue --------------------------------------------------------------------
   // Leases up to `limit` due pending messages (next_attempt_at <= now, lease free or expired)
-  // to `owner` until `lease_until`.
+  // to `owner` until `lease_until`. While leased, a message's next_attempt_at is the end of its
+  // lease: the time it can be claimed again if its outcome never comes.
   virtual Result<std::vector<Message>> ClaimDueMessages(std::string_view owner, EpochMs now,
                                                         EpochMs lease_until, std::size_t limit) = 0;
   // Records the outcomes of leased messages in one transaction (token last-active/expiry too).
@@ -273,9 +274,10 @@ class Store {
   // runs on a store thread once the outcomes are durable (or failed).
   virtual void CompleteMessages(std::string owner, std::vector<MessageOutcome> outcomes,
                                 std::function<void(Status)> done) = 0;
-  // Frees every lease (a single-owner store does this on start: all work comes back at once).
+  // Frees every lease (a single-owner store does this on start: all work comes back at once,
+  // due immediately).
   virtual Status ReleaseAllLeases() = 0;
-  // Earliest next_attempt_at of a pending, unleased message, if any.
+  // Earliest next_attempt_at of a pending message (for a leased one, its lease end), if any.
   virtual Result<std::optional<EpochMs>> NextDueAt() = 0;
   // Expands one batch (up to `batch` subscribers) of the oldest pending fan-out into
   // notifications and messages, in one transaction. Returns the number of fan-outs still

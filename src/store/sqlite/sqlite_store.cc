@@ -547,7 +547,9 @@ Status InsertMessage(Db& db, const Message& m, const NewLease& lease) {
   s.Bind(5, m.subscriber_pk).Bind(6, m.subscriber_id).Bind(7, m.workflow_pk);
   s.Bind(8, m.workflow_id).Bind(9, m.step_pk).Bind(10, m.step_id).Bind(11, m.integration_id);
   s.Bind(12, m.provider_id).Bind(13, m.channel_pk).Bind(14, m.device_token);
-  s.Bind(15, m.token_identity).Bind(16, static_cast<std::int64_t>(m.created_at));
+  // A leased message falls due again when its lease runs out (see ClaimDueMessages).
+  s.Bind(15, m.token_identity);
+  s.Bind(16, static_cast<std::int64_t>(lease.owner.empty() ? m.created_at : lease.until));
   s.Bind(17, static_cast<std::int64_t>(m.created_at));
   s.Bind(18, static_cast<std::int64_t>(m.created_at));
   if (lease.owner.empty()) {
@@ -1605,6 +1607,19 @@ class SqliteStore final : public Store {
   // ---- the delivery queue ----
   Result<std::vector<Message>> ClaimDueMessages(std::string_view owner, EpochMs now,
                                                 EpochMs lease_until, std::size_t limit) override {
+    // A leased message's next_attempt_at is the end of its lease, so the due range of the index
+    // holds only what can be claimed. Most passes find nothing: ask a reader first.
+    Result<bool> any = Read([now](Db& db) -> Result<bool> {
+      Stmt s = db.Prepare(
+          "SELECT 1 FROM messages WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= ? "
+          "LIMIT 1");
+      s.Bind(1, static_cast<std::int64_t>(now));
+      bool found = s.Step();
+      RETURN_IF_ERROR(s.status());
+      return found;
+    });
+    if (!any.ok()) return any.take_status();
+    if (!*any) return std::vector<Message>{};
     return Write<std::vector<Message>>([&](Db& db) -> Result<std::vector<Message>> {
       Stmt s = db.Prepare("SELECT " + std::string(kMessageColumns) + std::string(kMessageFrom) +
                           " WHERE m.next_attempt_at IS NOT NULL AND m.next_attempt_at <= ? AND "
@@ -1616,8 +1631,9 @@ class SqliteStore final : public Store {
       while (s.Step()) out.push_back(ReadMessageRow(s));
       RETURN_IF_ERROR(s.status());
       for (const Message& m : out) {
-        Stmt lease =
-            db.Prepare("UPDATE messages SET lease_owner = ?, lease_until = ? WHERE id = ?");
+        Stmt lease = db.Prepare(
+            "UPDATE messages SET lease_owner = ?, lease_until = ?2, next_attempt_at = ?2 "
+            "WHERE id = ?3");
         lease.Bind(1, owner).Bind(2, static_cast<std::int64_t>(lease_until)).Bind(3, m.id);
         RETURN_IF_ERROR(lease.Exec());
       }
@@ -1691,17 +1707,18 @@ class SqliteStore final : public Store {
 
   Status ReleaseAllLeases() override {
     return WriteStatus([](Db& db) {
+      // Due at once (a leased message was due when it was leased).
       return db.ExecScript(
-          "UPDATE messages SET lease_owner = NULL, lease_until = NULL WHERE lease_owner IS NOT "
-          "NULL");
+          "UPDATE messages SET lease_owner = NULL, lease_until = NULL, next_attempt_at = CASE "
+          "WHEN next_attempt_at IS NULL THEN NULL ELSE MIN(next_attempt_at, created_at) END "
+          "WHERE lease_owner IS NOT NULL");
     });
   }
 
   Result<std::optional<EpochMs>> NextDueAt() override {
     return Read([](Db& db) -> Result<std::optional<EpochMs>> {
-      Stmt s = db.Prepare(
-          "SELECT MIN(next_attempt_at) FROM messages WHERE next_attempt_at IS NOT NULL AND "
-          "lease_owner IS NULL");
+      Stmt s =
+          db.Prepare("SELECT MIN(next_attempt_at) FROM messages WHERE next_attempt_at IS NOT NULL");
       if (!s.Step())
         return s.status().ok() ? Result<std::optional<EpochMs>>(std::nullopt) : s.status();
       return s.OptInt(0);

@@ -448,8 +448,11 @@ TEST_F(SqliteStoreTest, TriggerQueueLeaseCompleteCancel) {
   auto claimed = store_->ClaimDueMessages("owner-1", now, now + 60000, 10);
   ASSERT_TRUE(claimed.ok());
   ASSERT_EQ(claimed->size(), 2u);
-  // Leased messages are not handed out again until the lease expires or is released.
+  // Leased messages are not handed out again until the lease expires or is released; until then
+  // they fall due when the lease ends.
   EXPECT_TRUE(store_->ClaimDueMessages("owner-2", now, now + 60000, 10)->empty());
+  ASSERT_TRUE(store_->NextDueAt().ok());
+  EXPECT_EQ(*store_->NextDueAt(), std::optional<EpochMs>(now + 60000));
   EXPECT_EQ(store_->ClaimDueMessages("owner-2", now + 60001, now + 120000, 10)->size(), 2u);
   ASSERT_TRUE(store_->ReleaseAllLeases().ok());
   claimed = store_->ClaimDueMessages("owner-1", now, now + 60000, 10);
