@@ -36,7 +36,11 @@ struct Response {
   int status = 0;
   Headers headers;  // names lowercase
   std::string body;
-  std::string http_version;                              // "1.1", "2"
+  std::string http_version;  // "1.1", "2"
+  // The body went past ClientOptions::max_response_bytes: `body` holds what was read before the
+  // client stopped. The status and headers are the server's; an adapter that needs the whole
+  // body (per-token results) must not take a truncated one as complete.
+  bool body_truncated = false;
   std::string_view Header(std::string_view name) const;  // first match or empty
 };
 

@@ -213,6 +213,7 @@ class CurlClient final : public Client {
   static size_t OnHeader(char* data, size_t size, size_t count, void* user);
   static size_t OnBody(char* data, size_t size, size_t count, void* user);
   static curl_socket_t OnOpenSocket(void* user, curlsocktype purpose, curl_sockaddr* address);
+  static int OnCloseSocket(void* user, curl_socket_t socket);
   // Event loop: libcurl says which sockets to watch (OnSocket) and when to call it back without
   // socket activity (OnTimer); epoll reports only the sockets that are ready, so an event costs
   // the same however many transfers are open.
@@ -232,6 +233,15 @@ class CurlClient final : public Client {
   int epoll_fd_ = -1;
   int wake_fd_ = -1;                                            // eventfd: new work or stop
   std::optional<std::chrono::steady_clock::time_point> timer_;  // I/O thread only
+  // I/O thread only. The sockets registered with epoll. A socket libcurl stops watching (a
+  // kept-alive connection between two requests) stays registered with its last events, so the
+  // next request on it usually needs no epoll_ctl at all; it is removed when libcurl closes it
+  // (OnCloseSocket) or when it reports an event nobody asked for.
+  struct Watch {
+    std::uint32_t events = 0;
+    bool wanted = false;
+  };
+  std::unordered_map<curl_socket_t, Watch> watched_;
 
   // Guarded by mu_.
   mutable std::mutex mu_;
@@ -376,16 +386,30 @@ void CurlClient::WakeLocked() {
 int CurlClient::OnSocket(CURL*, curl_socket_t socket, int what, void* user, void*) {
   auto* self = static_cast<CurlClient*>(user);
   if (what == CURL_POLL_REMOVE) {
-    epoll_ctl(self->epoll_fd_, EPOLL_CTL_DEL, socket, nullptr);  // may already be closed
+    auto it = self->watched_.find(socket);
+    if (it != self->watched_.end()) it->second.wanted = false;
     return 0;
   }
   epoll_event event{};
   event.events = ((what & CURL_POLL_IN) ? EPOLLIN : 0u) | ((what & CURL_POLL_OUT) ? EPOLLOUT : 0u);
   event.data.fd = socket;
-  if (epoll_ctl(self->epoll_fd_, EPOLL_CTL_MOD, socket, &event) != 0 && errno == ENOENT) {
-    epoll_ctl(self->epoll_fd_, EPOLL_CTL_ADD, socket, &event);
+  auto [it, added] = self->watched_.try_emplace(socket);
+  if (added) {
+    if (epoll_ctl(self->epoll_fd_, EPOLL_CTL_ADD, socket, &event) != 0 && errno == EEXIST) {
+      epoll_ctl(self->epoll_fd_, EPOLL_CTL_MOD, socket, &event);
+    }
+  } else if (it->second.events != event.events) {
+    epoll_ctl(self->epoll_fd_, EPOLL_CTL_MOD, socket, &event);
   }
+  it->second.events = event.events;
+  it->second.wanted = true;
   return 0;
+}
+
+int CurlClient::OnCloseSocket(void* user, curl_socket_t socket) {
+  auto* self = static_cast<CurlClient*>(user);
+  self->watched_.erase(socket);  // closing the socket also takes it out of the epoll set
+  return close(socket);
 }
 
 int CurlClient::OnTimer(CURLM*, long timeout_ms, void* user) {
@@ -415,6 +439,14 @@ void CurlClient::WaitAndAct() {
       std::uint64_t count = 0;
       ssize_t got = read(wake_fd_, &count, sizeof count);
       (void)got;
+      continue;
+    }
+    auto watch = watched_.find(fd);
+    if (watch == watched_.end() || !watch->second.wanted) {
+      // An idle kept-alive connection became readable (closed by the peer, most likely):
+      // libcurl finds out when it next picks the connection; stop the level-triggered events.
+      epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
+      if (watch != watched_.end()) watched_.erase(watch);
       continue;
     }
     int flags = 0;
@@ -612,6 +644,8 @@ CURLcode CurlClient::Configure(Transfer& transfer, const Url& url) {
   check(curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L));
   check(curl_easy_setopt(easy, CURLOPT_PROXY, ""));
   check(curl_easy_setopt(easy, CURLOPT_NOPROXY, "*"));
+  check(curl_easy_setopt(easy, CURLOPT_CLOSESOCKETFUNCTION, &CurlClient::OnCloseSocket));
+  check(curl_easy_setopt(easy, CURLOPT_CLOSESOCKETDATA, this));
   if (!options_.allow_private_targets) {
     check(curl_easy_setopt(easy, CURLOPT_OPENSOCKETFUNCTION, &CurlClient::OnOpenSocket));
     check(curl_easy_setopt(easy, CURLOPT_OPENSOCKETDATA, &transfer));
@@ -703,15 +737,19 @@ void CurlClient::ReapCompleted() {
 
 Outcome CurlClient::OutcomeOf(Transfer& transfer, CURLcode result) {
   Outcome outcome;
-  if (result == CURLE_OK) {
-    long status = 0;
+  long status = 0;
+  curl_easy_getinfo(transfer.easy, CURLINFO_RESPONSE_CODE, &status);
+  bool too_large = transfer.body_too_large || result == CURLE_FILESIZE_EXCEEDED;
+  if (result == CURLE_OK || (too_large && status > 0)) {
+    // A body over the limit still comes with the server's verdict (its status): a 2xx means the
+    // request was taken, so it must not be sent again.
     long version = 0;
-    curl_easy_getinfo(transfer.easy, CURLINFO_RESPONSE_CODE, &status);
     curl_easy_getinfo(transfer.easy, CURLINFO_HTTP_VERSION, &version);
     transfer.response.status = static_cast<int>(status);
     transfer.response.http_version = HttpVersionName(version);
+    transfer.response.body_truncated = result != CURLE_OK;
     outcome.response = std::move(transfer.response);
-  } else if (transfer.body_too_large || result == CURLE_FILESIZE_EXCEEDED) {
+  } else if (too_large) {
     outcome.error = TransportError::kProtocol;
     outcome.error_message =
         "response body exceeds " + std::to_string(options_.max_response_bytes) + " bytes";

@@ -26,8 +26,9 @@ class PushWebhookProvider final : public Provider {
 
   Outcome Classify(const http::Outcome& reply) const override {
     Outcome out = ClassifyTransport(reply);
-    if (out.verdict == Verdict::kDelivered) {
-      // Novu records `response.data.id`; any 2xx body is fine, an id is optional.
+    if (out.verdict == Verdict::kDelivered && !reply.response.body_truncated) {
+      // Novu records `response.data.id`; any 2xx body is fine (also one too large to keep), an
+      // id is optional.
       Json body = Json::parse(reply.response.body, nullptr, /*allow_exceptions=*/false);
       if (body.is_object() && body.contains("id")) {
         const Json& id = body["id"];

@@ -75,6 +75,13 @@ TEST(PushWebhookProviderTest, ClassifiesReplies) {
   EXPECT_EQ(ok.provider_message_id, "abc");
   EXPECT_EQ(p.Classify(Reply(204)).verdict, Verdict::kDelivered);
   EXPECT_EQ(p.Classify(Reply(200, {}, "not json")).provider_message_id, "");
+  // A 2xx whose body was too large to keep was still taken: delivered, never sent again.
+  http::Outcome huge = Reply(200, {}, "{\"id\":\"cut-short");
+  huge.response.body_truncated = true;
+  EXPECT_EQ(p.Classify(huge).verdict, Verdict::kDelivered);
+  EXPECT_EQ(p.Classify(huge).provider_message_id, "");
+  huge.response.status = 502;
+  EXPECT_EQ(p.Classify(huge).verdict, Verdict::kRetry);
   Outcome busy = p.Classify(Reply(429, {{"retry-after", "3"}}));
   EXPECT_EQ(busy.verdict, Verdict::kRetry);
   ASSERT_TRUE(busy.retry_after.has_value());
