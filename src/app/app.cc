@@ -157,6 +157,8 @@ int Serve(const Options& options) {
   dispatch_options.thread_nice = delivery_nice;
   dispatch_options.request_timeout = client_options.default_timeout;
   dispatch_options.lease = std::max(dispatch_options.lease, 4 * client_options.default_timeout);
+  dispatch_options.max_in_flight = static_cast<std::size_t>(
+      EnvPositive("HERALD_MAX_IN_FLIGHT", static_cast<long long>(dispatch_options.max_in_flight)));
   delivery::Dispatcher dispatcher(**store, *client, planner, dispatch_options);
 
   api::ApiOptions api_options;

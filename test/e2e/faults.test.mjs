@@ -7,8 +7,8 @@
 // a second server with HERALD_RETRY_ATTEMPTS=3.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { novu, startHerald, uid } from './harness.mjs';
-import { sleep, startReceiver } from './receiver.mjs';
+import { assertErrorBody, novu, raw, startHerald, uid } from './harness.mjs';
+import { sleep, startReceiver, waitFor } from './receiver.mjs';
 import {
   FAST_RETRY_ENV, createHookIntegration, createPushWorkflow, createSubscriber,
   devices, isDate, waitForMessages,
@@ -178,5 +178,46 @@ test('retries exhausted (HERALD_RETRY_ATTEMPTS=3, always 500): status error afte
     assertSameMessage(rx.forToken(t));
   } finally {
     await h3.stop();
+  }
+});
+
+test('a full trigger queue answers 503 with Retry-After and accepts again once it drains', T, async () => {
+  // One send at a time and two queued triggers at most: while the receiver holds the first
+  // request, the next two triggers wait in the queue and the fourth is refused.
+  const h4 = await startHerald({
+    env: { ...FAST_RETRY_ENV, HERALD_MAX_IN_FLIGHT: '1', HERALD_MAX_QUEUED_TRIGGERS: '2' },
+  });
+  let open;
+  const gate = new Promise((resolve) => { open = resolve; });
+  try {
+    const sdk4 = novu(h4);
+    const integ4 = await createHookIntegration(sdk4, rx.url, SECRET);
+    const wf4 = await createPushWorkflow(sdk4);
+    const t = tok();
+    scripts.set(t, (req) => gate.then(() => ({ status: 200, body: { id: `held-${req.json?.payload?.n}` } })));
+    const subscriberId = await createSubscriber(sdk4, { tokens: [t], integration: integ4 });
+    const trigger = (n) => raw(h4, 'POST', '/v1/events/trigger', {
+      body: { name: wf4.workflowId, to: subscriberId, payload: { orderId: n, n } },
+    });
+
+    assert.equal((await trigger(1)).status, 201);
+    await waitFor(() => rx.count(t) === 1, 5_000, { describe: () => `${rx.count(t)} requests` });
+    assert.equal((await trigger(2)).status, 201);
+    assert.equal((await trigger(3)).status, 201);
+    const full = await trigger(4);
+    assertErrorBody(full, 503, { includes: 'queue is full', path: '/v1/events/trigger' });
+    assert.equal(full.headers.get('retry-after'), '1');
+
+    open();
+    await waitFor(() => rx.count(t) === 3, 10_000, { describe: () => `${rx.count(t)} requests` });
+    const again = await trigger(5);
+    assert.equal(again.status, 201, again.text);
+    await waitFor(() => rx.count(t) === 4, 10_000, { describe: () => `${rx.count(t)} requests` });
+    // Every accepted trigger was delivered once; the refused one never.
+    assert.deepEqual(rx.forToken(t).map((r) => r.json.payload.n).sort(), [1, 2, 3, 5]);
+    await assertCountStays(t, 4, 300);
+  } finally {
+    open();
+    await h4.stop();
   }
 });
