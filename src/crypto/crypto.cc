@@ -208,11 +208,29 @@ std::string Sha256(std::string_view data) {
 
 std::string HmacSha256(std::string_view key, std::string_view message) {
   static constexpr unsigned char kEmpty = 0;  // OpenSSL wants a non-null key, even if empty
+  // One context per thread, its digest chosen once and re-keyed per call: a one-shot EVP_Q_mac
+  // looks the HMAC and SHA-256 implementations up again every time (a locked search in
+  // OpenSSL 3), which cost more than the hashing of a push-webhook body.
+  struct MacCtxFree {
+    void operator()(EVP_MAC_CTX* ctx) const { EVP_MAC_CTX_free(ctx); }
+  };
+  thread_local std::unique_ptr<EVP_MAC_CTX, MacCtxFree> ctx = [] {
+    EVP_MAC* mac = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
+    if (mac == nullptr) Die("EVP_MAC_fetch");
+    std::unique_ptr<EVP_MAC_CTX, MacCtxFree> made(EVP_MAC_CTX_new(mac));
+    EVP_MAC_free(mac);  // the context keeps its own reference
+    char digest[] = "SHA256";
+    OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
+                           OSSL_PARAM_construct_end()};
+    if (!made || !EVP_MAC_CTX_set_params(made.get(), params)) Die("EVP_MAC_CTX_set_params");
+    return made;
+  }();
   std::string out(EVP_MAX_MD_SIZE, '\0');
   std::size_t len = 0;
-  if (!EVP_Q_mac(nullptr, "HMAC", nullptr, "SHA256", nullptr, key.empty() ? &kEmpty : Bytes(key),
-                 key.size(), Bytes(message), message.size(), Bytes(out), out.size(), &len)) {
-    Die("EVP_Q_mac");
+  if (!EVP_MAC_init(ctx.get(), key.empty() ? &kEmpty : Bytes(key), key.size(), nullptr) ||
+      !EVP_MAC_update(ctx.get(), Bytes(message), message.size()) ||
+      !EVP_MAC_final(ctx.get(), Bytes(out), &len, out.size())) {
+    Die("HMAC-SHA256");
   }
   out.resize(len);
   return out;

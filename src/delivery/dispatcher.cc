@@ -11,6 +11,10 @@ constexpr auto kIdleTick = std::chrono::milliseconds(1000);
 // Floor of an idle wait, so that a due message that cannot be claimed never makes a busy loop.
 constexpr auto kMinWait = std::chrono::milliseconds(5);
 constexpr auto kHousekeepingEvery = std::chrono::minutes(10);
+// After a claim pass found nothing due, the next one waits this long while the dispatcher is
+// busy planning (new triggers bring their messages leased; only retries and unleased fan-out
+// messages need a claim, and a few milliseconds more do not matter to them).
+constexpr auto kClaimIdleGap = std::chrono::milliseconds(5);
 // After a failed attempt to record outcomes, the next one waits this long.
 constexpr auto kRecordRetryDelay = std::chrono::milliseconds(200);
 
@@ -84,10 +88,13 @@ void Dispatcher::Loop() {
         Result<std::size_t> remaining = store_.RunFanoutBatch(options_.fanout_batch, planner_);
         if (!remaining.ok()) {
           spdlog::error("fan-out failed: {}", remaining.status().message());  // next idle tick
-        } else if (*remaining > 0) {
-          std::lock_guard lock(mu_);
-          fanouts_pending_ = true;
-          progressed = true;
+        } else {
+          claim_again_at_ = {};  // the batch wrote unleased messages: claim them now
+          if (*remaining > 0) {
+            std::lock_guard lock(mu_);
+            fanouts_pending_ = true;
+            progressed = true;
+          }
         }
       }
       progressed = PlanQueued() || progressed;
@@ -160,7 +167,7 @@ std::size_t Dispatcher::Room() {
 
 bool Dispatcher::ClaimAndSend() {
   std::size_t room = std::min(Room(), options_.claim_batch);
-  if (room == 0) return false;
+  if (room == 0 || Clock::now() < claim_again_at_) return false;
   EpochMs now = NowMs();
   Result<std::vector<store::Message>> claimed =
       store_.ClaimDueMessages(options_.owner, now, now + options_.lease.count(), room);
@@ -168,7 +175,10 @@ bool Dispatcher::ClaimAndSend() {
     spdlog::error("claim failed: {}", claimed.status().message());
     return false;
   }
-  if (claimed->empty()) return false;
+  if (claimed->empty()) {
+    claim_again_at_ = Clock::now() + kClaimIdleGap;
+    return false;
+  }
   SendAll(std::move(*claimed));
   return true;
 }

@@ -105,6 +105,8 @@ class Dispatcher {
   std::unordered_set<std::string> sending_;           // ids of messages sent and not yet recorded
   std::unordered_map<std::string, EpochMs> touched_;  // token -> last-active last written
 
+  // Dispatcher thread only: no claim pass before this (set when one found nothing due).
+  std::chrono::steady_clock::time_point claim_again_at_{};
   std::map<std::string, CachedProvider> providers_;  // by integration id; dispatcher thread only
   std::mt19937_64 random_{std::random_device{}()};
   std::thread thread_;
