@@ -2,6 +2,7 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -44,8 +45,13 @@ long long EnvInRange(const char* name, long long fallback, long long lo, long lo
   const char* raw = std::getenv(name);
   if (!raw || !*raw) return fallback;
   char* end = nullptr;
+  errno = 0;
   long long value = std::strtoll(raw, &end, 10);
-  return (*end == '\0' && value >= lo && value <= hi) ? value : fallback;
+  if (errno == 0 && *end == '\0' && value >= lo && value <= hi) return value;
+  spdlog::warn(
+      "config_ignored variable={} value=\"{}\" reason=\"not an integer in [{}, {}]\" using={}",
+      name, raw, lo, hi, fallback);
+  return fallback;
 }
 
 // A positive integer from the environment, else `fallback`.

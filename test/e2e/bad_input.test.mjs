@@ -165,3 +165,15 @@ test('the server is still healthy after all of this', T, async () => {
   assert.equal(created.result.subscriberId, subscriberId);
   assert.equal(h.process.exitCode, null, 'process still running');
 });
+
+test('an unusable numeric setting is reported and its default used', T, async () => {
+  const h2 = await startHerald({ env: { HERALD_MAX_IN_FLIGHT: 'lots', HERALD_HTTP_TIMEOUT_MS: '-5' } });
+  try {
+    assert.equal((await fetch(`${h2.url}/healthz`)).status, 200);
+    const log = h2.stderr();
+    assert.match(log, /config_ignored variable=HERALD_MAX_IN_FLIGHT value="lots".*using=4096/);
+    assert.match(log, /config_ignored variable=HERALD_HTTP_TIMEOUT_MS value="-5".*using=15000/);
+  } finally {
+    await h2.stop();
+  }
+});
