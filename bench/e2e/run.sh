@@ -172,6 +172,15 @@ load() {
   unset 'PIDS[-1]'
 }
 sink_stats() { curl -fsS --max-time 5 "$SINK_URL/stats"; }
+# Herald's CPU time so far (user + system, clock ticks), summed by thread name: "name ticks" lines.
+herald_cpu() {
+  local task comm
+  for task in /proc/"$HERALD_PID"/task/*; do
+    comm=$(cat "$task/comm" 2>/dev/null) || continue
+    # Fields after "pid (comm) ": state is $1, utime $12, stime $13.
+    awk -v name="$comm" '{ sub(/^.*\) /, ""); print name, $12 + $13 }' "$task/stat" 2>/dev/null
+  done | awk '{ ticks[$1] += $2 } END { for (n in ticks) print n, ticks[n] }'
+}
 
 # --- phase A: raw-client ceiling -------------------------------------------------------------
 echo "phase A: $REQUESTS signed push-webhook POSTs straight to the sink ($CONNECTIONS connections)"
@@ -183,6 +192,7 @@ curl -fsS --max-time 5 -X POST -o /dev/null "$SINK_URL/reset"
 
 # --- phase B: triggers through Herald --------------------------------------------------------
 echo "phase B: $REQUESTS triggers to Herald ($CONNECTIONS connections)"
+CPU_BEFORE=$(herald_cpu)
 load "$TMP/trigger.json" --mode trigger --url "$HERALD_URL/v1/events/trigger" \
   --api-key "$API_KEY" --workflow "$WORKFLOW"
 TRIG=$(<"$TMP/trigger.json")
@@ -198,10 +208,29 @@ while :; do
   sleep 0.5
 done
 STATS=$(sink_stats)
+CPU_AFTER=$(herald_cpu)
+# Herald's CPU per delivered trigger in phase B, in total and by thread name (largest first).
+CPU=$(awk -v hz="$(getconf CLK_TCK)" -v n="$(jq '.count' <<<"$STATS")" '
+  NR == FNR { before[$1] = $2; next }
+  { used[$1] = $2 - before[$1] }
+  END {
+    total = 0
+    for (t in used) total += used[t]
+    if (n <= 0 || hz <= 0) { print "{\"us\":0,\"by_thread\":\"\"}"; exit }
+    line = ""
+    while (1) {
+      best = ""
+      for (t in used) if (best == "" || used[t] > used[best]) best = t
+      if (best == "" || used[best] <= 0) break
+      line = line (line == "" ? "" : ", ") best " " int(used[best] * 1e6 / hz / n + 0.5)
+      delete used[best]
+    }
+    printf "{\"us\":%d,\"by_thread\":\"%s\"}\n", int(total * 1e6 / hz / n + 0.5), line
+  }' <(echo "$CPU_BEFORE") <(echo "$CPU_AFTER"))
 
 # --- report ----------------------------------------------------------------------------------
 RESULT=$(jq -n --argjson raw "$RAW" --argjson raw_stats "$RAW_STATS" --argjson trig "$TRIG" \
-  --argjson stats "$STATS" --arg when "$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
+  --argjson stats "$STATS" --argjson cpu "$CPU" --arg when "$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
   --arg rev "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)" \
   --argjson cores "$(nproc)" --argjson requests "$REQUESTS" \
   --argjson connections "$CONNECTIONS" --argjson subscribers "$SUBSCRIBERS" '
@@ -223,6 +252,7 @@ RESULT=$(jq -n --argjson raw "$RAW" --argjson raw_stats "$RAW_STATS" --argjson t
      raw_rtt_p99_ms: ($raw.p99_us | ms), raw_errors: $raw.errors,
      trigger_timed_out: $trig.timed_out, trigger_statuses: ($trig.status_counts | tojson), raw_statuses: ($raw.status_counts | tojson),
      ratio: (if $raw_dps > 0 then $dps / $raw_dps * 1000 | round / 1000 else 0 end),
+     herald_cpu_us: $cpu.us, herald_cpu_by_thread: $cpu.by_thread,
      complete: ($stats.count >= $trig.ok and $trig.ok == $requests)}')
 
 jq -r '
@@ -236,6 +266,7 @@ jq -r '
   "| Raw-client ceiling deliveries/s | \(.raw_per_s) |",
   "| Raw-client send→sink latency p50 / p99 (round trip) | \(.raw_p50_ms) / \(.raw_p99_ms) ms (\(.raw_rtt_p50_ms) / \(.raw_rtt_p99_ms) ms) |",
   "| Deliveries/s ÷ raw ceiling | \(.ratio) |",
+  "| Herald CPU per delivered trigger (µs, by thread) | \(.herald_cpu_us) (\(.herald_cpu_by_thread)) |",
   "",
   "Trigger statuses \(.trigger_statuses), raw statuses \(.raw_statuses).\(
     if .trigger_timed_out then " The trigger phase hit MAX_SECONDS." else "" end)",
@@ -247,8 +278,11 @@ CSV=$RESULTS_DIR/$(date -u +%Y-%m-%d).csv
 COLUMNS=(when rev cores requests connections subscribers triggers_acked trigger_errors
   triggers_per_s ack_p50_ms ack_p99_ms delivered deliveries_per_s delivery_p50_ms
   delivery_p99_ms bad_signatures raw_per_s raw_p50_ms raw_p99_ms raw_rtt_p50_ms raw_rtt_p99_ms
-  raw_errors ratio complete)
-[[ -s $CSV ]] || (IFS=,; echo "${COLUMNS[*]}") >"$CSV"
+  raw_errors ratio complete herald_cpu_us)
+HEADER=$(IFS=,; echo "${COLUMNS[*]}")
+# A file written by an older version of this script (other columns) is left as it is.
+[[ ! -s $CSV || $(head -1 "$CSV") == "$HEADER" ]] || CSV=${CSV%.csv}-$(date -u +%H%M%S).csv
+[[ -s $CSV ]] || echo "$HEADER" >"$CSV"
 jq -r --arg cols "${COLUMNS[*]}" '[.[($cols | split(" "))[]]] | @csv' <<<"$RESULT" >>"$CSV"
 echo "appended to $CSV"
 
