@@ -300,7 +300,7 @@ void Dispatcher::Send(store::Message message) {
                               std::move(message.device_token),
                               std::move(message.title),
                               std::move(message.content),
-                              std::move(message.payload),
+                              std::move(message.payload_json),
                               std::move(message.overrides)};
   Result<http::Request> request = cached.provider->BuildRequest(push);
   if (!request.ok()) {

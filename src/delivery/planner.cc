@@ -41,6 +41,28 @@ Json TemplateSubscriber(const store::Subscriber& s) {
   return out;
 }
 
+// Novu's push payload, {...payload, subscriber, step}: the trigger's payload first (without keys
+// of those two names), then the two keys Novu adds, in that order. Json objects keep their keys
+// sorted, so the text is put together here, once per notification.
+std::string NovuPayloadJson(const Json& payload, const Json& subscriber) {
+  std::string out = "{";
+  auto append = [&out](const std::string& key, const Json& value) {
+    if (out.size() > 1) out += ',';
+    out += DumpJson(Json(key));
+    out += ':';
+    out += DumpJson(value);
+  };
+  if (payload.is_object()) {
+    for (const auto& [key, value] : payload.items()) {
+      if (key != "subscriber" && key != "step") append(key, value);
+    }
+  }
+  append("subscriber", subscriber);
+  append("step", Json{{"digest", false}});
+  out += '}';
+  return out;
+}
+
 }  // namespace
 
 Json MergedOverrides(const Json& overrides, const std::string& provider_id,
@@ -71,9 +93,7 @@ store::MessagePlanner MakePlanner(tmpl::TemplateCache& templates,
         subscriber, org == organization_of.end() ? std::string() : org->second);
     Json context = {{"subscriber", TemplateSubscriber(subscriber)},
                     {"payload", notification.payload}};
-    Json payload = notification.payload.is_object() ? notification.payload : Json::object();
-    payload["subscriber"] = std::move(subscriber_doc);
-    payload["step"] = {{"digest", false}};
+    const std::string payload_json = NovuPayloadJson(notification.payload, subscriber_doc);
 
     for (const store::WorkflowStep& step : workflow.steps) {
       if (step.type != "push") continue;
@@ -114,7 +134,7 @@ store::MessagePlanner MakePlanner(tmpl::TemplateCache& templates,
           m.token_identity = identity;
           m.title = title;
           m.content = content;
-          m.payload = payload;
+          m.payload_json = payload_json;
           m.overrides = provider_overrides;
           out.push_back(std::move(m));
         }

@@ -50,11 +50,30 @@ TEST(PlannerTest, RendersOnceAndEmitsOneMessagePerActiveToken) {
   EXPECT_EQ(m.title, "Hi Ann");
   EXPECT_EQ(m.content, "Order 7");
   EXPECT_EQ(m.channel_pk, "ch1");
-  EXPECT_EQ(m.payload["orderId"], 7);
-  EXPECT_EQ(m.payload["subscriber"]["subscriberId"], "ann");
-  EXPECT_EQ(m.payload["subscriber"]["_organizationId"], "org1");
-  EXPECT_EQ(m.payload["step"]["digest"], false);
+  Json payload = Json::parse(m.payload_json);
+  EXPECT_EQ(payload["orderId"], 7);
+  EXPECT_EQ(payload["subscriber"]["subscriberId"], "ann");
+  EXPECT_EQ(payload["subscriber"]["_organizationId"], "org1");
+  EXPECT_EQ(payload["step"]["digest"], false);
+  // Novu's key order, {...payload, subscriber, step}, kept in the encoded text.
+  EXPECT_EQ(m.payload_json.rfind("{\"orderId\":7,\"subscriber\":{", 0), 0u) << m.payload_json;
+  EXPECT_TRUE(m.payload_json.ends_with(",\"step\":{\"digest\":false}}")) << m.payload_json;
+  EXPECT_EQ((*messages)[1].payload_json, m.payload_json);
   EXPECT_EQ((*messages)[1].device_token, "t3");
+}
+
+TEST(PlannerTest, PayloadKeysNamedSubscriberOrStepGiveWayToNovus) {
+  tmpl::TemplateCache cache;
+  store::MessagePlanner plan = MakePlanner(cache, {{"env1", "org1"}});
+  store::Notification n;
+  n.payload = {{"b", 1}, {"step", "mine"}, {"a", {{"x", true}}}, {"subscriber", "mine"}};
+  auto messages = plan(Flow(), Ann(), n, Json::object());
+  ASSERT_TRUE(messages.ok());
+  ASSERT_FALSE(messages->empty());
+  const std::string& text = (*messages)[0].payload_json;
+  EXPECT_EQ(text.rfind(R"({"a":{"x":true},"b":1,"subscriber":{)", 0), 0u) << text;
+  EXPECT_TRUE(text.ends_with(R"(,"step":{"digest":false}})")) << text;
+  EXPECT_EQ(Json::parse(text)["subscriber"]["subscriberId"], "ann");
 }
 
 TEST(PlannerTest, OverrideTokensReplaceTheSubscribersTokens) {

@@ -38,7 +38,7 @@ struct PushMessage {
   std::string device_token;
   std::string title;
   std::string content;
-  Json payload = Json::object();
+  std::string payload_json = "{}";  // a JSON object, see store::Message::payload_json
   Json overrides = Json::object();
 };
 

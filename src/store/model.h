@@ -171,7 +171,9 @@ struct Message {
   std::string token_identity;
   std::string title;
   std::string content;
-  Json payload = Json::object();    // what the provider receives as `payload`
+  // What the provider receives as `payload`, encoded once when the message is planned, in
+  // Novu's key order: the trigger's payload, then `subscriber` and `step`.
+  std::string payload_json = "{}";
   Json overrides = Json::object();  // the provider's merged overrides
   DeliveryState state = DeliveryState::kPending;
   int attempts = 0;

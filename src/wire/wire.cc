@@ -226,6 +226,12 @@ std::string DeliveryStatus(const store::Message& m) {
   return store::DeliveryStateName(m.state);
 }
 
+// A message's payload as stored (planned by this version: always an object).
+Json PayloadObject(const std::string& text) {
+  Json value = Json::parse(text, nullptr, /*allow_exceptions=*/false);
+  return value.is_object() ? value : Json::object();
+}
+
 }  // namespace
 
 Json MessageJson(const store::Message& m, std::string_view organization_id) {
@@ -245,7 +251,7 @@ Json MessageJson(const store::Message& m, std::string_view organization_id) {
               {"deviceTokens", Json::array({m.device_token})},
               {"title", m.title},
               {"content", m.content},
-              {"payload", m.payload},
+              {"payload", PayloadObject(m.payload_json)},
               {"overrides", m.overrides},
               {"status", NovuMessageStatus(m)},
               {"deliveryStatus", DeliveryStatus(m)},

@@ -55,24 +55,6 @@ std::string EffectiveUrl(const Json& credentials) {
   return base + parsed->path + (parsed->query.empty() ? "" : "?" + parsed->query);
 }
 
-// Novu sends {...payload, subscriber, step}: the trigger's payload first, then the two keys it
-// adds, in that order (JSON objects here keep their keys sorted, so the order is built by hand).
-std::string PayloadJson(const Json& payload) {
-  if (!payload.is_object()) return "{}";
-  std::string out = "{";
-  auto append = [&](const std::string& key, const Json& value) {
-    if (out.size() > 1) out += ",";
-    out += DumpJson(key) + ":" + DumpJson(value);
-  };
-  for (const auto& [key, value] : payload.items()) {
-    if (key != "subscriber" && key != "step") append(key, value);
-  }
-  for (const char* key : {"subscriber", "step"}) {
-    if (auto it = payload.find(key); it != payload.end()) append(key, *it);
-  }
-  return out + "}";
-}
-
 }  // namespace
 
 std::string PushWebhookBody(const PushMessage& m) {
@@ -81,7 +63,7 @@ std::string PushWebhookBody(const PushMessage& m) {
   body += ",\"title\":" + DumpJson(m.title);
   body += ",\"content\":" + DumpJson(m.content);
   body += ",\"overrides\":" + DumpJson(m.overrides.is_object() ? m.overrides : Json::object());
-  body += ",\"payload\":" + PayloadJson(m.payload);
+  body += ",\"payload\":" + m.payload_json;
   body += ",\"messageId\":" + DumpJson(m.message_id);
   body += "}";
   return body;

@@ -19,8 +19,7 @@ PushMessage Message() {
   m.title = "Hello Ann";
   m.content = "Body \xc3\xbc";
   m.overrides = {{"sound", "ding"}};
-  m.payload = {
-      {"orderId", 7}, {"step", {{"digest", false}}}, {"subscriber", {{"subscriberId", "a"}}}};
+  m.payload_json = R"({"orderId":7,"subscriber":{"subscriberId":"a"},"step":{"digest":false}})";
   return m;
 }
 

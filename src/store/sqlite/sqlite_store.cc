@@ -516,7 +516,7 @@ Message ReadMessageRow(const Stmt& s) {
   m.token_identity = s.Text(14);
   m.title = s.Text(15);
   m.content = s.Text(16);
-  m.payload = ParseColumn(s.Text(17));
+  m.payload_json = s.Text(17);
   m.overrides = ParseColumn(s.Text(18));
   m.state = ParseDeliveryState(s.Text(19)).value_or(DeliveryState::kPending);
   m.attempts = static_cast<int>(s.Int(20));
@@ -561,7 +561,7 @@ Status InsertMessage(Db& db, const Message& m, const NewLease& lease) {
   Stmt body = db.Prepare(
       "INSERT INTO message_bodies (message_id, title, content, payload, overrides) "
       "VALUES (?, ?, ?, ?, ?)");
-  body.Bind(1, m.id).Bind(2, m.title).Bind(3, m.content).Bind(4, DumpJson(m.payload));
+  body.Bind(1, m.id).Bind(2, m.title).Bind(3, m.content).Bind(4, m.payload_json);
   body.Bind(5, DumpJson(m.overrides));
   return body.Exec();
 }
