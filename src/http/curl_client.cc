@@ -30,6 +30,7 @@
 #include "core/log.h"
 #include "core/url.h"
 #include "http/client.h"
+#include "http/socket_watch.h"
 
 namespace herald::http {
 namespace {
@@ -162,8 +163,11 @@ struct SlistDeleter {
   void operator()(curl_slist* list) const { curl_slist_free_all(list); }
 };
 
+class CurlClient;
+
 // One request from Send() to its callback.
 struct Transfer {
+  CurlClient* client = nullptr;
   Request request;
   Callback done;
   CURL* easy = nullptr;
@@ -233,15 +237,7 @@ class CurlClient final : public Client {
   int epoll_fd_ = -1;
   int wake_fd_ = -1;                                            // eventfd: new work or stop
   std::optional<std::chrono::steady_clock::time_point> timer_;  // I/O thread only
-  // I/O thread only. The sockets registered with epoll. A socket libcurl stops watching (a
-  // kept-alive connection between two requests) stays registered with its last events, so the
-  // next request on it usually needs no epoll_ctl at all; it is removed when libcurl closes it
-  // (OnCloseSocket) or when it reports an event nobody asked for.
-  struct Watch {
-    std::uint32_t events = 0;
-    bool wanted = false;
-  };
-  std::unordered_map<curl_socket_t, Watch> watched_;
+  std::optional<SocketWatch> sockets_;  // I/O thread only (libcurl calls the socket hooks there)
 
   // Guarded by mu_.
   mutable std::mutex mu_;
@@ -300,6 +296,7 @@ CurlClient::CurlClient(const ClientOptions& options) : options_(options) {
   epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
   wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (epoll_fd_ < 0 || wake_fd_ < 0) throw std::runtime_error("cannot create the http event loop");
+  sockets_.emplace(epoll_fd_);
   epoll_event wake{};
   wake.events = EPOLLIN;
   wake.data.fd = wake_fd_;
@@ -386,29 +383,16 @@ void CurlClient::WakeLocked() {
 int CurlClient::OnSocket(CURL*, curl_socket_t socket, int what, void* user, void*) {
   auto* self = static_cast<CurlClient*>(user);
   if (what == CURL_POLL_REMOVE) {
-    auto it = self->watched_.find(socket);
-    if (it != self->watched_.end()) it->second.wanted = false;
-    return 0;
+    self->sockets_->Unwant(socket);
+  } else {
+    self->sockets_->Want(
+        socket, ((what & CURL_POLL_IN) ? EPOLLIN : 0u) | ((what & CURL_POLL_OUT) ? EPOLLOUT : 0u));
   }
-  epoll_event event{};
-  event.events = ((what & CURL_POLL_IN) ? EPOLLIN : 0u) | ((what & CURL_POLL_OUT) ? EPOLLOUT : 0u);
-  event.data.fd = socket;
-  auto [it, added] = self->watched_.try_emplace(socket);
-  if (added) {
-    if (epoll_ctl(self->epoll_fd_, EPOLL_CTL_ADD, socket, &event) != 0 && errno == EEXIST) {
-      epoll_ctl(self->epoll_fd_, EPOLL_CTL_MOD, socket, &event);
-    }
-  } else if (it->second.events != event.events) {
-    epoll_ctl(self->epoll_fd_, EPOLL_CTL_MOD, socket, &event);
-  }
-  it->second.events = event.events;
-  it->second.wanted = true;
   return 0;
 }
 
 int CurlClient::OnCloseSocket(void* user, curl_socket_t socket) {
-  auto* self = static_cast<CurlClient*>(user);
-  self->watched_.erase(socket);  // closing the socket also takes it out of the epoll set
+  static_cast<CurlClient*>(user)->sockets_->Closed(socket);
   return close(socket);
 }
 
@@ -441,14 +425,9 @@ void CurlClient::WaitAndAct() {
       (void)got;
       continue;
     }
-    auto watch = watched_.find(fd);
-    if (watch == watched_.end() || !watch->second.wanted) {
-      // An idle kept-alive connection became readable (closed by the peer, most likely):
-      // libcurl finds out when it next picks the connection; stop the level-triggered events.
-      epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
-      if (watch != watched_.end()) watched_.erase(watch);
-      continue;
-    }
+    // An idle kept-alive connection that became readable (closed by the peer, most likely)
+    // leaves the epoll set; libcurl finds out when it next picks the connection.
+    if (!sockets_->Deliver(fd)) continue;
     int flags = 0;
     if (events[i].events & EPOLLIN) flags |= CURL_CSELECT_IN;
     if (events[i].events & EPOLLOUT) flags |= CURL_CSELECT_OUT;
@@ -627,6 +606,7 @@ void CurlClient::Start(std::unique_ptr<Transfer> transfer) {
 CURLcode CurlClient::Configure(Transfer& transfer, const Url& url) {
   CURL* easy = transfer.easy;
   const Request& request = transfer.request;
+  transfer.client = this;
   CURLcode rc = CURLE_OK;
   auto check = [&rc](CURLcode result) {
     if (rc == CURLE_OK) rc = result;
@@ -646,10 +626,8 @@ CURLcode CurlClient::Configure(Transfer& transfer, const Url& url) {
   check(curl_easy_setopt(easy, CURLOPT_NOPROXY, "*"));
   check(curl_easy_setopt(easy, CURLOPT_CLOSESOCKETFUNCTION, &CurlClient::OnCloseSocket));
   check(curl_easy_setopt(easy, CURLOPT_CLOSESOCKETDATA, this));
-  if (!options_.allow_private_targets) {
-    check(curl_easy_setopt(easy, CURLOPT_OPENSOCKETFUNCTION, &CurlClient::OnOpenSocket));
-    check(curl_easy_setopt(easy, CURLOPT_OPENSOCKETDATA, &transfer));
-  }
+  check(curl_easy_setopt(easy, CURLOPT_OPENSOCKETFUNCTION, &CurlClient::OnOpenSocket));
+  check(curl_easy_setopt(easy, CURLOPT_OPENSOCKETDATA, &transfer));
 
   // TLS: always verified; the CA blob is the system bundle plus HERALD_CA_FILE.
   check(curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, 1L));
@@ -846,29 +824,41 @@ size_t CurlClient::OnBody(char* data, size_t size, size_t count, void* user) {
 curl_socket_t CurlClient::OnOpenSocket(void* user, curlsocktype purpose, curl_sockaddr* address) {
   auto* transfer = static_cast<Transfer*>(user);
   if (purpose != CURLSOCKTYPE_IPCXN) return CURL_SOCKET_BAD;
-  char text[INET6_ADDRSTRLEN] = {};
-  const char* printed = nullptr;
-  // curl's storage behind `addr` is large enough for `addrlen` bytes.
-  const auto* bytes = reinterpret_cast<const unsigned char*>(&address->addr);
-  if (address->family == AF_INET && address->addrlen >= sizeof(sockaddr_in)) {
-    sockaddr_in v4;
-    std::memcpy(&v4, bytes, sizeof(v4));
-    printed = inet_ntop(AF_INET, &v4.sin_addr, text, sizeof(text));
-  } else if (address->family == AF_INET6 && address->addrlen >= sizeof(sockaddr_in6)) {
-    sockaddr_in6 v6;
-    std::memcpy(&v6, bytes, sizeof(v6));
-    printed = inet_ntop(AF_INET6, &v6.sin6_addr, text, sizeof(text));
-  }
-  try {
-    if (printed == nullptr || IsPrivateAddress(printed)) {
-      transfer->forbidden_target = true;
-      spdlog::debug("http_private_target_refused address={}", printed ? printed : "?");
+  CurlClient* self = transfer->client;
+  if (!self->options_.allow_private_targets) {
+    char text[INET6_ADDRSTRLEN] = {};
+    const char* printed = nullptr;
+    // curl's storage behind `addr` is large enough for `addrlen` bytes.
+    const auto* bytes = reinterpret_cast<const unsigned char*>(&address->addr);
+    if (address->family == AF_INET && address->addrlen >= sizeof(sockaddr_in)) {
+      sockaddr_in v4;
+      std::memcpy(&v4, bytes, sizeof(v4));
+      printed = inet_ntop(AF_INET, &v4.sin_addr, text, sizeof(text));
+    } else if (address->family == AF_INET6 && address->addrlen >= sizeof(sockaddr_in6)) {
+      sockaddr_in6 v6;
+      std::memcpy(&v6, bytes, sizeof(v6));
+      printed = inet_ntop(AF_INET6, &v6.sin6_addr, text, sizeof(text));
+    }
+    try {
+      if (printed == nullptr || IsPrivateAddress(printed)) {
+        transfer->forbidden_target = true;
+        spdlog::debug("http_private_target_refused address={}", printed ? printed : "?");
+        return CURL_SOCKET_BAD;
+      }
+    } catch (...) {
       return CURL_SOCKET_BAD;
     }
-  } catch (...) {
-    return CURL_SOCKET_BAD;
   }
-  return socket(address->family, address->socktype | SOCK_CLOEXEC, address->protocol);
+  curl_socket_t fd = socket(address->family, address->socktype | SOCK_CLOEXEC, address->protocol);
+  if (fd != CURL_SOCKET_BAD) {
+    try {
+      self->sockets_->Opened(fd);
+    } catch (...) {  // out of memory: no connection rather than one the event loop cannot track
+      close(fd);
+      return CURL_SOCKET_BAD;
+    }
+  }
+  return fd;
 }
 
 }  // namespace

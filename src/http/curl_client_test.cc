@@ -2,6 +2,7 @@
 #include <curl/curl.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -15,6 +16,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -175,7 +177,7 @@ struct SeenRequest {
 };
 
 struct Reply {
-  enum Kind { kRespond, kHang, kClose };
+  enum Kind { kRespond, kRespondThenClose, kHang, kClose };
   Kind kind = kRespond;
   std::string raw;  // bytes written as the response
   milliseconds delay{0};
@@ -226,6 +228,7 @@ class TestServer {
       acceptor_.SleepUnlessStopping(reply.delay);
       if (reply.kind == Reply::kHang) acceptor_.SleepUnlessStopping(milliseconds(60'000));
       --current_;  // before answering, so the client's next request never overlaps this one
+      if (reply.kind == Reply::kRespondThenClose) SendAll(fd, reply.raw);
       if (reply.kind != Reply::kRespond || !SendAll(fd, reply.raw)) return;
     }
   }
@@ -575,6 +578,52 @@ TEST(CurlClientTest, ConnectionClosedWithoutAnswerIsTransient) {
               outcome.error == TransportError::kProtocol)
       << TransportErrorName(outcome.error) << ": " << outcome.error_message;
   EXPECT_TRUE(IsTransient(outcome.error));
+}
+
+// A name for 127.0.0.1 that libcurl has to resolve: this machine's host name when it resolves to
+// loopback only (libcurl answers "localhost" itself, without its resolver).
+std::string LoopbackName() {
+  char name[256] = {};
+  if (gethostname(name, sizeof(name) - 1) != 0) return "localhost";
+  addrinfo hints{};
+  hints.ai_family = AF_INET;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* found = nullptr;
+  if (getaddrinfo(name, nullptr, &hints, &found) != 0) return "localhost";
+  bool loopback = found != nullptr;
+  for (addrinfo* a = found; a != nullptr; a = a->ai_next) {
+    sockaddr_in v4{};
+    std::memcpy(&v4, a->ai_addr, sizeof(v4));
+    loopback = loopback && ntohl(v4.sin_addr.s_addr) == INADDR_LOOPBACK;
+  }
+  freeaddrinfo(found);
+  return loopback ? name : "localhost";
+}
+
+TEST(CurlClientTest, ResolvedNamesAndIdleConnectionsClosedByTheServerKeepWorking) {
+  // Each new host:port is resolved first (libcurl's resolver may have the event loop watch a
+  // socket of its own, which it closes itself), and connections a server closes while idle leave
+  // the event loop: socket numbers get reused across every kind of socket (SocketWatchTest has
+  // the exact cases).
+  std::vector<std::unique_ptr<TestServer>> servers;
+  for (int i = 0; i < 8; ++i) {
+    Reply::Kind kind = i % 2 == 0 ? Reply::kRespond : Reply::kRespondThenClose;
+    servers.push_back(std::make_unique<TestServer>([kind](const SeenRequest&) {
+      return Reply{kind, HttpResponse(200, "ok")};
+    }));
+  }
+  auto client = NewCurlClient(LoopbackOptions());
+  for (int round = 0; round < 3; ++round) {
+    for (const auto& server : servers) {
+      std::string by_name = "http://" + LoopbackName() + ":" + std::to_string(server->port()) + "/";
+      for (const std::string& url : {by_name, server->Url()}) {
+        Outcome outcome = SendAndWait(*client, Get(url));
+        ASSERT_TRUE(outcome.ok()) << url << ": " << outcome.error_message;
+        EXPECT_EQ(outcome.response.body, "ok");
+      }
+    }
+    std::this_thread::sleep_for(milliseconds(20));  // closed connections report EOF while idle
+  }
 }
 
 TEST(CurlClientTest, RefusesPrivateTargetsUnlessAllowed) {
