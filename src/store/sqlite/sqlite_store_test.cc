@@ -706,9 +706,10 @@ TEST_F(SqliteStoreTest, InboxPlansLeasesAndHonoursCancel) {
   EXPECT_FALSE(m.id.empty());
   EXPECT_TRUE(store_->ReadQueuedTriggers(10)->empty());
   // Leased to "me": nobody else claims it until the leases are taken back (a restart).
-  EXPECT_TRUE(store_->ClaimDueMessages("other", now + 1, now + 60000, 10)->empty());
+  EpochMs later = NowMs() + 1;  // after the message was created, however slow planning was
+  EXPECT_TRUE(store_->ClaimDueMessages("other", later, later + 60000, 10)->empty());
   ASSERT_TRUE(store_->ReleaseAllLeases().ok());
-  auto claimed = store_->ClaimDueMessages("other", now + 1, now + 60000, 10);
+  auto claimed = store_->ClaimDueMessages("other", later, later + 60000, 10);
   ASSERT_EQ(claimed->size(), 1u);
   EXPECT_EQ((*claimed)[0].id, m.id);
   // Planning the same rows again does nothing: they are gone.
