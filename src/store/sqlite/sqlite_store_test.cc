@@ -64,6 +64,15 @@ class SqliteStoreTest : public ::testing::Test {
     return *sub;
   }
 
+  // The active push-webhook integration "hook", and subscriber "u1" holding `tokens` on it.
+  void HookSubscriber(std::initializer_list<const char*> tokens) {
+    ASSERT_TRUE(store_->CreateIntegration(MakeIntegration(dev_, "hook")).ok());
+    MustUpsert(dev_, "u1");
+    CredentialsUpdate u{"push-webhook",           std::nullopt, Tokens(tokens), {}, {},
+                        TokenWriteMode::kReplace, 100};
+    ASSERT_TRUE(store_->UpdateCredentials(dev_, "u1", u).ok());
+  }
+
   static std::vector<DeviceToken> Tokens(std::initializer_list<const char*> values) {
     std::vector<DeviceToken> out;
     for (const char* v : values) out.push_back({v, v});
@@ -416,19 +425,28 @@ Status CompleteSync(Store& store, std::string owner, std::vector<MessageOutcome>
   return done.get_future().get();
 }
 
-void EnqueueSync(Store& store, QueuedTrigger trigger) {
+// A trigger of workflow "wf" to subscriber "u1", as the API queues it.
+QueuedTrigger QueuedFor(const std::string& env, const std::string& transaction_id) {
+  QueuedTrigger q;
+  q.environment_id = env;
+  q.transaction_id = transaction_id;
+  q.event = {{"name", "wf"}, {"to", "u1"}, {"transactionId", transaction_id}};
+  return q;
+}
+
+Status Enqueue(Store& store, QueuedTrigger trigger) {
   std::promise<Status> done;
   store.EnqueueTrigger(std::move(trigger), [&](Status st) { done.set_value(std::move(st)); });
-  Status st = done.get_future().get();
+  return done.get_future().get();
+}
+
+void EnqueueSync(Store& store, QueuedTrigger trigger) {
+  Status st = Enqueue(store, std::move(trigger));
   ASSERT_TRUE(st.ok()) << st.message();
 }
 
 TEST_F(SqliteStoreTest, TriggerQueueLeaseCompleteCancel) {
-  ASSERT_TRUE(store_->CreateIntegration(MakeIntegration(dev_, "hook")).ok());
-  MustUpsert(dev_, "u1");
-  CredentialsUpdate u{"push-webhook",           std::nullopt, Tokens({"a", "b"}), {}, {},
-                      TokenWriteMode::kReplace, 100};
-  ASSERT_TRUE(store_->UpdateCredentials(dev_, "u1", u).ok());
+  HookSubscriber({"a", "b"});
   TriggerRequest request;
   request.environment_id = dev_;
   request.transaction_id = "tx-1";
@@ -569,15 +587,7 @@ TEST_F(SqliteStoreTest, AFullInboxRefusesTriggersUntilPlanned) {
   auto opened = OpenSqliteStore(options, keys_);
   ASSERT_TRUE(opened.ok()) << opened.status().message();
   store_ = std::move(*opened);
-  auto enqueue = [&](const std::string& tx) {
-    QueuedTrigger q;
-    q.environment_id = dev_;
-    q.transaction_id = tx;
-    q.event = {{"name", "wf"}, {"to", "u1"}, {"transactionId", tx}};
-    std::promise<Status> done;
-    store_->EnqueueTrigger(q, [&](Status st) { done.set_value(std::move(st)); });
-    return done.get_future().get();
-  };
+  auto enqueue = [&](const std::string& tx) { return Enqueue(*store_, QueuedFor(dev_, tx)); };
   EXPECT_TRUE(enqueue("f-1").ok());
   EXPECT_TRUE(enqueue("f-2").ok());
   Status full = enqueue("f-3");
@@ -586,32 +596,18 @@ TEST_F(SqliteStoreTest, AFullInboxRefusesTriggersUntilPlanned) {
   // Planning (here: dropping) the waiting rows makes room again.
   auto waiting = store_->ReadQueuedTriggers(10);
   ASSERT_TRUE(waiting.ok());
-  std::vector<PlannedTrigger> items;
-  for (const QueuedTrigger& q : waiting.value()) {
-    PlannedTrigger item;
-    item.seq = q.seq;
-    item.environment_id = q.environment_id;
-    item.transaction_id = q.transaction_id;
+  std::vector<PlannedTrigger> items = PlanEachFor(waiting.value(), "u1");
+  for (PlannedTrigger& item : items) {
+    item.request.reset();
     item.error = "test";
-    items.push_back(std::move(item));
   }
   ASSERT_TRUE(store_->PlanTriggers(items, TokenPlanner(), "", 0).ok());
   EXPECT_TRUE(enqueue("f-3").ok());
 }
 
 TEST_F(SqliteStoreTest, AReusedInboxSequenceNumberIsNotTakenForTheRowThatWasRead) {
-  ASSERT_TRUE(store_->CreateIntegration(MakeIntegration(dev_, "hook")).ok());
-  MustUpsert(dev_, "u1");
-  CredentialsUpdate u{"push-webhook",           std::nullopt, Tokens({"a"}), {}, {},
-                      TokenWriteMode::kReplace, 100};
-  ASSERT_TRUE(store_->UpdateCredentials(dev_, "u1", u).ok());
-  auto enqueue = [&](const std::string& tx) {
-    QueuedTrigger q;
-    q.environment_id = dev_;
-    q.transaction_id = tx;
-    q.event = {{"name", "wf"}, {"to", "u1"}};
-    EnqueueSync(*store_, q);
-  };
+  HookSubscriber({"a"});
+  auto enqueue = [&](const std::string& tx) { EnqueueSync(*store_, QueuedFor(dev_, tx)); };
   enqueue("old");
   auto read = store_->ReadQueuedTriggers(10);
   ASSERT_TRUE(read.ok());
@@ -622,16 +618,7 @@ TEST_F(SqliteStoreTest, AReusedInboxSequenceNumberIsNotTakenForTheRowThatWasRead
   auto again = store_->ReadQueuedTriggers(10);
   ASSERT_EQ(again->size(), 1u);
   EXPECT_EQ((*again)[0].seq, (*read)[0].seq);
-  PlannedTrigger stale;
-  stale.seq = (*read)[0].seq;
-  stale.environment_id = dev_;
-  stale.transaction_id = "old";
-  TriggerRequest r;
-  r.environment_id = dev_;
-  r.transaction_id = "old";
-  r.workflow = TestWorkflow();
-  r.subscribers.push_back({"u1", {}, {}});
-  stale.request = r;
+  PlannedTrigger stale = PlanEachFor(read.value(), "u1")[0];  // "old", as it was read
   auto receipt = store_->PlanTriggers({stale}, TokenPlanner(), "me", NowMs() + 60000);
   ASSERT_TRUE(receipt.ok());
   EXPECT_EQ(receipt->skipped, 1u);                        // the row read is gone
@@ -639,22 +626,11 @@ TEST_F(SqliteStoreTest, AReusedInboxSequenceNumberIsNotTakenForTheRowThatWasRead
 }
 
 TEST_F(SqliteStoreTest, PlanningStopsOnceEnoughMessagesAreLeased) {
-  ASSERT_TRUE(store_->CreateIntegration(MakeIntegration(dev_, "hook")).ok());
-  MustUpsert(dev_, "u1");
-  CredentialsUpdate u{"push-webhook",           std::nullopt, Tokens({"a", "b", "c"}), {}, {},
-                      TokenWriteMode::kReplace, 100};
-  ASSERT_TRUE(store_->UpdateCredentials(dev_, "u1", u).ok());
-  std::vector<PlannedTrigger> items;
-  for (const char* tx : {"m-1", "m-2", "m-3"}) {
-    QueuedTrigger q;
-    q.environment_id = dev_;
-    q.transaction_id = tx;
-    q.event = {{"name", "wf"}, {"to", "u1"}};
-    EnqueueSync(*store_, q);
-  }
+  HookSubscriber({"a", "b", "c"});
+  for (const char* tx : {"m-1", "m-2", "m-3"}) EnqueueSync(*store_, QueuedFor(dev_, tx));
   auto queued = store_->ReadQueuedTriggers(10);
   ASSERT_TRUE(queued.ok());
-  items = PlanEachFor(queued.value(), "u1");
+  std::vector<PlannedTrigger> items = PlanEachFor(queued.value(), "u1");
   // Room for 4: the first trigger makes 3, the second 3 more, the third waits.
   auto receipt = store_->PlanTriggers(items, TokenPlanner(), "me", NowMs() + 60000, 4);
   ASSERT_TRUE(receipt.ok());
@@ -666,18 +642,8 @@ TEST_F(SqliteStoreTest, PlanningStopsOnceEnoughMessagesAreLeased) {
 }
 
 TEST_F(SqliteStoreTest, InboxPlansLeasesAndHonoursCancel) {
-  ASSERT_TRUE(store_->CreateIntegration(MakeIntegration(dev_, "hook")).ok());
-  MustUpsert(dev_, "u1");
-  CredentialsUpdate u{"push-webhook",           std::nullopt, Tokens({"a"}), {}, {},
-                      TokenWriteMode::kReplace, 100};
-  ASSERT_TRUE(store_->UpdateCredentials(dev_, "u1", u).ok());
-  for (const char* tx : {"q-1", "q-2", "q-3"}) {
-    QueuedTrigger q;
-    q.environment_id = dev_;
-    q.transaction_id = tx;
-    q.event = {{"name", "wf"}, {"to", "u1"}, {"transactionId", tx}};
-    EnqueueSync(*store_, q);
-  }
+  HookSubscriber({"a"});
+  for (const char* tx : {"q-1", "q-2", "q-3"}) EnqueueSync(*store_, QueuedFor(dev_, tx));
   auto queued = store_->ReadQueuedTriggers(10);
   ASSERT_TRUE(queued.ok());
   ASSERT_EQ(queued->size(), 3u);
