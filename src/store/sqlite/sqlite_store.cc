@@ -530,6 +530,19 @@ Message ReadMessageRow(const Stmt& s) {
   return m;
 }
 
+// Records that `transaction_id` is taken in `env`: false if it already was (a repeat, which is
+// never delivered again).
+Result<bool> TakeTransactionId(Db& db, std::string_view env, std::string_view transaction_id,
+                               std::string_view workflow_id, EpochMs now) {
+  Stmt tx = db.Prepare(
+      "INSERT INTO transactions (environment_id, transaction_id, workflow_id, created_at) "
+      "VALUES (?, ?, ?, ?) ON CONFLICT (environment_id, transaction_id) DO NOTHING");
+  tx.Bind(1, env).Bind(2, transaction_id).Bind(3, workflow_id);
+  tx.Bind(4, static_cast<std::int64_t>(now));
+  RETURN_IF_ERROR(tx.Exec());
+  return db.Changes() > 0;
+}
+
 // Who new messages are leased to as they are written (nobody when `owner` is empty).
 struct NewLease {
   std::string_view owner;
@@ -547,9 +560,7 @@ Status InsertMessage(Db& db, const Message& m, const NewLease& lease) {
   s.Bind(5, m.subscriber_pk).Bind(6, m.subscriber_id).Bind(7, m.workflow_pk);
   s.Bind(8, m.workflow_id).Bind(9, m.step_pk).Bind(10, m.step_id).Bind(11, m.integration_id);
   s.Bind(12, m.provider_id).Bind(13, m.channel_pk).Bind(14, m.device_token);
-  // A leased message falls due again when its lease runs out (see ClaimDueMessages).
-  s.Bind(15, m.token_identity);
-  s.Bind(16, static_cast<std::int64_t>(lease.owner.empty() ? m.created_at : lease.until));
+  s.Bind(15, m.token_identity).Bind(16, m.next_attempt_at);
   s.Bind(17, static_cast<std::int64_t>(m.created_at));
   s.Bind(18, static_cast<std::int64_t>(m.created_at));
   if (lease.owner.empty()) {
@@ -624,7 +635,8 @@ Result<std::size_t> WriteNotification(Db& db, const Workflow& workflow, const Su
     m.workflow_id = workflow.workflow_id;
     m.created_at = now;
     m.updated_at = now;
-    m.next_attempt_at = now;
+    // A leased message falls due again when its lease runs out (see ClaimDueMessages).
+    m.next_attempt_at = lease.owner.empty() ? now : lease.until;
     RETURN_IF_ERROR(InsertMessage(db, m, lease));
     if (leased) leased->push_back(std::move(m));
   }
@@ -684,6 +696,18 @@ class SqliteStore final : public Store {
   template <typename F>
   auto Read(F&& f) {
     return readers_.Run(std::forward<F>(f));
+  }
+
+  // Whether `sql` finds a row, asked of a reader (so a pass with nothing to do costs no write
+  // transaction); `param`, if set, is its one parameter.
+  Result<bool> AnyRow(std::string_view sql, std::optional<std::int64_t> param = std::nullopt) {
+    return Read([&](Db& db) -> Result<bool> {
+      Stmt s = db.Prepare(sql);
+      if (param) s.Bind(1, *param);
+      bool found = s.Step();
+      RETURN_IF_ERROR(s.status());
+      return found;
+    });
   }
 
   // ---- environments ----
@@ -1371,13 +1395,9 @@ class SqliteStore final : public Store {
                         const NewLease& lease, PlanReceipt& receipt) {
     if (!r.workflow) return Status::InvalidArgument("trigger without a workflow");
     EpochMs now = NowMs();
-    Stmt tx = db.Prepare(
-        "INSERT INTO transactions (environment_id, transaction_id, workflow_id, created_at) "
-        "VALUES (?, ?, ?, ?) ON CONFLICT (environment_id, transaction_id) DO NOTHING");
-    tx.Bind(1, r.environment_id).Bind(2, r.transaction_id).Bind(3, r.workflow->workflow_id);
-    tx.Bind(4, static_cast<std::int64_t>(now));
-    RETURN_IF_ERROR(tx.Exec());
-    if (db.Changes() == 0) {
+    ASSIGN_OR_RETURN(bool fresh, TakeTransactionId(db, r.environment_id, r.transaction_id,
+                                                   r.workflow->workflow_id, now));
+    if (!fresh) {
       receipt.duplicates += 1;
       return Status::Ok();
     }
@@ -1593,12 +1613,8 @@ class SqliteStore final : public Store {
       RETURN_IF_ERROR(q.status());
       if (removed) {
         changed += 1;
-        Stmt tx = db.Prepare(
-            "INSERT INTO transactions (environment_id, transaction_id, workflow_id, created_at) "
-            "VALUES (?, ?, ?, ?) ON CONFLICT (environment_id, transaction_id) DO NOTHING");
-        tx.Bind(1, env).Bind(2, transaction_id).Bind(3, workflow);
-        tx.Bind(4, static_cast<std::int64_t>(now));
-        RETURN_IF_ERROR(tx.Exec());
+        Result<bool> taken = TakeTransactionId(db, env, transaction_id, workflow, now);
+        if (!taken.ok()) return taken.take_status();
       }
       return changed > 0;
     });
@@ -1609,15 +1625,9 @@ class SqliteStore final : public Store {
                                                 EpochMs lease_until, std::size_t limit) override {
     // A leased message's next_attempt_at is the end of its lease, so the due range of the index
     // holds only what can be claimed. Most passes find nothing: ask a reader first.
-    Result<bool> any = Read([now](Db& db) -> Result<bool> {
-      Stmt s = db.Prepare(
-          "SELECT 1 FROM messages WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= ? "
-          "LIMIT 1");
-      s.Bind(1, static_cast<std::int64_t>(now));
-      bool found = s.Step();
-      RETURN_IF_ERROR(s.status());
-      return found;
-    });
+    Result<bool> any = AnyRow(
+        "SELECT 1 FROM messages WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= ? LIMIT 1",
+        now);
     if (!any.ok()) return any.take_status();
     if (!*any) return std::vector<Message>{};
     return Write<std::vector<Message>>([&](Db& db) -> Result<std::vector<Message>> {
@@ -1727,12 +1737,7 @@ class SqliteStore final : public Store {
 
   Result<std::size_t> RunFanoutBatch(std::size_t batch, const MessagePlanner& planner) override {
     // Most passes find nothing to do: answer those from a reader, without a write transaction.
-    Result<bool> any = Read([](Db& db) -> Result<bool> {
-      Stmt s = db.Prepare("SELECT 1 FROM fanouts LIMIT 1");
-      bool found = s.Step();
-      RETURN_IF_ERROR(s.status());
-      return found;
-    });
+    Result<bool> any = AnyRow("SELECT 1 FROM fanouts LIMIT 1");
     if (!any.ok()) return any.take_status();
     if (!*any) return std::size_t{0};
     return Write<std::size_t>([&](Db& db) -> Result<std::size_t> {
