@@ -324,11 +324,16 @@ void Dispatcher::Send(store::Message message) {
   });
 }
 
+// The key of `touched_` for the token of `message` (which has a channel).
+std::string Dispatcher::TokenKey(const Sent& message) {
+  return *message.channel_pk + '\n' + message.token_identity;
+}
+
 // A token's last-active has second precision: one that keeps receiving is written once a second.
 bool Dispatcher::TouchToken(const Sent& message, EpochMs at) {
   constexpr std::size_t kMaxRemembered = 100000;
   if (!message.channel_pk) return false;
-  std::string key = *message.channel_pk + '\n' + message.token_identity;
+  std::string key = TokenKey(message);
   std::lock_guard lock(mu_);
   if (touched_.size() >= kMaxRemembered) touched_.clear();
   auto [it, inserted] = touched_.try_emplace(std::move(key), at);
@@ -387,7 +392,7 @@ void Dispatcher::Complete(const Sent& message, const providers::Outcome& outcome
     std::lock_guard lock(mu_);
     // A failure writes the token's last failure; its next delivery must clear it.
     if (done.kind != store::MessageOutcome::Kind::kDelivered && message.channel_pk) {
-      touched_.erase(*message.channel_pk + '\n' + message.token_identity);
+      touched_.erase(TokenKey(message));
     }
     completions_.push_back(std::move(done));
   }

@@ -84,6 +84,7 @@ class Dispatcher {
   void Send(store::Message message);
   void Complete(const Sent& message, const providers::Outcome& outcome);
   bool TouchToken(const Sent& message, EpochMs at);
+  static std::string TokenKey(const Sent& message);
   const CachedProvider& ProviderFor(const store::Message& message);
 
   store::Store& store_;
