@@ -153,6 +153,28 @@ std::string SystemCaBundle() {
   return {};
 }
 
+// True if `address` (about to be connected to) is loopback, private, link-local or metadata, or
+// cannot be read: outbound requests never go there unless private targets are allowed. May throw
+// (out of memory).
+bool RefusedTarget(const curl_sockaddr& address) {
+  char text[INET6_ADDRSTRLEN] = {};
+  const char* printed = nullptr;
+  // curl's storage behind `addr` is large enough for `addrlen` bytes.
+  const auto* bytes = reinterpret_cast<const unsigned char*>(&address.addr);
+  if (address.family == AF_INET && address.addrlen >= sizeof(sockaddr_in)) {
+    sockaddr_in v4;
+    std::memcpy(&v4, bytes, sizeof(v4));
+    printed = inet_ntop(AF_INET, &v4.sin_addr, text, sizeof(text));
+  } else if (address.family == AF_INET6 && address.addrlen >= sizeof(sockaddr_in6)) {
+    sockaddr_in6 v6;
+    std::memcpy(&v6, bytes, sizeof(v6));
+    printed = inet_ntop(AF_INET6, &v6.sin6_addr, text, sizeof(text));
+  }
+  if (printed != nullptr && !IsPrivateAddress(printed)) return false;
+  spdlog::debug("http_private_target_refused address={}", printed ? printed : "?");
+  return true;
+}
+
 struct MultiDeleter {
   void operator()(CURLM* multi) const { curl_multi_cleanup(multi); }
 };
@@ -825,29 +847,13 @@ curl_socket_t CurlClient::OnOpenSocket(void* user, curlsocktype purpose, curl_so
   auto* transfer = static_cast<Transfer*>(user);
   if (purpose != CURLSOCKTYPE_IPCXN) return CURL_SOCKET_BAD;
   CurlClient* self = transfer->client;
-  if (!self->options_.allow_private_targets) {
-    char text[INET6_ADDRSTRLEN] = {};
-    const char* printed = nullptr;
-    // curl's storage behind `addr` is large enough for `addrlen` bytes.
-    const auto* bytes = reinterpret_cast<const unsigned char*>(&address->addr);
-    if (address->family == AF_INET && address->addrlen >= sizeof(sockaddr_in)) {
-      sockaddr_in v4;
-      std::memcpy(&v4, bytes, sizeof(v4));
-      printed = inet_ntop(AF_INET, &v4.sin_addr, text, sizeof(text));
-    } else if (address->family == AF_INET6 && address->addrlen >= sizeof(sockaddr_in6)) {
-      sockaddr_in6 v6;
-      std::memcpy(&v6, bytes, sizeof(v6));
-      printed = inet_ntop(AF_INET6, &v6.sin6_addr, text, sizeof(text));
-    }
-    try {
-      if (printed == nullptr || IsPrivateAddress(printed)) {
-        transfer->forbidden_target = true;
-        spdlog::debug("http_private_target_refused address={}", printed ? printed : "?");
-        return CURL_SOCKET_BAD;
-      }
-    } catch (...) {
+  try {
+    if (!self->options_.allow_private_targets && RefusedTarget(*address)) {
+      transfer->forbidden_target = true;
       return CURL_SOCKET_BAD;
     }
+  } catch (...) {
+    return CURL_SOCKET_BAD;
   }
   curl_socket_t fd = socket(address->family, address->socktype | SOCK_CLOEXEC, address->protocol);
   if (fd != CURL_SOCKET_BAD) {
