@@ -159,7 +159,8 @@ Result<DecodedEvent> DecodeEvent(const Json& body, const store::Environment& env
   }
   ASSIGN_OR_RETURN(std::optional<std::string> transaction_id, OptString(body, "transactionId"));
   if (transaction_id) RETURN_IF_ERROR(CheckId(*transaction_id, "transactionId"));
-  r.transaction_id = transaction_id.value_or(NewUuid());
+  // Not value_or: that would generate (and throw away) a UUID for every id the caller gave.
+  r.transaction_id = transaction_id ? std::move(*transaction_id) : NewUuid();
   if (auto actor = body.find("actor"); actor != body.end() && !actor->is_null()) {
     if (actor->is_string()) {
       store::SubscriberTarget a;

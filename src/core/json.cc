@@ -103,6 +103,55 @@ std::string DumpJson(const Json& value) {
   return value.dump(-1, ' ', false, Json::error_handler_t::replace);
 }
 
+void AppendJsonString(std::string& out, std::string_view text) {
+  for (std::size_t i = 0; i < text.size();) {
+    std::size_t n = Utf8SequenceLength(text, i);
+    if (n == 0) {  // rare: let the library replace what is not UTF-8
+      out += DumpJson(Json(std::string(text)));
+      return;
+    }
+    i += n;
+  }
+  static constexpr char kHex[] = "0123456789abcdef";
+  out.push_back('"');
+  std::size_t run = 0;  // start of the bytes not yet copied
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    auto c = static_cast<unsigned char>(text[i]);
+    if (c >= 0x20 && c != '"' && c != '\\') continue;
+    out.append(text, run, i - run);
+    run = i + 1;
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\b':
+        out += "\\b";
+        break;
+      case '\f':
+        out += "\\f";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      default:
+        out += "\\u00";
+        out.push_back(kHex[c >> 4]);
+        out.push_back(kHex[c & 0xF]);
+    }
+  }
+  out.append(text, run, text.size() - run);
+  out.push_back('"');
+}
+
 const char* JsonTypeName(const Json& value) { return value.type_name(); }
 
 }  // namespace herald

@@ -23,6 +23,10 @@ std::optional<Json> ParseJson(std::string_view text, std::string* error,
 // Serializes without throwing: invalid UTF-8 inside strings is replaced, not fatal.
 std::string DumpJson(const Json& value);
 
+// Appends `text` as a JSON string, byte for byte what DumpJson(Json(text)) gives, without building
+// a Json value.
+void AppendJsonString(std::string& out, std::string_view text);
+
 // Small typed readers used by request decoders.
 const char* JsonTypeName(const Json& value);
 

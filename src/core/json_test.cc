@@ -35,5 +35,20 @@ TEST(JsonTest, RejectsInvalidUtf8AndMalformed) {
   EXPECT_FALSE(ParseJson("{} extra", &error).has_value());
 }
 
+TEST(JsonTest, AppendJsonStringMatchesTheLibrary) {
+  std::string every_control;
+  for (int c = 0; c < 0x20; ++c) every_control.push_back(static_cast<char>(c));
+  for (std::string text :
+       {std::string(), std::string("plain"), std::string("quote \" and \\ slash / del \x7f"),
+        every_control, std::string("\xc3\xbc \xe2\x82\xac \xf0\x9f\x98\x80"),
+        std::string("nul \0 inside", 13),
+        // Not UTF-8: replaced by U+FFFD exactly as DumpJson does.
+        std::string("bad \xff byte"), std::string("cut \xe2\x82"), std::string("\xed\xa0\x80")}) {
+    std::string out = "prefix:";
+    AppendJsonString(out, text);
+    EXPECT_EQ(out, "prefix:" + DumpJson(Json(text))) << text;
+  }
+}
+
 }  // namespace
 }  // namespace herald

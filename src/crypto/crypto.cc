@@ -197,10 +197,24 @@ Status ValidateRing(const std::string& primary_id, const std::map<std::string, s
 // ---- digests and MACs ----
 
 std::string Sha256(std::string_view data) {
+  // SHA-256 fetched once and one context per thread: EVP_Digest with EVP_sha256() looks the
+  // implementation up again on every call (a locked search in OpenSSL 3), and an API key is
+  // hashed on every request.
+  struct MdCtxFree {
+    void operator()(EVP_MD_CTX* ctx) const { EVP_MD_CTX_free(ctx); }
+  };
+  static EVP_MD* const sha256 = [] {
+    EVP_MD* md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+    if (md == nullptr) Die("EVP_MD_fetch");
+    return md;
+  }();
+  thread_local std::unique_ptr<EVP_MD_CTX, MdCtxFree> ctx(EVP_MD_CTX_new());
   std::string out(EVP_MAX_MD_SIZE, '\0');
   unsigned int len = 0;
-  if (EVP_Digest(data.data(), data.size(), Bytes(out), &len, EVP_sha256(), nullptr) != 1) {
-    Die("EVP_Digest");
+  if (!ctx || !EVP_DigestInit_ex2(ctx.get(), sha256, nullptr) ||
+      !EVP_DigestUpdate(ctx.get(), data.data(), data.size()) ||
+      !EVP_DigestFinal_ex(ctx.get(), Bytes(out), &len)) {
+    Die("SHA-256");
   }
   out.resize(len);
   return out;

@@ -58,14 +58,26 @@ std::string EffectiveUrl(const Json& credentials) {
 }  // namespace
 
 std::string PushWebhookBody(const PushMessage& m) {
-  std::string body = "{\"target\":";
-  body += DumpJson(Json::array({m.device_token}));
-  body += ",\"title\":" + DumpJson(m.title);
-  body += ",\"content\":" + DumpJson(m.content);
-  body += ",\"overrides\":" + DumpJson(m.overrides.is_object() ? m.overrides : Json::object());
-  body += ",\"payload\":" + m.payload_json;
-  body += ",\"messageId\":" + DumpJson(m.message_id);
-  body += "}";
+  // Written straight into one string (it is built for every send): no Json values, no
+  // temporaries.
+  std::string overrides =
+      m.overrides.is_object() && !m.overrides.empty() ? DumpJson(m.overrides) : std::string("{}");
+  std::string body;
+  body.reserve(96 + 2 * (m.device_token.size() + m.title.size() + m.content.size()) +
+               overrides.size() + m.payload_json.size() + m.message_id.size());
+  body += "{\"target\":[";
+  AppendJsonString(body, m.device_token);
+  body += "],\"title\":";
+  AppendJsonString(body, m.title);
+  body += ",\"content\":";
+  AppendJsonString(body, m.content);
+  body += ",\"overrides\":";
+  body += overrides;
+  body += ",\"payload\":";
+  body += m.payload_json;
+  body += ",\"messageId\":";
+  AppendJsonString(body, m.message_id);
+  body += '}';
   return body;
 }
 

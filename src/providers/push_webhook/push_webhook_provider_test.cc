@@ -40,6 +40,14 @@ TEST(PushWebhookProviderTest, BodyHasNovusKeyOrderAndSignatureIsHmacOfExactBytes
   }
   EXPECT_EQ(signature, crypto::Hex(crypto::HmacSha256("sekret", request->body)));
   EXPECT_EQ(signature.size(), 64u);
+
+  PushMessage bare = Message();
+  bare.overrides = Json();  // no overrides: an empty object, as Novu sends
+  bare.title = "Say \"hi\"\n";
+  auto plain = (*provider)->BuildRequest(bare);
+  ASSERT_TRUE(plain.ok());
+  EXPECT_NE(plain->body.find(R"("title":"Say \"hi\"\n","content")"), std::string::npos);
+  EXPECT_NE(plain->body.find(R"("overrides":{},"payload")"), std::string::npos);
 }
 
 TEST(PushWebhookProviderTest, BaseUrlReplacesTheOrigin) {

@@ -1447,27 +1447,40 @@ class SqliteStore final : public Store {
     auto row = std::make_shared<QueuedTrigger>(std::move(trigger));
     std::string event = row->event_text.empty() ? DumpJson(row->event) : std::move(row->event_text);
     writer_.Submit(
-        [row, event = std::move(event), limit = max_queued_triggers_](Db& db) -> Status {
-          // Span of the sequence numbers waiting: two lookups at the ends of the rowid tree (an
-          // upper bound of the count when rows in the middle were cancelled).
-          Stmt depth = db.Prepare(
-              "SELECT (SELECT MAX(seq) FROM trigger_inbox) - (SELECT MIN(seq) FROM trigger_inbox)");
-          std::int64_t waiting = depth.Step() ? depth.OptInt(0).value_or(-1) + 1 : 0;
-          RETURN_IF_ERROR(depth.status());
-          while (depth.Step()) {
-          }
-          if (waiting >= limit) {
-            return Status::Unavailable("the trigger queue is full (" + std::to_string(waiting) +
-                                       " triggers waiting to be planned); retry later");
-          }
+        [this, row, event = std::move(event)](Db& db) -> Status {
+          RETURN_IF_ERROR(CheckInboxRoom(db));
           Stmt s = db.Prepare(
               "INSERT INTO trigger_inbox (environment_id, transaction_id, broadcast, event, "
               "created_at) VALUES (?, ?, ?, ?, ?)");
           s.Bind(1, row->environment_id).Bind(2, row->transaction_id).Bind(3, row->broadcast);
           s.Bind(4, event).Bind(5, static_cast<std::int64_t>(NowMs()));
-          return s.Exec();
+          RETURN_IF_ERROR(s.Exec());
+          inbox_estimate_ += 1;
+          return Status::Ok();
         },
         std::move(done));
+  }
+
+  // Unavailable when max_queued_triggers_ rows wait in the inbox. Runs on the writer. The count
+  // is taken (two lookups at the ends of the rowid tree: an upper bound when rows in the middle
+  // were cancelled) every kInboxRecountEvery enqueues and whenever the estimate, which only
+  // grows in between, says the inbox may be full.
+  Status CheckInboxRoom(Db& db) {
+    if (++enqueues_since_count_ >= kInboxRecountEvery || inbox_estimate_ >= max_queued_triggers_) {
+      Stmt depth = db.Prepare(
+          "SELECT (SELECT MAX(seq) FROM trigger_inbox) - (SELECT MIN(seq) FROM trigger_inbox)");
+      std::int64_t waiting = depth.Step() ? depth.OptInt(0).value_or(-1) + 1 : 0;
+      RETURN_IF_ERROR(depth.status());
+      while (depth.Step()) {
+      }
+      inbox_estimate_ = waiting;
+      enqueues_since_count_ = 0;
+    }
+    if (inbox_estimate_ >= max_queued_triggers_) {
+      return Status::Unavailable("the trigger queue is full (" + std::to_string(inbox_estimate_) +
+                                 " triggers waiting to be planned); retry later");
+    }
+    return Status::Ok();
   }
 
   Result<std::vector<QueuedTrigger>> ReadQueuedTriggers(std::size_t limit) override {
@@ -1957,6 +1970,10 @@ class SqliteStore final : public Store {
  private:
   const crypto::KeyRing& keys_;
   const std::int64_t max_queued_triggers_;
+  // Writer-thread only: see CheckInboxRoom.
+  static constexpr int kInboxRecountEvery = 64;
+  std::int64_t inbox_estimate_ = 0;
+  int enqueues_since_count_ = kInboxRecountEvery;
   Writer writer_;
   Checkpointer checkpointer_;
   ReaderPool readers_;
