@@ -6,7 +6,6 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
-#include <cstdio>
 #include <cstdlib>
 #include <ctime>
 
@@ -92,13 +91,16 @@ std::string NewUuid() {
     raw[static_cast<std::size_t>(i)] = static_cast<char>(ms >> (40 - 8 * i));
   raw[6] = static_cast<char>((raw[6] & 0x0F) | 0x70);
   raw[8] = static_cast<char>((raw[8] & 0x3F) | 0x80);
-  char buf[37];
-  auto b = [&](int i) { return static_cast<unsigned char>(raw[static_cast<std::size_t>(i)]); };
-  std::snprintf(buf, sizeof buf,
-                "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b(0), b(1),
-                b(2), b(3), b(4), b(5), b(6), b(7), b(8), b(9), b(10), b(11), b(12), b(13), b(14),
-                b(15));
-  return buf;
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(36);
+  for (std::size_t i = 0; i < raw.size(); ++i) {
+    if (i == 4 || i == 6 || i == 8 || i == 10) out.push_back('-');
+    auto c = static_cast<unsigned char>(raw[i]);
+    out.push_back(kHex[c >> 4]);
+    out.push_back(kHex[c & 0xF]);
+  }
+  return out;
 }
 
 }  // namespace herald

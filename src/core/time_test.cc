@@ -24,6 +24,14 @@ TEST(IdsTest, Shapes) {
   std::string uuid = NewUuid();
   EXPECT_EQ(uuid.size(), 36u);
   EXPECT_EQ(uuid[14], '7');
+  for (std::size_t i = 0; i < uuid.size(); ++i) {  // 8-4-4-4-12 lowercase hex, RFC 9562 variant
+    if (i == 8 || i == 13 || i == 18 || i == 23) {
+      EXPECT_EQ(uuid[i], '-') << uuid;
+    } else {
+      EXPECT_NE(std::string_view("0123456789abcdef").find(uuid[i]), std::string_view::npos) << uuid;
+    }
+  }
+  EXPECT_NE(std::string_view("89ab").find(uuid[19]), std::string_view::npos) << uuid;
   std::string first = NewObjectId();
   std::string second = NewObjectId();
   EXPECT_LT(first, second);  // increasing within a process (barring the 24-bit counter's wrap)
