@@ -11,6 +11,7 @@
 #include "server/http_server.h"
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/executor_work_guard.hpp>
@@ -54,6 +55,8 @@ constexpr auto kAcceptRetryDelay = std::chrono::milliseconds(100);
 // How long Stop() waits for the I/O threads to run out of work before forcing them.
 constexpr auto kDrainWait = std::chrono::seconds(1);
 constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+// A reply buffer larger than this is not kept for the connection's next reply.
+constexpr std::size_t kKeptReplyBuffer = 64 * 1024;
 
 std::string_view Sv(beast::string_view s) { return {s.data(), s.size()}; }
 
@@ -357,21 +360,42 @@ class Session : public std::enable_shared_from_this<Session> {
     }
   }
 
+  // Frames the reply into out_ as Beast's serializer would (same fields, order and Connection
+  // semantics), but as one buffer for one write: the serializer walks a sequence of buffers per
+  // field, which cost more than the rest of a small reply's handling.
   void BuildResponse(const Exchange& exchange, Reply& reply, bool keep_alive) {
-    auto& res = response_.emplace();
-    res.version(exchange.version);
-    res.result(static_cast<unsigned>(reply.status));
-    res.set(http::field::server, "herald");
+    const int status = reply.status;
+    const bool bodyless = status / 100 == 1 || status == 204 || status == 304;
+    std::string& out = out_;
+    out.clear();
+    out.reserve(192 + reply.content_type.size());
+    out += exchange.version == 10 ? "HTTP/1.0 " : "HTTP/1.1 ";
+    out += std::to_string(status);
+    out += ' ';
+    beast::string_view reason = http::obsolete_reason(static_cast<http::status>(status));
+    out.append(reason.data(), reason.size());
+    out += "\r\nServer: herald\r\n";
+    auto field = [&out](std::string_view name, std::string_view value) {
+      out += name;
+      out += ": ";
+      out += value;
+      out += "\r\n";
+    };
     if (!reply.content_type.empty() && IsAllowedHeader("content-type", reply.content_type)) {
-      res.set(http::field::content_type, reply.content_type);
+      field("Content-Type", reply.content_type);
     }
     for (const auto& [name, value] : reply.headers) {
-      if (IsAllowedHeader(name, value)) res.insert(name, value);
+      // The request id below replaces any the handler set, as before.
+      if (IsAllowedHeader(name, value) && !EqualsIgnoreCase(name, "x-request-id")) {
+        field(name, value);
+      }
     }
-    res.set("X-Request-Id", exchange.request.request_id);
-    res.keep_alive(keep_alive);
-    if (reply.status != 204 && reply.status != 304) res.body() = std::move(reply.body);
-    res.prepare_payload();
+    field("X-Request-Id", exchange.request.request_id);
+    if (exchange.version == 10 && keep_alive) field("Connection", "keep-alive");
+    if (exchange.version != 10 && !keep_alive) field("Connection", "close");
+    if (!bodyless) field("Content-Length", std::to_string(reply.body.size()));
+    out += "\r\n";
+    body_ = bodyless ? std::string() : std::move(reply.body);
   }
 
   void Write(const std::shared_ptr<Exchange>& exchange, Reply reply) {
@@ -391,18 +415,20 @@ class Session : public std::enable_shared_from_this<Session> {
       BuildResponse(*exchange, reply, keep_alive);
     }
     spdlog::debug("http_request method={} path={} status={} duration_ms={:.2f} request_id={}",
-                  request.method, request.path, response_->result_int(),
+                  request.method, request.path, reply.status,
                   std::chrono::duration<double, std::milli>(Clock::now() - exchange->start).count(),
                   request.request_id);
     stream_.expires_after(core_->options.idle_timeout);
-    http::async_write(stream_, *response_,
-                      [self = shared_from_this(), keep_alive](beast::error_code ec, std::size_t) {
-                        self->OnWrite(keep_alive, ec);
-                      });
+    std::array<net::const_buffer, 2> bytes{net::buffer(out_), net::buffer(body_)};
+    net::async_write(stream_, bytes,
+                     [self = shared_from_this(), keep_alive](beast::error_code ec, std::size_t) {
+                       self->OnWrite(keep_alive, ec);
+                     });
   }
 
   void OnWrite(bool keep_alive, beast::error_code ec) {
-    response_.reset();
+    if (out_.capacity() > kKeptReplyBuffer) std::string().swap(out_);
+    std::string().swap(body_);
     exchange_.reset();
     if (ec) return Close();
     if (!keep_alive) return Linger();
@@ -435,7 +461,8 @@ class Session : public std::enable_shared_from_this<Session> {
   std::string remote_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
-  std::optional<http::response<http::string_body>> response_;
+  std::string out_;   // the reply being written: status line and fields
+  std::string body_;  // ... and its body
   std::shared_ptr<Exchange> exchange_;
   State state_ = State::kReading;
 };

@@ -92,6 +92,13 @@ class Client {
     return Read();
   }
 
+  // Every byte until the server closes the connection (or a read times out).
+  std::string ReadAll() {
+    while (Fill()) {
+    }
+    return std::exchange(buf_, std::string());
+  }
+
   // True if the server closed the connection (EOF or reset) with nothing more to read.
   bool ServerClosed() { return buf_.empty() && !Fill() && !timed_out_; }
 
@@ -161,6 +168,13 @@ class HttpServerTest : public ::testing::Test {
         std::this_thread::sleep_for(milliseconds(delay_ms));
         done(Reply{202, R"({"async":true})"});
       });
+    } else if (request.path == "/nocontent") {
+      done(Reply{204, "dropped: a 204 has no body"});
+    } else if (request.path == "/headers") {
+      done(Reply{201,
+                 "{}",
+                 "application/json",
+                 {{"X-Request-Id", "from-handler"}, {"X-Bad", "a\r\nInjected: 1"}, {"X-Ok", "v"}}});
     } else if (request.path == "/throw") {
       throw std::runtime_error("boom");
     } else {
@@ -265,6 +279,45 @@ TEST_F(HttpServerTest, ConnectionCloseIsHonoured) {
   EXPECT_EQ(response->status, 200);
   EXPECT_EQ(response->headers["connection"], "close");
   EXPECT_TRUE(client.ServerClosed());
+}
+
+TEST_F(HttpServerTest, RepliesAreFramedByteForByte) {
+  StartServer();
+  auto exchange = [&](std::string_view request) {
+    Client client(server_->port());
+    EXPECT_TRUE(client.Send(request));
+    return client.ReadAll();
+  };
+  // HTTP/1.1 asking to close: the status line, our fields in order, then Content-Length.
+  EXPECT_EQ(
+      exchange("GET /hello HTTP/1.1\r\nHost: t\r\nX-Request-Id: r1\r\nConnection: close\r\n\r\n"),
+      "HTTP/1.1 200 OK\r\nServer: herald\r\nContent-Type: text/plain\r\nX-Extra: 1\r\n"
+      "X-Request-Id: r1\r\nConnection: close\r\nContent-Length: 5\r\n\r\nhello");
+  // HTTP/1.0 closes by default and says nothing about it.
+  EXPECT_EQ(exchange("GET /hello HTTP/1.0\r\nX-Request-Id: r2\r\n\r\n"),
+            "HTTP/1.0 200 OK\r\nServer: herald\r\nContent-Type: text/plain\r\nX-Extra: 1\r\n"
+            "X-Request-Id: r2\r\nContent-Length: 5\r\n\r\nhello");
+  // A 204 has neither a body nor a Content-Length; the handler's X-Request-Id gives way to the
+  // request's, and a header value with a line break is dropped.
+  EXPECT_EQ(exchange("GET /nocontent HTTP/1.1\r\nHost: t\r\nX-Request-Id: r3\r\nConnection: "
+                     "close\r\n\r\n"),
+            "HTTP/1.1 204 No Content\r\nServer: herald\r\nContent-Type: application/json; "
+            "charset=utf-8\r\nX-Request-Id: r3\r\nConnection: close\r\n\r\n");
+  EXPECT_EQ(exchange("GET /headers HTTP/1.1\r\nHost: t\r\nX-Request-Id: r4\r\nConnection: "
+                     "close\r\n\r\n"),
+            "HTTP/1.1 201 Created\r\nServer: herald\r\nContent-Type: application/json\r\n"
+            "X-Ok: v\r\nX-Request-Id: r4\r\nConnection: close\r\nContent-Length: 2\r\n\r\n{}");
+}
+
+TEST_F(HttpServerTest, HttpOneZeroKeepAliveIsAnsweredAndKept) {
+  StartServer();
+  Client client(server_->port());
+  for (int i = 0; i < 2; ++i) {
+    auto response = client.Roundtrip("GET /hello HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+    ASSERT_TRUE(response);
+    EXPECT_EQ(response->headers["connection"], "keep-alive");
+    EXPECT_EQ(response->body, "hello");
+  }
 }
 
 TEST_F(HttpServerTest, QueryIsDecodedInOrderWithRepeats) {
