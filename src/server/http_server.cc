@@ -360,9 +360,10 @@ class Session : public std::enable_shared_from_this<Session> {
     }
   }
 
-  // Frames the reply into out_ as Beast's serializer would (same fields, order and Connection
-  // semantics), but as one buffer for one write: the serializer walks a sequence of buffers per
-  // field, which cost more than the rest of a small reply's handling.
+  // Frames the reply into out_ (and body_) as Beast's serializer did (same fields, order and
+  // Connection semantics; only a 1xx, 204 or 304 now goes without Content-Length, which RFC 9110
+  // forbids there), for one gathered write: the serializer walks a sequence of buffers per field,
+  // which cost more than the rest of a small reply's handling.
   void BuildResponse(const Exchange& exchange, Reply& reply, bool keep_alive) {
     const int status = reply.status;
     const bool bodyless = status / 100 == 1 || status == 204 || status == 304;
