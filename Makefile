@@ -3,7 +3,7 @@ BUILD_DIR ?= build
 BUILD_TYPE ?= Release
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps test-deps configure build run test unit e2e bench clean
+.PHONY: all deps test-deps bench-deps configure build run test unit e2e bench clean
 
 all: build
 
@@ -32,6 +32,14 @@ unit:
 
 e2e:
 	cd test/e2e && HERALD_BIN=$(abspath $(BUILD_DIR))/herald npm test
+
+# The end-to-end benchmark (bench/README.md): builds what it runs, appends to bench/results.
+bench-deps:
+	@scripts/install-deps.sh --bench
+
+bench: bench-deps configure
+	@cmake --build $(BUILD_DIR) --target herald herald_bench_sink herald_bench_load -j $(JOBS)
+	BUILD_DIR=$(abspath $(BUILD_DIR)) bench/e2e/run.sh
 
 clean:
 	rm -rf $(BUILD_DIR)

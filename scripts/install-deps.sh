@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs what Herald needs to build (and, with --test, to run its test suites) on Debian 12.
+# Installs what Herald needs to build (and, with --test, to run its test suites; with --bench, to
+# run bench/e2e/run.sh) on Debian 12.
 # Idempotent: packages already present are skipped, and apt is not touched when nothing is missing.
 set -euo pipefail
 
@@ -9,6 +10,7 @@ BUILD_PACKAGES=(cmake ninja-build g++ ccache pkg-config libboost-dev libcurl4-op
 
 want_tests=0
 [[ "${1:-}" == "--test" ]] && want_tests=1
+[[ "${1:-}" == "--bench" ]] && BUILD_PACKAGES+=(curl jq)
 
 missing=()
 for pkg in "${BUILD_PACKAGES[@]}"; do

@@ -8,6 +8,8 @@
 # Env:   REQUESTS (20000) CONNECTIONS (32) SUBSCRIBERS (100) BUILD_DIR (build)
 #        SINK_THREADS (2) LOAD_THREADS (1) MAX_SECONDS (60, hard stop per load phase)
 #        WAIT_SECONDS (60, for deliveries after the last trigger) RESULTS_DIR (bench/results)
+#        REV (the git revision: the label of the binary in the report) RESULT_JSON (if set, the
+#        report as one JSON object is also written there)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -32,7 +34,7 @@ while (($#)); do
     --requests) REQUESTS=${2:?}; shift 2 ;;
     --connections) CONNECTIONS=${2:?}; shift 2 ;;
     --subscribers) SUBSCRIBERS=${2:?}; shift 2 ;;
-    -h | --help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown argument '$1' (see --help)" ;;
   esac
 done
@@ -231,7 +233,7 @@ CPU=$(awk -v hz="$(getconf CLK_TCK)" -v n="$(jq '.count' <<<"$STATS")" '
 # --- report ----------------------------------------------------------------------------------
 RESULT=$(jq -n --argjson raw "$RAW" --argjson raw_stats "$RAW_STATS" --argjson trig "$TRIG" \
   --argjson stats "$STATS" --argjson cpu "$CPU" --arg when "$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
-  --arg rev "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)" \
+  --arg rev "${REV:-$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)}" \
   --argjson cores "$(nproc)" --argjson requests "$REQUESTS" \
   --argjson connections "$CONNECTIONS" --argjson subscribers "$SUBSCRIBERS" '
   def per_s($n; $from; $to): if $to > $from then $n / (($to - $from) / 1e6) else 0 end;
@@ -272,6 +274,8 @@ jq -r '
     if .trigger_timed_out then " The trigger phase hit MAX_SECONDS." else "" end)",
   "\(.requests) requests, \(.connections) connections, \(.subscribers) subscribers, \(.cores) cores, rev \(.rev), \(.when)"
 ' <<<"$RESULT"
+
+[[ -z ${RESULT_JSON:-} ]] || echo "$RESULT" >"$RESULT_JSON"
 
 mkdir -p "$RESULTS_DIR"
 CSV=$RESULTS_DIR/$(date -u +%Y-%m-%d).csv
