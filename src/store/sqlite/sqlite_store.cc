@@ -1895,8 +1895,10 @@ class SqliteStore final : public Store {
       RETURN_IF_ERROR(s.status());
       for (NotificationWithMessages& n : out) {
         Stmt m = db.Prepare("SELECT " + std::string(kMessageColumns) + std::string(kMessageFrom) +
-                            " WHERE m.notification_id = ? ORDER BY m.created_at, m.id");
-        m.Bind(1, n.notification.id);
+                            " WHERE m.environment_id = ? AND m.transaction_id = ? AND "
+                            "m.notification_id = ? ORDER BY m.created_at, m.id");
+        m.Bind(1, n.notification.environment_id).Bind(2, n.notification.transaction_id);
+        m.Bind(3, n.notification.id);
         while (m.Step()) n.messages.push_back(ReadMessageRow(m));
         RETURN_IF_ERROR(m.status());
       }

@@ -11,6 +11,7 @@
 
 #include "core/ids.h"
 #include "core/time.h"
+#include "store/sqlite/db.h"
 
 namespace herald::store {
 namespace {
@@ -443,6 +444,65 @@ Status Enqueue(Store& store, QueuedTrigger trigger) {
 void EnqueueSync(Store& store, QueuedTrigger trigger) {
   Status st = Enqueue(store, std::move(trigger));
   ASSERT_TRUE(st.ok()) << st.message();
+}
+
+TEST_F(SqliteStoreTest, NotificationsFindTheirMessagesBeforeAndAfterTheIndexMigration) {
+  HookSubscriber({"a", "b"});
+  for (const char* tx : {"tx-a", "tx-b"}) {
+    TriggerRequest request;
+    request.environment_id = dev_;
+    request.transaction_id = tx;
+    request.workflow = TestWorkflow();
+    request.subscribers.push_back({"u1", {}, {}});
+    ASSERT_TRUE(AcceptSync(*store_, request).ok());
+  }
+  auto check = [&] {
+    NotificationQuery q;
+    q.environment_id = dev_;
+    long long total = 0;
+    auto all = store_->ListNotifications(q, &total);
+    ASSERT_TRUE(all.ok()) << all.status().message();
+    ASSERT_EQ(all->size(), 2u);
+    for (const NotificationWithMessages& n : *all) {
+      ASSERT_EQ(n.messages.size(), 2u) << n.notification.transaction_id;
+      for (const Message& m : n.messages) EXPECT_EQ(m.notification_id, n.notification.id);
+    }
+    q.transaction_ids = {"tx-b"};
+    auto one = store_->ListNotifications(q, &total);
+    ASSERT_TRUE(one.ok());
+    ASSERT_EQ(one->size(), 1u);
+    EXPECT_EQ((*one)[0].notification.transaction_id, "tx-b");
+    EXPECT_EQ((*one)[0].messages.size(), 2u);
+  };
+  auto indexes = [&] {
+    auto db = sqlite::Db::Open((dir_ / "herald.db").string(), true);
+    EXPECT_TRUE(db.ok());
+    sqlite::Stmt s = (*db)->Prepare(
+        "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'messages' AND "
+        "sql IS NOT NULL ORDER BY name");
+    std::vector<std::string> names;
+    while (s.Step()) names.push_back(s.Text(0));
+    return names;
+  };
+  check();
+  // Back to schema version 4 (two lookup indexes), with the rows in place; reopening migrates.
+  store_.reset();
+  {
+    auto db = sqlite::Db::Open((dir_ / "herald.db").string(), false);
+    ASSERT_TRUE(db.ok());
+    ASSERT_TRUE(
+        (*db)
+            ->ExecScript("DROP INDEX messages_by_tx_notification;"
+                         "CREATE INDEX messages_by_tx ON messages(environment_id, transaction_id);"
+                         "CREATE INDEX messages_by_notification ON messages(notification_id);"
+                         "DELETE FROM schema_migrations WHERE version = 5;")
+            .ok());
+  }
+  EXPECT_EQ(indexes(), (std::vector<std::string>{"messages_by_notification", "messages_by_tx",
+                                                 "messages_due"}));
+  Open();
+  EXPECT_EQ(indexes(), (std::vector<std::string>{"messages_by_tx_notification", "messages_due"}));
+  check();
 }
 
 TEST_F(SqliteStoreTest, TriggerQueueLeaseCompleteCancel) {
