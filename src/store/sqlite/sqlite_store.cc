@@ -198,46 +198,56 @@ Subscriber ReadSubscriberRow(const Stmt& s) {
   return sub;
 }
 
+constexpr std::string_view kTokenColumns =
+    "token, identity, status, created_at, last_active_at, last_failure_reason";
+
+DeviceToken ReadTokenRow(const Stmt& s, int first) {
+  DeviceToken t;
+  t.token = s.Text(first);
+  t.identity = s.Text(first + 1);
+  t.status = ParseTokenStatus(s.Text(first + 2)).value_or(TokenStatus::kActive);
+  t.created_at = s.Int(first + 3);
+  t.last_active_at = s.OptInt(first + 4);
+  t.last_failure_reason = s.OptText(first + 5);
+  return t;
+}
+
 std::vector<DeviceToken> LoadTokens(Db& db, const std::string& channel_pk) {
   std::vector<DeviceToken> tokens;
-  Stmt s = db.Prepare(
-      "SELECT token, identity, status, created_at, last_active_at, last_failure_reason "
-      "FROM device_tokens WHERE channel_pk = ? ORDER BY position");
+  Stmt s = db.Prepare("SELECT " + std::string(kTokenColumns) +
+                      " FROM device_tokens WHERE channel_pk = ? ORDER BY position");
   s.Bind(1, channel_pk);
-  while (s.Step()) {
-    DeviceToken t;
-    t.token = s.Text(0);
-    t.identity = s.Text(1);
-    t.status = ParseTokenStatus(s.Text(2)).value_or(TokenStatus::kActive);
-    t.created_at = s.Int(3);
-    t.last_active_at = s.OptInt(4);
-    t.last_failure_reason = s.OptText(5);
-    tokens.push_back(std::move(t));
-  }
+  while (s.Step()) tokens.push_back(ReadTokenRow(s, 0));
   return tokens;
 }
 
 void LoadSubscriberDetails(Db& db, Subscriber& sub) {
   {
+    // Channels with their tokens in one statement (it runs for every trigger's subscriber): a
+    // row per token, or one with NULL token columns for a channel without tokens.
     Stmt s = db.Prepare(
         "SELECT c.id, c.integration_id, i.identifier, c.provider_id, c.webhook_url, "
-        "c.chat_channel, i.active FROM subscriber_channels c "
+        "c.chat_channel, i.active, dt.token, dt.identity, dt.status, dt.created_at, "
+        "dt.last_active_at, dt.last_failure_reason FROM subscriber_channels c "
         "JOIN integrations i ON i.id = c.integration_id "
-        "WHERE c.subscriber_pk = ? ORDER BY c.created_at, c.id");
+        "LEFT JOIN device_tokens dt ON dt.channel_pk = c.id "
+        "WHERE c.subscriber_pk = ? ORDER BY c.created_at, c.id, dt.position");
     s.Bind(1, sub.id);
     while (s.Step()) {
-      SubscriberChannel ch;
-      ch.id = s.Text(0);
-      ch.integration_id = s.Text(1);
-      ch.integration_identifier = s.Text(2);
-      ch.provider_id = s.Text(3);
-      ch.webhook_url = s.OptText(4);
-      ch.channel = s.OptText(5);
-      ch.integration_active = s.Int(6) != 0;
-      sub.channels.push_back(std::move(ch));
+      if (sub.channels.empty() || sub.channels.back().id != s.Text(0)) {
+        SubscriberChannel ch;
+        ch.id = s.Text(0);
+        ch.integration_id = s.Text(1);
+        ch.integration_identifier = s.Text(2);
+        ch.provider_id = s.Text(3);
+        ch.webhook_url = s.OptText(4);
+        ch.channel = s.OptText(5);
+        ch.integration_active = s.Int(6) != 0;
+        sub.channels.push_back(std::move(ch));
+      }
+      if (!s.IsNull(7)) sub.channels.back().tokens.push_back(ReadTokenRow(s, 7));
     }
   }
-  for (SubscriberChannel& ch : sub.channels) ch.tokens = LoadTokens(db, ch.id);
   Stmt s = db.Prepare(
       "SELECT t.topic_key FROM topic_subscriptions ts JOIN topics t ON t.id = ts.topic_id "
       "WHERE ts.subscriber_pk = ? ORDER BY t.topic_key");

@@ -204,6 +204,37 @@ TEST_F(SqliteStoreTest, CredentialsReplaceAppendDedupeAndLimit) {
   EXPECT_TRUE(store_->GetSubscriber(dev_, "u1")->channels.empty());
 }
 
+TEST_F(SqliteStoreTest, ChannelsLoadInCreationOrderWithTokensInPositionOrder) {
+  ASSERT_TRUE(store_->CreateIntegration(MakeIntegration(dev_, "hook")).ok());
+  ASSERT_TRUE(store_->CreateIntegration(MakeIntegration(dev_, "other", "push-webhook")).ok());
+  MustUpsert(dev_, "u1");
+  CredentialsUpdate first{"push-webhook",
+                          std::string("hook"),
+                          Tokens({"t3", "t1", "t2"}),
+                          std::nullopt,
+                          std::nullopt,
+                          TokenWriteMode::kReplace,
+                          10};
+  ASSERT_TRUE(store_->UpdateCredentials(dev_, "u1", first).ok());
+  // A channel with no tokens at all (only a webhook URL) still loads, after the first one.
+  CredentialsUpdate second{"push-webhook",
+                           std::string("other"),
+                           std::vector<DeviceToken>{},
+                           std::string("https://example.com/chat"),
+                           std::nullopt,
+                           TokenWriteMode::kReplace,
+                           10};
+  ASSERT_TRUE(store_->UpdateCredentials(dev_, "u1", second).ok());
+  auto sub = store_->GetSubscriber(dev_, "u1");
+  ASSERT_TRUE(sub.ok());
+  ASSERT_EQ(sub->channels.size(), 2u);
+  EXPECT_EQ(sub->channels[0].integration_identifier, "hook");
+  EXPECT_EQ(ActiveTokens(*sub, 0), (std::vector<std::string>{"t3", "t1", "t2"}));
+  EXPECT_EQ(sub->channels[1].integration_identifier, "other");
+  EXPECT_TRUE(sub->channels[1].tokens.empty());
+  EXPECT_EQ(sub->channels[1].webhook_url, std::optional<std::string>("https://example.com/chat"));
+}
+
 TEST_F(SqliteStoreTest, CredentialsResolveNewestActiveOrIdentifier) {
   ASSERT_TRUE(
       store_->CreateIntegration(MakeIntegration(dev_, "old", "push-webhook", true, 1000)).ok());
