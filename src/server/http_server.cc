@@ -254,6 +254,21 @@ class Session : public std::enable_shared_from_this<Session> {
   void OnHeader(beast::error_code ec, std::size_t) {
     if (ec) return OnReadError(ec);
     if (parser_->is_done()) return Dispatch();
+    // A small body usually arrives with its header: parse what is already buffered here, rather
+    // than through an asynchronous read that would complete via the scheduler with nothing to
+    // read.
+    if (buffer_.size() > 0) {
+      parser_->eager(true);
+      while (buffer_.size() > 0 && !parser_->is_done()) {
+        beast::error_code put_ec;
+        std::size_t used = parser_->put(buffer_.data(), put_ec);
+        buffer_.consume(used);
+        if (put_ec == http::error::need_more) break;
+        if (put_ec) return OnReadError(put_ec);
+        if (used == 0) break;
+      }
+      if (parser_->is_done()) return Dispatch();
+    }
     if (beast::iequals(parser_->get()[http::field::expect], "100-continue")) {
       net::async_write(stream_, net::buffer(kContinue.data(), kContinue.size()),
                        [self = shared_from_this()](beast::error_code ec, std::size_t) {
