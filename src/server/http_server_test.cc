@@ -309,6 +309,23 @@ TEST_F(HttpServerTest, RepliesAreFramedByteForByte) {
             "X-Ok: v\r\nX-Request-Id: r4\r\nConnection: close\r\nContent-Length: 2\r\n\r\n{}");
 }
 
+TEST_F(HttpServerTest, RequestsSentTogetherAreAnsweredInOrder) {
+  StartServer();
+  Client client(server_->port());
+  // Two bodies and the start of a third request in one write: each body ends where its
+  // Content-Length says, and what follows is the next request.
+  ASSERT_TRUE(client.Send(Post("/echo", R"({"n":1})") + Post("/echo", R"({"n":22})") + "GET /hel"));
+  auto first = client.Read();
+  auto second = client.Read();
+  ASSERT_TRUE(first && second);
+  EXPECT_EQ(first->body, R"({"n":1})");
+  EXPECT_EQ(second->body, R"({"n":22})");
+  ASSERT_TRUE(client.Send("lo HTTP/1.1\r\nHost: t\r\n\r\n"));
+  auto third = client.Read();
+  ASSERT_TRUE(third);
+  EXPECT_EQ(third->body, "hello");
+}
+
 TEST_F(HttpServerTest, HttpOneZeroKeepAliveIsAnsweredAndKept) {
   StartServer();
   Client client(server_->port());
