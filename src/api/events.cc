@@ -2,6 +2,7 @@
 // validated here (body, workflow, topics, JIT integrations), stored in the store's inbox and
 // answered once that row is durable (the writer commits concurrent triggers together). The
 // dispatcher then decodes inbox rows again (DecodeQueued) and plans them in large batches.
+#include <algorithm>
 #include <atomic>
 #include <map>
 #include <set>
@@ -84,6 +85,57 @@ Result<store::SubscriberTarget> DecodeSubscriber(const Json& to, std::string_vie
   return target;
 }
 
+// The device tokens a trigger sends to instead of the subscriber's, under every provider key of
+// `providers` (an object of provider id -> overrides): each list is checked like a subscriber's
+// tokens for that provider (400 naming the first bad one) and replaced by its canonical form,
+// de-duplicated by identity. Keys that name no push provider are left as they are.
+Status NormalizeOverrideTokens(Json& providers, const std::string& where,
+                               const ApiOptions& options) {
+  if (!providers.is_object()) return Status::Ok();
+  for (auto& [id, value] : providers.items()) {
+    const providers::ProviderSpec* spec = providers::FindProvider(id);
+    if (spec == nullptr || !value.is_object()) continue;
+    auto tokens = value.find("deviceTokens");
+    if (tokens == value.end() || tokens->is_null()) continue;
+    const std::string at = where + "." + id + ".deviceTokens";
+    if (!tokens->is_array() ||
+        !std::all_of(tokens->begin(), tokens->end(), [](const Json& t) { return t.is_string(); })) {
+      return Status::InvalidArgument(at + " must be an array of strings");
+    }
+    ASSIGN_OR_RETURN(
+        std::vector<store::DeviceToken> normalized,
+        NormalizeTokens(*spec, tokens->get<std::vector<std::string>>(), options.token_policy, at));
+    if (normalized.size() > options.max_tokens_per_channel) {
+      return Status::InvalidArgument(at + " holds " + std::to_string(normalized.size()) +
+                                     " device tokens; the limit is " +
+                                     std::to_string(options.max_tokens_per_channel));
+    }
+    Json canonical = Json::array();
+    for (store::DeviceToken& t : normalized) canonical.push_back(std::move(t.token));
+    *tokens = std::move(canonical);
+  }
+  return Status::Ok();
+}
+
+// Override tokens in all three places Novu reads them: overrides.<provider>,
+// overrides.providers.<provider> and overrides.steps.<step>.providers.<provider>.
+Status NormalizeAllOverrideTokens(Json& overrides, const ApiOptions& options) {
+  RETURN_IF_ERROR(NormalizeOverrideTokens(overrides, "overrides", options));
+  if (auto it = overrides.find("providers"); it != overrides.end()) {
+    RETURN_IF_ERROR(NormalizeOverrideTokens(*it, "overrides.providers", options));
+  }
+  auto steps = overrides.find("steps");
+  if (steps == overrides.end() || !steps->is_object()) return Status::Ok();
+  for (auto& [step_id, step] : steps->items()) {
+    if (!step.is_object()) continue;
+    if (auto it = step.find("providers"); it != step.end()) {
+      RETURN_IF_ERROR(
+          NormalizeOverrideTokens(*it, "overrides.steps." + step_id + ".providers", options));
+    }
+  }
+  return Status::Ok();
+}
+
 bool IsTopicTarget(const Json& item) {
   auto type = item.find("type");
   if (type != item.end() && type->is_string() && *type == "Topic") return true;
@@ -157,6 +209,7 @@ Result<DecodedEvent> DecodeEvent(const Json& body, const store::Environment& env
     if (!it->is_object()) return Status::InvalidArgument(std::string(key) + " must be an object");
     (std::string_view(key) == "payload" ? r.payload : r.overrides) = *it;
   }
+  RETURN_IF_ERROR(NormalizeAllOverrideTokens(r.overrides, options));
   ASSIGN_OR_RETURN(std::optional<std::string> transaction_id, OptString(body, "transactionId"));
   if (transaction_id) RETURN_IF_ERROR(CheckId(*transaction_id, "transactionId"));
   // Not value_or: that would generate (and throw away) a UUID for every id the caller gave.

@@ -563,6 +563,23 @@ test('bad input on the new routes', T, async () => {
     assertTriggerError(await trig(body));
   }
   assertErrorBody(await trig('{"name":'), 400);
+  // Override device tokens are checked like a subscriber's, in all three places, per provider.
+  for (const [overrides, where] of [
+    [{ providers: { [PW]: { deviceTokens: [''] } } }, `overrides.providers.${PW}.deviceTokens[0]`],
+    [{ [PW]: { deviceTokens: 'tok' } }, `overrides.${PW}.deviceTokens must be an array`],
+    [{ [PW]: { deviceTokens: ['ok', 7] } }, `overrides.${PW}.deviceTokens must be an array`],
+    [{ steps: { s1: { providers: { 'web-push': { deviceTokens: ['not a subscription'] } } } } },
+      'overrides.steps.s1.providers.web-push.deviceTokens[0]'],
+    [{ providers: { [PW]: { deviceTokens: Array.from({ length: 101 }, (_, i) => `ov-${i}`) } } },
+      'the limit is 100'],
+  ]) {
+    const res = await trig({ name, to: subscriberId, overrides });
+    assertTriggerError(res);
+    assert.ok(res.json.message.includes(where), `${where}: ${res.json.message}`);
+  }
+  // A key that names no push provider is not Herald's to check.
+  const foreign = await trig({ name, to: subscriberId, overrides: { email: { deviceTokens: 5 } } });
+  assert.equal(foreign.status, 201, foreign.text);
   // Just-in-time tokens beyond a channel's limit (100) are refused before the 201, and nothing
   // of the trigger is kept.
   const crowded = uid('crowded');
