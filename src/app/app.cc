@@ -204,9 +204,9 @@ int Serve(const Options& options) {
   // period; anything not finished stays durable and is taken back on the next start.
   (*server)->Stop();
   dispatcher.Stop(std::chrono::milliseconds(EnvPositive("HERALD_SHUTDOWN_GRACE_MS", 10000)));
-  // One synchronous write behind everything already queued: when it returns, every earlier
-  // write has committed and run its callback, so none can reach the API or dispatcher later.
-  (void)(*store)->PurgeExpired(NowMs());
+  // When Flush returns, every earlier write has committed and run its callback, so none can
+  // reach the API or dispatcher later.
+  (void)(*store)->Flush();
   return 0;
 }
 

@@ -302,6 +302,10 @@ class Store {
                                 EpochMs expires_at) = 0;
   // Deletes expired idempotency records.
   virtual Status PurgeExpired(EpochMs now) = 0;
+
+  // Returns once every write submitted before the call is durable and has run its callback (a
+  // barrier: after it, no earlier write can still call back into its caller).
+  virtual Status Flush() = 0;
 };
 
 }  // namespace herald::store

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <future>
@@ -379,6 +380,22 @@ TEST_F(SqliteStoreTest, ConcurrentWritesAreGroupCommittedAndAllDurable) {
   auto page = store_->SearchSubscribers(dev_, {}, {});
   ASSERT_TRUE(page.ok());
   EXPECT_EQ(page->total_count, kThreads * kPerThread);
+}
+
+TEST_F(SqliteStoreTest, FlushReturnsAfterEveryEarlierWriteCalledBack) {
+  std::atomic<int> called{0};
+  for (int i = 0; i < 50; ++i) {
+    QueuedTrigger q;
+    q.environment_id = dev_;
+    q.transaction_id = "flush-" + std::to_string(i);
+    q.event = {{"name", "wf"}, {"to", "u1"}};
+    store_->EnqueueTrigger(std::move(q), [&](Status st) {
+      EXPECT_TRUE(st.ok()) << st.message();
+      called.fetch_add(1);
+    });
+  }
+  ASSERT_TRUE(store_->Flush().ok());
+  EXPECT_EQ(called.load(), 50);
 }
 
 TEST_F(SqliteStoreTest, FailedWriteInABatchLeavesNothingAndOthersCommit) {
