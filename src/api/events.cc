@@ -86,13 +86,13 @@ Result<store::SubscriberTarget> DecodeSubscriber(const Json& to, std::string_vie
 }
 
 // The device tokens a trigger sends to instead of the subscriber's, under every provider key of
-// `providers` (an object of provider id -> overrides): each list is checked like a subscriber's
+// `by_provider` (an object of provider id -> overrides): each list is checked like a subscriber's
 // tokens for that provider (400 naming the first bad one) and replaced by its canonical form,
 // de-duplicated by identity. Keys that name no push provider are left as they are.
-Status NormalizeOverrideTokens(Json& providers, const std::string& where,
+Status NormalizeOverrideTokens(Json& by_provider, const std::string& where,
                                const ApiOptions& options) {
-  if (!providers.is_object()) return Status::Ok();
-  for (auto& [id, value] : providers.items()) {
+  if (!by_provider.is_object()) return Status::Ok();
+  for (auto& [id, value] : by_provider.items()) {
     const providers::ProviderSpec* spec = providers::FindProvider(id);
     if (spec == nullptr || !value.is_object()) continue;
     auto tokens = value.find("deviceTokens");
