@@ -48,7 +48,7 @@ std::string NovuPayloadJson(const Json& payload, const Json& subscriber) {
   std::string out = "{";
   auto append = [&out](const std::string& key, const Json& value) {
     if (out.size() > 1) out += ',';
-    out += DumpJson(Json(key));
+    AppendJsonString(out, key);
     out += ':';
     out += DumpJson(value);
   };
