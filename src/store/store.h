@@ -245,7 +245,8 @@ class Store {
   // Checks what a trigger needs before it is accepted: its topics exist and every JIT channel
   // has an active integration. NotFound / InvalidArgument.
   virtual Status CheckTriggerTargets(const TriggerRequest& request) = 0;
-  // Plans triggers in order in one transaction, each in its own savepoint: deletes its inbox row
+  // Plans triggers in order, in consecutive transactions of a few triggers each (an
+  // implementation may use one), each trigger in its own savepoint: deletes its inbox row
   // (an item whose row is gone was cancelled and is skipped), records the transactionId (a
   // repeat is a no-op), upserts the actor and every named subscriber with their JIT channels,
   // writes one notification per subscriber with the messages `planner` returns, and queues a
@@ -253,8 +254,10 @@ class Store {
   // and returned (unleased and not returned when `owner` is empty). Stops before the next item
   // once `max_leased` messages were made (its row stays queued). A trigger that can never be
   // planned (NotFound, InvalidArgument, FailedPrecondition, Unprocessable, or a planner that
-  // throws) is dropped alone, its error logged; any other error fails the whole call, leaving
-  // every row queued for a later attempt.
+  // throws) is dropped alone, its error logged; any other error fails the transaction it
+  // happened in, leaving its rows queued for a later attempt: the call then returns what the
+  // other transactions planned (their messages are leased), or the error if none succeeded.
+  // Planning is delivery bookkeeping: it may reach the disk a moment after the call returns.
   virtual Result<PlanReceipt> PlanTriggers(std::vector<PlannedTrigger> items,
                                            const MessagePlanner& planner, std::string_view owner,
                                            EpochMs lease_until,

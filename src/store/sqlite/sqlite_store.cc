@@ -8,6 +8,7 @@
 #include <future>
 #include <mutex>
 #include <set>
+#include <span>
 #include <thread>
 
 #include "core/ids.h"
@@ -62,6 +63,8 @@ std::optional<TokenStatus> ParseTokenStatus(std::string_view name) {
 namespace {
 
 using sqlite::Db;
+using sqlite::Durability;
+using sqlite::Priority;
 using sqlite::Stmt;
 using sqlite::WriteFn;
 using sqlite::Writer;
@@ -669,16 +672,25 @@ class SqliteStore final : public Store {
 
   // Runs `f(db)` inside the writer's batch; `f` returns Result<T>.
   template <typename T, typename F>
-  Result<T> Write(F&& f) {
+  Result<T> Write(F&& f, Durability durability = Durability::kSynced,
+                  Priority priority = Priority::kForeground) {
     std::optional<T> out;
-    Status st = writer_.Run([&](Db& db) -> Status {
-      Result<T> r = f(db);
-      if (!r.ok()) return r.take_status();
-      out = std::move(r.value());
-      return Status::Ok();
-    });
+    Status st = writer_.Run(
+        [&](Db& db) -> Status {
+          Result<T> r = f(db);
+          if (!r.ok()) return r.take_status();
+          out = std::move(r.value());
+          return Status::Ok();
+        },
+        durability, priority);
     if (!st.ok()) return st;
     return std::move(*out);
+  }
+
+  // Delivery bookkeeping that a restart can replay: behind waiting API writes, not synced alone.
+  template <typename T, typename F>
+  Result<T> WriteBackground(F&& f) {
+    return Write<T>(std::forward<F>(f), Durability::kCommitted, Priority::kBackground);
   }
 
   Status WriteStatus(WriteFn f) { return writer_.Run(std::move(f)); }
@@ -1549,63 +1561,125 @@ class SqliteStore final : public Store {
     });
   }
 
+  // Planning runs as background writes of kPlanChunk triggers each, all queued at once: a
+  // trigger's acknowledgement waits behind one chunk at most, not behind a whole batch.
+  static constexpr std::size_t kPlanChunk = 8;
+
+  // Shared by the chunks of one PlanTriggers call (touched on the writer thread only).
+  struct PlanProgress {
+    bool started = false;    // an item was planned (or skipped)
+    std::size_t leased = 0;  // messages leased by the committed-so-far chunks
+  };
+
+  Result<PlanReceipt> PlanChunk(Db& db, std::span<const PlannedTrigger> items,
+                                const MessagePlanner& planner, const NewLease& lease,
+                                std::size_t max_leased, PlanProgress& progress) {
+    PlanReceipt receipt;
+    for (const PlannedTrigger& item : items) {
+      // The first item is always planned; after it, stop once enough messages were leased.
+      if (progress.started && progress.leased >= max_leased) break;  // the rest stays queued
+      progress.started = true;
+      if (item.seq > 0) {
+        // Sequence numbers can be reused once the newest row is gone: the row must still be
+        // the one that was read.
+        Stmt del = db.Prepare(
+            "DELETE FROM trigger_inbox WHERE seq = ? AND environment_id = ? AND "
+            "transaction_id = ?");
+        del.Bind(1, item.seq).Bind(2, item.environment_id).Bind(3, item.transaction_id);
+        RETURN_IF_ERROR(del.Exec());
+        if (db.Changes() == 0) {
+          receipt.skipped += 1;
+          continue;
+        }
+      }
+      if (!item.request) {
+        spdlog::warn("trigger dropped transaction_id={} reason=\"{}\"", item.transaction_id,
+                     item.error);
+        receipt.dropped += 1;
+        continue;
+      }
+      RETURN_IF_ERROR(db.Run("SAVEPOINT t"));
+      PlanReceipt attempt;
+      Status st;
+      try {
+        st = PlanOne(db, *item.request, planner, lease, attempt);
+      } catch (const std::exception& e) {  // a bug in planning this one: never retry it
+        st = Status::InvalidArgument(std::string("planning threw: ") + e.what());
+      }
+      if (!st.ok()) {
+        (void)db.Run("ROLLBACK TO t");
+        (void)db.Run("RELEASE t");
+        if (!db.InTransaction() || !IsPermanentTriggerError(st.code()))
+          return st;  // the whole chunk stays queued
+        spdlog::warn("trigger dropped transaction_id={} reason=\"{}\"",
+                     item.request->transaction_id, st.message());
+        receipt.dropped += 1;
+        continue;
+      }
+      RETURN_IF_ERROR(db.Run("RELEASE t"));
+      receipt.planned += attempt.planned;
+      receipt.duplicates += attempt.duplicates;
+      receipt.notifications += attempt.notifications;
+      receipt.messages += attempt.messages;
+      receipt.fanouts += attempt.fanouts;
+      progress.leased += attempt.leased.size();
+      for (Message& m : attempt.leased) receipt.leased.push_back(std::move(m));
+    }
+    return receipt;
+  }
+
   Result<PlanReceipt> PlanTriggers(std::vector<PlannedTrigger> items, const MessagePlanner& planner,
                                    std::string_view owner, EpochMs lease_until,
                                    std::size_t max_leased) override {
-    std::string lease_owner(owner);
-    return Write<PlanReceipt>([&](Db& db) -> Result<PlanReceipt> {
-      PlanReceipt receipt;
-      NewLease lease{lease_owner, lease_until};
-      for (std::size_t i = 0; i < items.size(); ++i) {
-        const PlannedTrigger& item = items[i];
-        if (i > 0 && receipt.leased.size() >= max_leased) break;  // the rest stays queued
-        if (item.seq > 0) {
-          // Sequence numbers can be reused once the newest row is gone: the row must still be
-          // the one that was read.
-          Stmt del = db.Prepare(
-              "DELETE FROM trigger_inbox WHERE seq = ? AND environment_id = ? AND "
-              "transaction_id = ?");
-          del.Bind(1, item.seq).Bind(2, item.environment_id).Bind(3, item.transaction_id);
-          RETURN_IF_ERROR(del.Exec());
-          if (db.Changes() == 0) {
-            receipt.skipped += 1;
-            continue;
-          }
-        }
-        if (!item.request) {
-          spdlog::warn("trigger dropped transaction_id={} reason=\"{}\"", item.transaction_id,
-                       item.error);
-          receipt.dropped += 1;
-          continue;
-        }
-        RETURN_IF_ERROR(db.Run("SAVEPOINT t"));
-        PlanReceipt attempt;
-        Status st;
-        try {
-          st = PlanOne(db, *item.request, planner, lease, attempt);
-        } catch (const std::exception& e) {  // a bug in planning this one: never retry it
-          st = Status::InvalidArgument(std::string("planning threw: ") + e.what());
-        }
-        if (!st.ok()) {
-          (void)db.Run("ROLLBACK TO t");
-          (void)db.Run("RELEASE t");
-          if (!db.InTransaction() || !IsPermanentTriggerError(st.code()))
-            return st;  // all stays queued
-          spdlog::warn("trigger dropped transaction_id={} reason=\"{}\"",
-                       item.request->transaction_id, st.message());
-          receipt.dropped += 1;
-          continue;
-        }
-        RETURN_IF_ERROR(db.Run("RELEASE t"));
-        receipt.planned += attempt.planned;
-        receipt.duplicates += attempt.duplicates;
-        receipt.notifications += attempt.notifications;
-        receipt.messages += attempt.messages;
-        receipt.fanouts += attempt.fanouts;
-        for (Message& m : attempt.leased) receipt.leased.push_back(std::move(m));
+    const std::string lease_owner(owner);
+    const NewLease lease{lease_owner, lease_until};
+    PlanProgress progress;
+    std::vector<std::optional<Result<PlanReceipt>>> parts((items.size() + kPlanChunk - 1) /
+                                                          kPlanChunk);
+    std::promise<void> all_done;
+    std::size_t remaining = parts.size();  // guarded by the writer's in-order callbacks
+    if (parts.empty()) return PlanReceipt{};
+    for (std::size_t c = 0; c < parts.size(); ++c) {
+      std::span<const PlannedTrigger> chunk(items.data() + c * kPlanChunk,
+                                            std::min(kPlanChunk, items.size() - c * kPlanChunk));
+      writer_.Submit(
+          [&, c, chunk](Db& db) -> Status {
+            parts[c] = PlanChunk(db, chunk, planner, lease, max_leased, progress);
+            return parts[c]->ok() ? Status::Ok() : parts[c]->status();
+          },
+          [&, c](Status st) {
+            // A chunk whose own work succeeded can still fail as part of its batch.
+            if (!st.ok() && (!parts[c] || parts[c]->ok())) parts[c] = std::move(st);
+            if (--remaining == 0) all_done.set_value();
+          },
+          // Replayable: a plan lost with a power failure puts its inbox rows back.
+          Durability::kCommitted, Priority::kBackground);
+    }
+    all_done.get_future().wait();
+    // Chunks that failed leave their triggers queued for the next pass; the others' messages are
+    // leased and must be sent, so they are returned even then.
+    PlanReceipt receipt;
+    std::optional<Status> first_error;
+    bool any_ok = false;
+    for (std::optional<Result<PlanReceipt>>& part : parts) {
+      if (!part->ok()) {
+        if (!first_error) first_error = part->status();
+        continue;
       }
-      return receipt;
-    });
+      any_ok = true;
+      PlanReceipt& r = part->value();
+      receipt.planned += r.planned;
+      receipt.duplicates += r.duplicates;
+      receipt.skipped += r.skipped;
+      receipt.dropped += r.dropped;
+      receipt.notifications += r.notifications;
+      receipt.messages += r.messages;
+      receipt.fanouts += r.fanouts;
+      for (Message& m : r.leased) receipt.leased.push_back(std::move(m));
+    }
+    if (!any_ok) return *first_error;
+    if (first_error) spdlog::error("planning left triggers queued: {}", first_error->message());
+    return receipt;
   }
 
   Result<bool> CancelTransaction(std::string_view env, std::string_view transaction_id) override {
@@ -1653,7 +1727,7 @@ class SqliteStore final : public Store {
         now);
     if (!any.ok()) return any.take_status();
     if (!*any) return std::vector<Message>{};
-    return Write<std::vector<Message>>([&](Db& db) -> Result<std::vector<Message>> {
+    return WriteBackground<std::vector<Message>>([&](Db& db) -> Result<std::vector<Message>> {
       Stmt s = db.Prepare("SELECT " + std::string(kMessageColumns) + std::string(kMessageFrom) +
                           " WHERE m.next_attempt_at IS NOT NULL AND m.next_attempt_at <= ? AND "
                           "(m.lease_until IS NULL OR m.lease_until < ?) "
@@ -1735,7 +1809,9 @@ class SqliteStore final : public Store {
       }
       return Status::Ok();
     };
-    writer_.Submit(std::move(work), std::move(done));
+    // Replayable: an outcome lost with a power failure leaves its message leased, so it is sent
+    // again after the restart (at least once).
+    writer_.Submit(std::move(work), std::move(done), Durability::kCommitted, Priority::kBackground);
   }
 
   Status ReleaseAllLeases() override {
@@ -1763,7 +1839,7 @@ class SqliteStore final : public Store {
     Result<bool> any = AnyRow("SELECT 1 FROM fanouts LIMIT 1");
     if (!any.ok()) return any.take_status();
     if (!*any) return std::size_t{0};
-    return Write<std::size_t>([&](Db& db) -> Result<std::size_t> {
+    return WriteBackground<std::size_t>([&](Db& db) -> Result<std::size_t> {
       Stmt pick = db.Prepare(
           "SELECT id, environment_id, transaction_id, request, cursor FROM fanouts "
           "ORDER BY created_at, id LIMIT 1");
@@ -1974,7 +2050,10 @@ class SqliteStore final : public Store {
   // The writer runs writes and their callbacks in submission order, so an empty write is a
   // barrier behind everything queued before it.
   Status Flush() override {
-    return WriteStatus([](Db&) { return Status::Ok(); });
+    // Background (each class runs in order, foreground ahead), so it runs after every write of
+    // both classes submitted before it; synced, so its sync covers them all.
+    return writer_.Run([](Db&) { return Status::Ok(); }, Durability::kSynced,
+                       Priority::kBackground);
   }
 
   Status PurgeExpired(EpochMs now) override {

@@ -749,6 +749,32 @@ TEST_F(SqliteStoreTest, PlanningStopsOnceEnoughMessagesAreLeased) {
   EXPECT_EQ((*left)[0].transaction_id, "m-3");
 }
 
+TEST_F(SqliteStoreTest, PlanningManyTriggersRunsInChunksAndKeepsTheirOrderAndTheLimit) {
+  HookSubscriber({"a"});
+  constexpr int kTriggers = 30;  // several planning chunks
+  for (int i = 0; i < kTriggers; ++i)
+    EnqueueSync(*store_, QueuedFor(dev_, "c-" + std::to_string(i)));
+  auto queued = store_->ReadQueuedTriggers(100);
+  ASSERT_TRUE(queued.ok());
+  ASSERT_EQ(queued->size(), static_cast<std::size_t>(kTriggers));
+  std::vector<PlannedTrigger> items = PlanEachFor(queued.value(), "u1");
+  items[11].request.reset();  // a dropped one in the middle of a chunk
+  items[11].error = "workflow deleted";
+  // Room for 20 messages: triggers 0..20 (one of them dropped) are planned, the rest wait.
+  auto receipt = store_->PlanTriggers(items, TokenPlanner(), "me", NowMs() + 60000, 20);
+  ASSERT_TRUE(receipt.ok()) << receipt.status().message();
+  EXPECT_EQ(receipt->planned, 20u);
+  EXPECT_EQ(receipt->dropped, 1u);
+  ASSERT_EQ(receipt->leased.size(), 20u);
+  for (std::size_t i = 0; i < receipt->leased.size(); ++i) {
+    int trigger = static_cast<int>(i < 11 ? i : i + 1);
+    EXPECT_EQ(receipt->leased[i].transaction_id, "c-" + std::to_string(trigger));
+  }
+  auto left = store_->ReadQueuedTriggers(100);
+  ASSERT_EQ(left->size(), 9u);
+  EXPECT_EQ((*left)[0].transaction_id, "c-21");
+}
+
 TEST_F(SqliteStoreTest, InboxPlansLeasesAndHonoursCancel) {
   HookSubscriber({"a"});
   for (const char* tx : {"q-1", "q-2", "q-3"}) EnqueueSync(*store_, QueuedFor(dev_, tx));

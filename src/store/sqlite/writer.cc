@@ -25,9 +25,13 @@ void Finish(std::function<void(Status)>& done, Status status) {
 
 }  // namespace
 
-Writer::Writer(std::unique_ptr<Db> db, std::string wal_path)
+Writer::Writer(std::unique_ptr<Db> db, std::string wal_path,
+               std::chrono::milliseconds lazy_sync_delay,
+               std::chrono::microseconds background_budget)
     : db_(std::move(db)),
       wal_path_(std::move(wal_path)),
+      lazy_sync_delay_(lazy_sync_delay),
+      background_budget_(background_budget),
       sync_thread_([this] { SyncLoop(); }),
       write_thread_([this] { WriteLoop(); }) {}
 
@@ -47,86 +51,124 @@ Writer::~Writer() {
   if (wal_fd_ >= 0) ::close(wal_fd_);
 }
 
-void Writer::Submit(WriteFn fn, std::function<void(Status)> done) {
+void Writer::Submit(WriteFn fn, std::function<void(Status)> done, Durability durability,
+                    Priority priority) {
   {
     std::lock_guard lock(mu_);
-    queue_.push_back(Task{std::move(fn), std::move(done)});
+    (priority == Priority::kForeground ? foreground_ : background_)
+        .push_back(Task{std::move(fn), std::move(done), durability});
   }
   cv_.notify_one();
 }
 
-Status Writer::Run(WriteFn fn) {
+Status Writer::Run(WriteFn fn, Durability durability, Priority priority) {
   std::promise<Status> result;
   std::future<Status> future = result.get_future();
-  Submit(std::move(fn), [&result](Status st) { result.set_value(std::move(st)); });
+  Submit(
+      std::move(fn), [&result](Status st) { result.set_value(std::move(st)); }, durability,
+      priority);
   return future.get();
 }
 
 void Writer::WriteLoop() {
   SetThreadName("herald-writer");
-  std::vector<Task> batch;
   for (;;) {
     {
       std::unique_lock lock(mu_);
-      cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
-      if (queue_.empty()) return;  // stopping and drained
-      while (!queue_.empty() && batch.size() < kMaxBatch) {
-        batch.push_back(std::move(queue_.front()));
-        queue_.pop_front();
-      }
+      cv_.wait(lock, [&] { return stopping_ || !foreground_.empty() || !background_.empty(); });
+      if (foreground_.empty() && background_.empty()) return;  // stopping and drained
     }
-    bool committed = false;
-    std::vector<Finished> finished = RunBatch(batch, &committed);
-    batch.clear();
+    Committed committed = Committed::kNothing;
+    std::vector<Finished> finished = RunBatch(&committed);
     HandOff(std::move(finished), committed);
   }
 }
 
-std::vector<Writer::Finished> Writer::RunBatch(std::vector<Task>& batch, bool* committed) {
+std::optional<Writer::Task> Writer::NextTask(std::chrono::steady_clock::time_point start,
+                                             std::size_t ran, bool* took_background) {
+  if (ran >= kMaxBatch) return std::nullopt;
+  std::lock_guard lock(mu_);
+  std::deque<Task>* from = nullptr;
+  if (!foreground_.empty()) {
+    from = &foreground_;
+  } else if (!background_.empty() &&
+             // At least one per batch, so that a stream of foreground writes cannot starve them.
+             (!*took_background || std::chrono::steady_clock::now() - start < background_budget_)) {
+    from = &background_;
+    *took_background = true;
+  }
+  if (!from) return std::nullopt;
+  Task task = std::move(from->front());
+  from->pop_front();
+  return task;
+}
+
+std::vector<Writer::Finished> Writer::RunBatch(Committed* committed) {
+  std::vector<Task> batch;
+  std::vector<Status> results;
   std::vector<Finished> out;
-  out.reserve(batch.size());
   auto fail_all = [&](const Status& status) {
     out.clear();
     for (Task& task : batch) out.push_back({std::move(task.done), status});
     return std::move(out);
   };
+  auto start = std::chrono::steady_clock::now();
+  bool took_background = false;
+  std::optional<Task> next = NextTask(start, 0, &took_background);
+  if (!next) return out;
+  batch.push_back(std::move(*next));
   if (Status begin = db_->Run("BEGIN IMMEDIATE"); !begin.ok()) return fail_all(begin);
-  std::vector<Status> results(batch.size());
-  for (std::size_t i = 0; i < batch.size(); ++i) {
+  for (std::size_t i = 0;; ++i) {
     (void)db_->Run("SAVEPOINT w");
+    Status result;
     try {
-      results[i] = batch[i].fn(*db_);
+      result = batch[i].fn(*db_);
     } catch (const std::exception& e) {
       spdlog::error("store write threw: {}", e.what());
-      results[i] = Status::Internal("store write failed");
+      result = Status::Internal("store write failed");
     }
-    if (!results[i].ok()) (void)db_->Run("ROLLBACK TO w");
+    if (!result.ok()) (void)db_->Run("ROLLBACK TO w");
     (void)db_->Run("RELEASE w");
+    results.push_back(std::move(result));
     if (!db_->InTransaction()) {
       // SQLite rolled the whole transaction back (disk full, I/O error, out of memory): no
       // write of this batch survived, so every caller hears it.
       return fail_all(Status::Internal("write transaction aborted"));
     }
+    next = NextTask(start, batch.size(), &took_background);
+    if (!next) break;
+    batch.push_back(std::move(*next));
   }
   if (Status commit = db_->Run("COMMIT"); !commit.ok()) {
     (void)db_->ExecScript("ROLLBACK");
     return fail_all(Status::Internal("commit failed"));
   }
-  *committed = true;
+  commits_.fetch_add(1, std::memory_order_relaxed);
+  *committed = Committed::kLazily;
+  out.reserve(batch.size());
   for (std::size_t i = 0; i < batch.size(); ++i) {
+    // A failed write left nothing to make durable.
+    if (results[i].ok() && batch[i].durability == Durability::kSynced) {
+      *committed = Committed::kNeedsSync;
+    }
     out.push_back({std::move(batch[i].done), std::move(results[i])});
   }
   return out;
 }
 
-void Writer::HandOff(std::vector<Finished> finished, bool needs_sync) {
-  // Through the syncer even when nothing reached the log (a failed batch): completions then run
-  // in the order of the writes, so a later write's caller never hears back before an earlier one.
+void Writer::HandOff(std::vector<Finished> finished, Committed committed) {
+  // Through the syncer even when nothing needs the disk (a failed or kCommitted batch):
+  // completions then run in the order of the writes, so a later write's caller never hears back
+  // before an earlier one.
   {
     std::lock_guard lock(sync_mu_);
     for (Finished& f : finished) to_sync_.push_back(std::move(f));
     pending_ = true;
-    unsynced_ = unsynced_ || needs_sync;
+    if (committed == Committed::kNeedsSync) {
+      unsynced_ = true;
+    } else if (committed == Committed::kLazily && !lazy_since_) {
+      lazy_since_ = std::chrono::steady_clock::now();
+    }
   }
   sync_cv_.notify_one();
 }
@@ -138,13 +180,27 @@ void Writer::SyncLoop() {
     bool sync = false;
     {
       std::unique_lock lock(sync_mu_);
-      sync_cv_.wait(lock, [&] { return sync_stopping_ || pending_; });
-      if (!pending_) return;  // stopping and drained
+      // Lazy commits are synced once they waited lazy_sync_delay_ (or on stopping), unless a
+      // sync for a kSynced write covers them first.
+      auto lazy_due = [&] {
+        return lazy_since_ && (sync_stopping_ ||
+                               std::chrono::steady_clock::now() >= *lazy_since_ + lazy_sync_delay_);
+      };
+      while (!pending_ && !sync_stopping_ && !lazy_due()) {
+        if (lazy_since_) {
+          sync_cv_.wait_until(lock, *lazy_since_ + lazy_sync_delay_);
+        } else {
+          sync_cv_.wait(lock);
+        }
+      }
+      if (!pending_ && !lazy_since_) return;  // stopping and drained
       batch.swap(to_sync_);
-      sync = unsynced_;
+      sync = unsynced_ || lazy_due();
       pending_ = unsynced_ = false;
+      // fdatasync covers every commit handed off before the call.
+      if (sync) lazy_since_.reset();
     }
-    if (sync) SyncWal();  // covers every commit handed off before the swap
+    if (sync) SyncWal();
     for (Finished& f : batch) Finish(f.done, std::move(f.status));
     batch.clear();
   }
@@ -164,6 +220,7 @@ void Writer::SyncWal() {
     spdlog::critical("fdatasync({}) failed: {}", wal_path_, std::strerror(errno));
     std::abort();
   }
+  syncs_.fetch_add(1, std::memory_order_relaxed);
 }
 
 }  // namespace herald::store::sqlite
