@@ -556,6 +556,18 @@ Result<bool> TakeTransactionId(Db& db, std::string_view env, std::string_view tr
   return db.Changes() > 0;
 }
 
+// Adds `part`'s counts and leased messages to `total`.
+void Absorb(PlanReceipt& total, PlanReceipt&& part) {
+  total.planned += part.planned;
+  total.duplicates += part.duplicates;
+  total.skipped += part.skipped;
+  total.dropped += part.dropped;
+  total.notifications += part.notifications;
+  total.messages += part.messages;
+  total.fanouts += part.fanouts;
+  for (Message& m : part.leased) total.leased.push_back(std::move(m));
+}
+
 // Who new messages are leased to as they are written (nobody when `owner` is empty).
 struct NewLease {
   std::string_view owner;
@@ -1568,7 +1580,7 @@ class SqliteStore final : public Store {
   // Shared by the chunks of one PlanTriggers call (touched on the writer thread only).
   struct PlanProgress {
     bool started = false;    // an item was planned (or skipped)
-    std::size_t leased = 0;  // messages leased by the committed-so-far chunks
+    std::size_t leased = 0;  // messages leased by the items planned so far
   };
 
   Result<PlanReceipt> PlanChunk(Db& db, std::span<const PlannedTrigger> items,
@@ -1617,13 +1629,8 @@ class SqliteStore final : public Store {
         continue;
       }
       RETURN_IF_ERROR(db.Run("RELEASE t"));
-      receipt.planned += attempt.planned;
-      receipt.duplicates += attempt.duplicates;
-      receipt.notifications += attempt.notifications;
-      receipt.messages += attempt.messages;
-      receipt.fanouts += attempt.fanouts;
       progress.leased += attempt.leased.size();
-      for (Message& m : attempt.leased) receipt.leased.push_back(std::move(m));
+      Absorb(receipt, std::move(attempt));
     }
     return receipt;
   }
@@ -1667,15 +1674,7 @@ class SqliteStore final : public Store {
         continue;
       }
       any_ok = true;
-      PlanReceipt& r = part->value();
-      receipt.planned += r.planned;
-      receipt.duplicates += r.duplicates;
-      receipt.skipped += r.skipped;
-      receipt.dropped += r.dropped;
-      receipt.notifications += r.notifications;
-      receipt.messages += r.messages;
-      receipt.fanouts += r.fanouts;
-      for (Message& m : r.leased) receipt.leased.push_back(std::move(m));
+      Absorb(receipt, std::move(part->value()));
     }
     if (!any_ok) return *first_error;
     if (first_error) spdlog::error("planning left triggers queued: {}", first_error->message());

@@ -775,6 +775,44 @@ TEST_F(SqliteStoreTest, PlanningManyTriggersRunsInChunksAndKeepsTheirOrderAndThe
   EXPECT_EQ((*left)[0].transaction_id, "c-21");
 }
 
+TEST_F(SqliteStoreTest, APlanningChunkThatFailsLeavesItsTriggersQueuedAndTheOthersAreReturned) {
+  HookSubscriber({"a"});
+  constexpr int kTriggers = 20;  // chunks of 8: [0, 8), [8, 16), [16, 20)
+  for (int i = 0; i < kTriggers; ++i) {
+    EnqueueSync(*store_, QueuedFor(dev_, "f-" + std::to_string(i)));
+  }
+  auto queued = store_->ReadQueuedTriggers(100);
+  ASSERT_TRUE(queued.ok());
+  std::vector<PlannedTrigger> items = PlanEachFor(queued.value(), "u1");
+  // A transient failure (not a reason to drop the trigger) while planning trigger 10.
+  MessagePlanner planner = [inner = TokenPlanner()](
+                               const Workflow& w, const Subscriber& sub, const Notification& n,
+                               const Json& overrides) -> Result<std::vector<Message>> {
+    if (n.transaction_id == "f-10") return Status::Unavailable("busy");
+    return inner(w, sub, n, overrides);
+  };
+  auto receipt = store_->PlanTriggers(items, planner, "me", NowMs() + 60000);
+  ASSERT_TRUE(receipt.ok()) << receipt.status().message();
+  EXPECT_EQ(receipt->planned, 12u);
+  ASSERT_EQ(receipt->leased.size(), 12u);
+  EXPECT_EQ(receipt->leased[7].transaction_id, "f-7");
+  EXPECT_EQ(receipt->leased[8].transaction_id, "f-16");
+  auto left = store_->ReadQueuedTriggers(100);
+  ASSERT_EQ(left->size(), 8u);  // the failed chunk, whole
+  EXPECT_EQ(left->front().transaction_id, "f-8");
+  EXPECT_EQ(left->back().transaction_id, "f-15");
+
+  // When every chunk fails, the call fails and nothing is planned.
+  std::vector<PlannedTrigger> again = PlanEachFor(left.value(), "u1");
+  MessagePlanner failing = [](const Workflow&, const Subscriber&, const Notification&,
+                              const Json&) -> Result<std::vector<Message>> {
+    return Status::Unavailable("busy");
+  };
+  EXPECT_EQ(store_->PlanTriggers(again, failing, "me", NowMs() + 60000).status().code(),
+            Code::kUnavailable);
+  EXPECT_EQ(store_->ReadQueuedTriggers(100)->size(), 8u);
+}
+
 TEST_F(SqliteStoreTest, InboxPlansLeasesAndHonoursCancel) {
   HookSubscriber({"a"});
   for (const char* tx : {"q-1", "q-2", "q-3"}) EnqueueSync(*store_, QueuedFor(dev_, tx));
