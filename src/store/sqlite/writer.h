@@ -5,7 +5,7 @@
 // after each commit, for every commit that completed meanwhile at once. A write's `done` runs
 // only after that sync, so nobody hears "written" before it is on disk, while the writer
 // already runs the next batch instead of waiting for the disk. A batch of writes that asked only
-// for kCommitted is not synced at all: a later sync covers it.
+// for kCommitted gets no sync of its own: the next one covers it (see Durability).
 #pragma once
 
 #include <atomic>
