@@ -1638,14 +1638,14 @@ class SqliteStore final : public Store {
   Result<PlanReceipt> PlanTriggers(std::vector<PlannedTrigger> items, const MessagePlanner& planner,
                                    std::string_view owner, EpochMs lease_until,
                                    std::size_t max_leased) override {
+    if (items.empty()) return PlanReceipt{};
     const std::string lease_owner(owner);
     const NewLease lease{lease_owner, lease_until};
     PlanProgress progress;
     std::vector<std::optional<Result<PlanReceipt>>> parts((items.size() + kPlanChunk - 1) /
                                                           kPlanChunk);
     std::promise<void> all_done;
-    std::size_t remaining = parts.size();  // guarded by the writer's in-order callbacks
-    if (parts.empty()) return PlanReceipt{};
+    std::size_t remaining = parts.size();  // counted down by the callbacks (one thread, in order)
     for (std::size_t c = 0; c < parts.size(); ++c) {
       std::span<const PlannedTrigger> chunk(items.data() + c * kPlanChunk,
                                             std::min(kPlanChunk, items.size() - c * kPlanChunk));

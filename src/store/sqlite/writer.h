@@ -106,7 +106,7 @@ class Writer {
   std::vector<Finished> to_sync_;
   bool pending_ = false;   // to_sync_ is not empty
   bool unsynced_ = false;  // to_sync_ holds a batch that committed a kSynced write
-  // When the oldest commit not covered by a sync was made, if only kCommitted writes wait.
+  // When the oldest kCommitted-only batch that no sync has covered yet was handed off.
   std::optional<std::chrono::steady_clock::time_point> lazy_since_;
   bool sync_stopping_ = false;
   std::atomic<std::uint64_t> syncs_{0};
