@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "core/log.h"
+#include "store/sqlite/wal_vfs.h"
 
 namespace herald::store::sqlite {
 
@@ -93,7 +94,8 @@ Result<std::unique_ptr<Db>> Db::Open(const std::string& path, bool read_only) {
   sqlite3* handle = nullptr;
   int flags = read_only ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
   flags |= SQLITE_OPEN_NOMUTEX;  // each connection is used by one thread at a time
-  int rc = sqlite3_open_v2(path.c_str(), &handle, flags, nullptr);
+  // Every connection through the VFS that writes a commit to the log in one system call.
+  int rc = sqlite3_open_v2(path.c_str(), &handle, flags, WalCombiningVfs());
   if (rc != SQLITE_OK) {
     std::string message = handle ? sqlite3_errmsg(handle) : sqlite3_errstr(rc);
     sqlite3_close(handle);

@@ -1,0 +1,26 @@
+// A SQLite VFS that writes each commit to the write-ahead log with one system call.
+//
+// SQLite appends a commit to the WAL frame by frame, and each frame with two writes: its 24-byte
+// header, then the page. Under load that is several thousand pwrite(2) calls a second, each a
+// trip into the kernel (costly under a hypervisor) for a few KiB. This VFS wraps the default one
+// and, for WAL files only, gathers writes that append to the log in a buffer, written out as one
+// pwrite as soon as the commit frame (the one whose header carries the database size) is
+// complete, so a commit is in the file before SQLite publishes it to other connections. Every
+// other file, and every other operation on the WAL (reads, rewrites in place, syncs, truncation,
+// size queries, file controls, closing), sees the buffer written out first: what SQLite reads
+// back is always what it wrote, and nothing it made visible is still in memory.
+#pragma once
+
+namespace herald::store::sqlite {
+
+// The VFS's name for sqlite3_open_v2. Registers it (once, not as the default) on first use.
+const char* WalCombiningVfs();
+
+// Counters of the real writes made to WAL files through this VFS (for tests and diagnostics).
+struct WalWriteStats {
+  unsigned long long writes = 0;  // pwrite calls that reached the default VFS
+  unsigned long long bytes = 0;
+};
+WalWriteStats WalCombiningStats();
+
+}  // namespace herald::store::sqlite
