@@ -784,19 +784,34 @@ TEST_F(SqliteStoreTest, APlanningChunkThatFailsLeavesItsTriggersQueuedAndTheOthe
   auto queued = store_->ReadQueuedTriggers(100);
   ASSERT_TRUE(queued.ok());
   std::vector<PlannedTrigger> items = PlanEachFor(queued.value(), "u1");
-  // A transient failure (not a reason to drop the trigger) while planning trigger 10.
+  // A transient failure (not a reason to drop the trigger) while planning trigger 10; a
+  // permanent one for trigger 3, which is dropped alone (its chunk's others are planned).
   MessagePlanner planner = [inner = TokenPlanner()](
                                const Workflow& w, const Subscriber& sub, const Notification& n,
                                const Json& overrides) -> Result<std::vector<Message>> {
     if (n.transaction_id == "f-10") return Status::Unavailable("busy");
+    if (n.transaction_id == "f-3") return Status::InvalidArgument("cannot render");
     return inner(w, sub, n, overrides);
   };
   auto receipt = store_->PlanTriggers(items, planner, "me", NowMs() + 60000);
   ASSERT_TRUE(receipt.ok()) << receipt.status().message();
-  EXPECT_EQ(receipt->planned, 12u);
-  ASSERT_EQ(receipt->leased.size(), 12u);
-  EXPECT_EQ(receipt->leased[7].transaction_id, "f-7");
-  EXPECT_EQ(receipt->leased[8].transaction_id, "f-16");
+  EXPECT_EQ(receipt->planned, 11u);
+  EXPECT_EQ(receipt->dropped, 1u);
+  ASSERT_EQ(receipt->leased.size(), 11u);
+  EXPECT_EQ(receipt->leased[2].transaction_id, "f-2");
+  EXPECT_EQ(receipt->leased[3].transaction_id, "f-4");
+  EXPECT_EQ(receipt->leased[6].transaction_id, "f-7");
+  EXPECT_EQ(receipt->leased[7].transaction_id, "f-16");
+  // The dropped trigger wrote nothing, not even its transactionId; the planned ones did.
+  MessageQuery dropped_query;
+  dropped_query.environment_id = dev_;
+  dropped_query.transaction_ids = {"f-3", "f-2"};
+  dropped_query.limit = 10;
+  long long found = 0;
+  auto found_messages = store_->ListMessages(dropped_query, &found);
+  ASSERT_TRUE(found_messages.ok());
+  ASSERT_EQ(found, 1);
+  EXPECT_EQ(found_messages->front().transaction_id, "f-2");
   auto left = store_->ReadQueuedTriggers(100);
   ASSERT_EQ(left->size(), 8u);  // the failed chunk, whole
   EXPECT_EQ(left->front().transaction_id, "f-8");

@@ -52,21 +52,21 @@ Writer::~Writer() {
 }
 
 void Writer::Submit(WriteFn fn, std::function<void(Status)> done, Durability durability,
-                    Priority priority) {
+                    Priority priority, Undo undo) {
   {
     std::lock_guard lock(mu_);
     (priority == Priority::kForeground ? foreground_ : background_)
-        .push_back(Task{std::move(fn), std::move(done), durability});
+        .push_back(Task{std::move(fn), std::move(done), durability, undo});
   }
   cv_.notify_one();
 }
 
-Status Writer::Run(WriteFn fn, Durability durability, Priority priority) {
+Status Writer::Run(WriteFn fn, Durability durability, Priority priority, Undo undo) {
   std::promise<Status> result;
   std::future<Status> future = result.get_future();
   Submit(
       std::move(fn), [&result](Status st) { result.set_value(std::move(st)); }, durability,
-      priority);
+      priority, undo);
   return future.get();
 }
 
@@ -119,7 +119,8 @@ std::vector<Writer::Finished> Writer::RunBatch(Committed* committed) {
   batch.push_back(std::move(*next));
   if (Status begin = db_->Run("BEGIN IMMEDIATE"); !begin.ok()) return fail_all(begin);
   for (std::size_t i = 0;; ++i) {
-    (void)db_->Run("SAVEPOINT w");
+    const bool savepoint = batch[i].undo == Undo::kSavepoint;
+    if (savepoint) (void)db_->Run("SAVEPOINT w");
     Status result;
     try {
       result = batch[i].fn(*db_);
@@ -127,8 +128,10 @@ std::vector<Writer::Finished> Writer::RunBatch(Committed* committed) {
       spdlog::error("store write threw: {}", e.what());
       result = Status::Internal("store write failed");
     }
-    if (!result.ok()) (void)db_->Run("ROLLBACK TO w");
-    (void)db_->Run("RELEASE w");
+    if (savepoint) {
+      if (!result.ok()) (void)db_->Run("ROLLBACK TO w");
+      (void)db_->Run("RELEASE w");
+    }
     results.push_back(std::move(result));
     if (!db_->InTransaction()) {
       // SQLite rolled the whole transaction back (disk full, I/O error, out of memory): no

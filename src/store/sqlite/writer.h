@@ -41,6 +41,12 @@ enum class Durability { kSynced, kCommitted };
 // background writes, not for a queue of them. Each class keeps its own submission order.
 enum class Priority { kForeground, kBackground };
 
+// How a write that fails is undone. kSavepoint: the writer runs it inside a savepoint of its own
+// and rolls that back. kSelf: the write leaves nothing behind when it fails, because it makes
+// one change with one statement (SQLite undoes a failed statement) or rolls itself back; it then
+// costs no savepoint (about 1 us a write).
+enum class Undo { kSavepoint, kSelf };
+
 class Writer {
  public:
   // `wal_path` is the database's write-ahead log (`<database>-wal`).
@@ -55,11 +61,11 @@ class Writer {
   // asked (or failed), in the order the writes ran. `done` must not wait for another write.
   void Submit(WriteFn fn, std::function<void(Status)> done,
               Durability durability = Durability::kSynced,
-              Priority priority = Priority::kForeground);
+              Priority priority = Priority::kForeground, Undo undo = Undo::kSavepoint);
 
   // Submit and wait.
   Status Run(WriteFn fn, Durability durability = Durability::kSynced,
-             Priority priority = Priority::kForeground);
+             Priority priority = Priority::kForeground, Undo undo = Undo::kSavepoint);
 
   // How many times the log was synced, and how many batches were committed, so far.
   std::uint64_t SyncCount() const { return syncs_.load(std::memory_order_relaxed); }
@@ -70,6 +76,7 @@ class Writer {
     WriteFn fn;
     std::function<void(Status)> done;
     Durability durability = Durability::kSynced;
+    Undo undo = Undo::kSavepoint;
   };
   struct Finished {
     std::function<void(Status)> done;

@@ -188,6 +188,47 @@ TEST_F(WriterTest, CallbacksRunInSubmissionOrderWhateverTheDurability) {
   EXPECT_EQ(Rows().size(), static_cast<std::size_t>(kWrites));
 }
 
+TEST_F(WriterTest, AWriteThatUndoesItselfRunsWithoutASavepoint) {
+  ASSERT_TRUE(writer_->Run(Insert(1)).ok());
+  // A failing statement is undone by SQLite alone (here: the first of its two rows too); the
+  // batch goes on and commits.
+  auto two_rows = [](int v) -> WriteFn {
+    return [v](Db& db) {
+      Stmt s = db.Prepare("INSERT INTO t (v) VALUES (?), (?)");
+      s.Bind(1, v);
+      if (v < 0)
+        s.BindNull(2);
+      else
+        s.Bind(2, v);  // NULL breaks NOT NULL: the statement fails
+      return s.Exec();
+    };
+  };
+  std::promise<void> release = Block(Priority::kForeground);
+  std::vector<std::future<Status>> results;
+  for (int v : {2, -1, 3}) {
+    auto done = std::make_shared<std::promise<Status>>();
+    results.push_back(done->get_future());
+    writer_->Submit(
+        two_rows(v), [done](Status st) { done->set_value(std::move(st)); }, Durability::kSynced,
+        Priority::kForeground, Undo::kSelf);
+  }
+  release.set_value();
+  EXPECT_TRUE(results[0].get().ok());
+  EXPECT_EQ(results[1].get().code(), Code::kInternal);
+  EXPECT_TRUE(results[2].get().ok());
+  EXPECT_EQ(Rows(), (std::vector<int>{1, 2, 2, 3, 3}));
+  // Without a savepoint of its own, nothing undoes a write's earlier statements: that is why
+  // only writes that leave nothing behind when they fail may ask for kSelf.
+  Status partial = writer_->Run(
+      [](Db& db) -> Status {
+        if (Status st = Insert(4)(db); !st.ok()) return st;
+        return Status::InvalidArgument("no");
+      },
+      Durability::kSynced, Priority::kForeground, Undo::kSelf);
+  EXPECT_EQ(partial.code(), Code::kInvalidArgument);
+  EXPECT_EQ(Rows(), (std::vector<int>{1, 2, 2, 3, 3, 4}));
+}
+
 TEST_F(WriterTest, AFailedWriteIsRolledBackAloneAndNeedsNoSync) {
   Status failed = writer_->Run(
       [](Db& db) -> Status {
