@@ -246,7 +246,7 @@ class Store {
   // has an active integration. NotFound / InvalidArgument.
   virtual Status CheckTriggerTargets(const TriggerRequest& request) = 0;
   // Plans triggers in order, in consecutive transactions of a few triggers each (an
-  // implementation may use one), each trigger in its own savepoint: deletes its inbox row
+  // implementation may use one), each trigger all or nothing: deletes its inbox row
   // (an item whose row is gone was cancelled and is skipped), records the transactionId (a
   // repeat is a no-op), upserts the actor and every named subscriber with their JIT channels,
   // writes one notification per subscriber with the messages `planner` returns, and queues a

@@ -1,11 +1,11 @@
 // The single SQLite writer: one thread runs every write, committing whatever queued up meanwhile
 // as one transaction (group commit), each write inside its own SAVEPOINT so that a failing one
-// is rolled back alone. A second thread makes commits durable: the connection runs with
-// synchronous=NORMAL (a commit does not wait for the disk), and the syncer fdatasync()s the WAL
-// after each commit, for every commit that completed meanwhile at once. A write's `done` runs
-// only after that sync, so nobody hears "written" before it is on disk, while the writer
-// already runs the next batch instead of waiting for the disk. A batch of writes that asked only
-// for kCommitted gets no sync of its own: the next one covers it (see Durability).
+// is rolled back alone (unless it undoes itself: see Undo). A second thread makes commits durable:
+// the connection runs with synchronous=NORMAL (a commit does not wait for the disk), and the syncer
+// fdatasync()s the WAL after each commit, for every commit that completed meanwhile at once. A
+// write's `done` runs only after that sync, so nobody hears "written" before it is on disk, while
+// the writer already runs the next batch instead of waiting for the disk. A batch of writes that
+// asked only for kCommitted gets no sync of its own: the next one covers it (see Durability).
 #pragma once
 
 #include <atomic>
