@@ -33,7 +33,9 @@ struct WalFile {
   // Where the next frame goes: the end of the furthest write since the log last started over
   // (a write there is appended to the buffer; any other is a rewrite in place).
   sqlite3_int64 log_end = 0;
-  bool commit_frame_pending = false;  // the buffer ends inside a commit frame
+  // The last frame header appended was a commit frame's: what follows it (its page, or the rest
+  // of it after a sync in the middle) goes to the file at once.
+  bool commit_frame_pending = false;
 };
 // SQLite hands us `&base`: it must be the struct's address.
 static_assert(std::is_standard_layout_v<WalFile>);
@@ -51,7 +53,6 @@ int RealWrite(WalFile* f, const void* data, int amount, sqlite3_int64 offset) {
 // Writes the buffer out. The buffer is dropped even if that fails: SQLite then fails the
 // operation that needed it and never relies on those bytes.
 int Flush(WalFile* f) {
-  f->commit_frame_pending = false;
   int rc = SQLITE_OK;
   for (std::size_t done = 0; done < f->buffer.size() && rc == SQLITE_OK;) {
     const std::size_t piece = std::min(kMaxWriteBytes, f->buffer.size() - done);
@@ -68,6 +69,7 @@ int WalWrite(sqlite3_file* file, const void* data, int amount, sqlite3_int64 off
   if (offset == 0) {  // the WAL header: the log starts over from the beginning
     if (int rc = Flush(f); rc != SQLITE_OK) return rc;
     f->log_end = 0;
+    f->commit_frame_pending = false;
   }
   const auto size = static_cast<std::size_t>(amount);
   if (offset != f->log_end) {  // a rewrite in place (a frame or checksums): straight through
@@ -80,13 +82,20 @@ int WalWrite(sqlite3_file* file, const void* data, int amount, sqlite3_int64 off
   }
   if (f->buffer.empty()) f->buffer_offset = offset;
   const auto* bytes = static_cast<const unsigned char*>(data);
-  f->buffer.append(reinterpret_cast<const char*>(bytes), size);
-  f->log_end = offset + amount;
-  if (amount == kFrameHeaderBytes) {
+  const bool frame_header = amount == kFrameHeaderBytes;
+  if (frame_header) {
     // Bytes 4..7 of a frame header: the database size in pages for the commit frame, else 0.
     f->commit_frame_pending = (bytes[4] | bytes[5] | bytes[6] | bytes[7]) != 0;
-    return SQLITE_OK;
   }
+  try {
+    f->buffer.append(reinterpret_cast<const char*>(bytes), size);
+  } catch (...) {  // out of memory: no exception may cross into SQLite; write it unbuffered
+    if (int rc = Flush(f); rc != SQLITE_OK) return rc;
+    f->log_end = offset + amount;
+    return RealWrite(f, data, amount, offset);
+  }
+  f->log_end = offset + amount;
+  if (frame_header) return SQLITE_OK;
   // The page of the commit frame: the commit goes to the file before SQLite publishes it.
   return f->commit_frame_pending ? Flush(f) : SQLITE_OK;
 }

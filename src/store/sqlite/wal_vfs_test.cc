@@ -1,6 +1,7 @@
 #include "store/sqlite/wal_vfs.h"
 
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 
 #include <filesystem>
 #include <memory>
@@ -153,6 +154,32 @@ TEST_F(WalVfsTest, FramesRewrittenInPlaceAndAfterARestartAreIntact) {
   std::unique_ptr<Db> reopened = OpenDb(path_, false);
   EXPECT_EQ(Count(*reopened), 400);
   EXPECT_EQ(IntegrityCheck(*reopened), "ok");
+}
+
+// synchronous=FULL on a file without powersafe overwrite: SQLite pads each commit to a sector
+// boundary with copies of its last frame and syncs in the middle of one of them.
+TEST_F(WalVfsTest, CommitsPaddedToASectorAreVisibleAtOnce) {
+  const std::string path = (dir_ / "full.db").string();
+  sqlite3* raw = nullptr;
+  ASSERT_EQ(sqlite3_open_v2(("file:" + path + "?psow=0").c_str(), &raw,
+                            SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_URI,
+                            WalCombiningVfs()),
+            SQLITE_OK);
+  std::unique_ptr<sqlite3, decltype(&sqlite3_close)> db(raw, &sqlite3_close);
+  ASSERT_EQ(sqlite3_exec(raw,
+                         "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+                         "PRAGMA wal_autocheckpoint=0; CREATE TABLE t (v TEXT NOT NULL);",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  std::unique_ptr<Db> reader = OpenDb(path, true);
+  for (int round = 1; round <= 30; ++round) {
+    std::string sql = "BEGIN;";
+    for (int i = 0; i < round; ++i) sql += "INSERT INTO t (v) VALUES (printf('%.*c', 300, 'x'));";
+    sql += "COMMIT;";
+    ASSERT_EQ(sqlite3_exec(raw, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK);
+    ASSERT_EQ(Count(*reader), round * (round + 1) / 2) << "round " << round;
+  }
+  EXPECT_EQ(IntegrityCheck(*reader), "ok");
 }
 
 }  // namespace
