@@ -5,10 +5,13 @@
 // trip into the kernel (costly under a hypervisor) for a few KiB. This VFS wraps the default one
 // and, for WAL files only, gathers writes that append to the log in a buffer, written out as one
 // pwrite as soon as the commit frame (the one whose header carries the database size) is
-// complete, so a commit is in the file before SQLite publishes it to other connections. Every
-// other file, and every other operation on the WAL (reads, rewrites in place, syncs, truncation,
-// size queries, file controls, closing), sees the buffer written out first: what SQLite reads
-// back is always what it wrote, and nothing it made visible is still in memory.
+// complete (frames are located by the page size in the log's header), so a commit is in the file
+// before SQLite publishes it to other connections. Every other operation on the WAL (reads,
+// rewrites in place, syncs, truncation, size queries, file controls, closing) sees the buffer
+// written out first, and so do the connection's database file's wal-index barrier (just before a
+// commit is published) and WAL locks (nothing buffered outlives the write lock, not even frames
+// of a rolled-back transaction): what SQLite reads back is what it wrote, nothing it made visible
+// is still in memory, and another connection writing the same log is never overwritten.
 #pragma once
 
 namespace herald::store::sqlite {

@@ -156,6 +156,54 @@ TEST_F(WalVfsTest, FramesRewrittenInPlaceAndAfterARestartAreIntact) {
   EXPECT_EQ(IntegrityCheck(*reopened), "ok");
 }
 
+std::string Text(Db& db, const std::string& sql) {
+  Stmt s = db.Prepare(sql);
+  return s.Step() ? s.Text(0) : "error: " + s.status().message();
+}
+
+// Two connections that write the same log: each one's idea of where the log ends goes stale when
+// the other appends.
+TEST_F(WalVfsTest, AOneFrameCommitAfterAnotherWritersIsComplete) {
+  const std::string path = (dir_ / "two.db").string();
+  std::unique_ptr<Db> b = OpenDb(path, false);
+  ASSERT_TRUE(b->ExecScript("PRAGMA wal_autocheckpoint=0;"
+                            "CREATE TABLE u (k INTEGER PRIMARY KEY, v TEXT);"
+                            "INSERT INTO u VALUES (1, 'a');")
+                  .ok());
+  std::unique_ptr<Db> a = OpenDb(path, false);
+  ASSERT_TRUE(a->ExecScript("PRAGMA wal_autocheckpoint=0;").ok());
+  EXPECT_EQ(Text(*a, "SELECT count(*) FROM u"), "1");
+  ASSERT_TRUE(b->ExecScript("INSERT INTO u VALUES (2, 'b');").ok());
+  // One page: its frame header lands past where `a` thought the log ended.
+  ASSERT_TRUE(a->ExecScript("UPDATE u SET v = 'zzz' WHERE k = 1;").ok());
+  std::unique_ptr<Db> c = OpenDb(path, true);
+  EXPECT_EQ(Text(*c, "SELECT v FROM u WHERE k = 1"), "zzz");
+}
+
+// A transaction that spilled frames into the log and rolled back must not write them later, over
+// what another connection committed meanwhile.
+TEST_F(WalVfsTest, FramesOfARolledBackTransactionNeverOverwriteAnotherCommit) {
+  const std::string path = (dir_ / "spill.db").string();
+  std::unique_ptr<Db> b = OpenDb(path, false);
+  ASSERT_TRUE(b->ExecScript("PRAGMA wal_autocheckpoint=0;"
+                            "CREATE TABLE u (k INTEGER PRIMARY KEY, v TEXT);"
+                            "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c "
+                            "WHERE i < 2000) INSERT INTO u SELECT i, printf('%.*c', 200, 'a') "
+                            "FROM c;"
+                            "PRAGMA wal_checkpoint(TRUNCATE);")
+                  .ok());
+  std::unique_ptr<Db> a = OpenDb(path, false);
+  ASSERT_TRUE(a->ExecScript("PRAGMA wal_autocheckpoint=0; PRAGMA cache_size=5;").ok());
+  EXPECT_EQ(Text(*a, "SELECT count(*) FROM u"), "2000");
+  ASSERT_TRUE(a->ExecScript("BEGIN; UPDATE u SET v = printf('%.*c', 200, 'X');").ok());
+  ASSERT_TRUE(a->ExecScript("ROLLBACK;").ok());
+  ASSERT_TRUE(b->ExecScript("UPDATE u SET v = 'kept';").ok());
+  EXPECT_EQ(Text(*a, "SELECT count(*) FROM u WHERE v = 'kept'"), "2000");
+  std::unique_ptr<Db> c = OpenDb(path, true);
+  EXPECT_EQ(Text(*c, "SELECT count(*) FROM u WHERE v = 'kept'"), "2000");
+  EXPECT_EQ(IntegrityCheck(*c), "ok");
+}
+
 // synchronous=FULL on a file without powersafe overwrite: SQLite pads each commit to a sector
 // boundary with copies of its last frame and syncs in the middle of one of them.
 TEST_F(WalVfsTest, CommitsPaddedToASectorAreVisibleAtOnce) {
