@@ -76,11 +76,11 @@ std::uint32_t BigEndian32(const unsigned char* p) {
          static_cast<std::uint32_t>(p[2]) << 8 | p[3];
 }
 
-// Page size from a WAL header (bytes 8..11; 1 stands for 65536); 0 if not a valid one.
+// Page size from a WAL header (bytes 8..11); 0 if it is not a valid one.
 int PageSizeOf(const unsigned char* header) {
   std::uint32_t size = BigEndian32(header + 8);
-  if (size == 1) return 65536;
-  if (size < 512 || size > 32768 || (size & (size - 1)) != 0) return 0;
+  if (size == 1) size = 65536;  // how the database header spells it; harmless to accept here
+  if (size < 512 || size > 65536 || (size & (size - 1)) != 0) return 0;
   return static_cast<int>(size);
 }
 
@@ -120,13 +120,22 @@ int WalWrite(sqlite3_file* file, const void* data, int amount, sqlite3_int64 off
     f->commit_frame_pending = false;
     if (amount >= kWalHeaderBytes) f->page_size = PageSizeOf(bytes);
   }
+  if (f->page_size == 0 && offset >= kWalHeaderBytes) {
+    // Another connection started this log: its header is in the file.
+    if (int rc = Flush(f); rc != SQLITE_OK) return rc;
+    unsigned char header[kWalHeaderBytes] = {};
+    if (Real(file).xRead(RealOf(file), header, kWalHeaderBytes, 0) == SQLITE_OK) {
+      f->page_size = PageSizeOf(header);
+    }
+  }
   if (amount == kFrameHeaderBytes && FramePosition(f, offset) == 0) {
     // Bytes 4..7 of a frame header: the database size in pages for a commit frame, else 0.
     f->commit_frame_pending = (bytes[4] | bytes[5] | bytes[6] | bytes[7]) != 0;
   }
   const auto size = static_cast<std::size_t>(amount);
   bool buffered = false;
-  if (offset == f->log_end) {
+  // Only where frames can be told apart, so that a commit's own write reports its failures.
+  if (offset == f->log_end && f->page_size != 0) {
     if (f->buffer.size() + size > kMaxBufferedBytes) {
       if (int rc = Flush(f); rc != SQLITE_OK) return rc;
     }
