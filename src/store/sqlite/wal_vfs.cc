@@ -14,6 +14,7 @@ namespace herald::store::sqlite {
 namespace {
 
 constexpr const char* kVfsName = "herald-wal";
+constexpr int kWalHeaderBytes = 32;                  // the log's header, at offset 0
 constexpr int kFrameHeaderBytes = 24;                // a WAL frame header (then the page)
 constexpr std::size_t kMaxBufferedBytes = 4u << 20;  // a larger append goes out in pieces
 // The unix VFS cannot write 128 KiB or more in one call (it masks the length with 0x1ffff).
@@ -23,8 +24,6 @@ sqlite3_vfs* g_real = nullptr;  // the default VFS, which does the I/O
 sqlite3_vfs g_vfs;
 std::atomic<unsigned long long> g_writes{0};
 std::atomic<unsigned long long> g_bytes{0};
-
-constexpr int kWalHeaderBytes = 32;
 
 // What both wrappers start with: SQLite's view, then the default VFS's file it wraps (which lives
 // in the same allocation, at kRealOffset).
