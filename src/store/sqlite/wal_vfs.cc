@@ -164,42 +164,6 @@ int WalClose(sqlite3_file* file) {
   return rc != SQLITE_OK ? rc : closed;
 }
 
-int WalRead(sqlite3_file* file, void* out, int amount, sqlite3_int64 offset) {
-  if (int rc = Flush(AsWal(file)); rc != SQLITE_OK) return rc;
-  return Real(file).xRead(RealOf(file), out, amount, offset);
-}
-
-int WalTruncate(sqlite3_file* file, sqlite3_int64 size) {
-  WalFile* f = AsWal(file);
-  if (int rc = Flush(f); rc != SQLITE_OK) return rc;
-  int rc = Real(file).xTruncate(RealOf(file), size);
-  // journal_size_limit trims the file to a size that may lie past the log's end.
-  if (rc == SQLITE_OK) f->log_end = std::min(f->log_end, size);
-  return rc;
-}
-
-int WalSync(sqlite3_file* file, int flags) {
-  if (int rc = Flush(AsWal(file)); rc != SQLITE_OK) return rc;
-  return Real(file).xSync(RealOf(file), flags);
-}
-
-int WalFileSize(sqlite3_file* file, sqlite3_int64* size) {
-  if (int rc = Flush(AsWal(file)); rc != SQLITE_OK) return rc;
-  return Real(file).xFileSize(RealOf(file), size);
-}
-
-int WalFileControl(sqlite3_file* file, int op, void* arg) {
-  if (int rc = Flush(AsWal(file)); rc != SQLITE_OK) return rc;
-  return Real(file).xFileControl(RealOf(file), op, arg);
-}
-
-int WalFetch(sqlite3_file* file, sqlite3_int64 offset, int amount, void** out) {
-  *out = nullptr;
-  if (int rc = Flush(AsWal(file)); rc != SQLITE_OK) return rc;
-  if (Real(file).iVersion < 3 || Real(file).xFetch == nullptr) return SQLITE_OK;  // no mapping
-  return Real(file).xFetch(RealOf(file), offset, amount, out);
-}
-
 // Passed on unchanged, for either kind of file.
 int PassRead(sqlite3_file* file, void* out, int amount, sqlite3_int64 offset) {
   return Real(file).xRead(RealOf(file), out, amount, offset);
@@ -251,6 +215,42 @@ int PassFetch(sqlite3_file* file, sqlite3_int64 offset, int amount, void** out) 
 int PassUnfetch(sqlite3_file* file, sqlite3_int64 offset, void* page) {
   if (Real(file).iVersion < 3 || Real(file).xUnfetch == nullptr) return SQLITE_OK;
   return Real(file).xUnfetch(RealOf(file), offset, page);
+}
+
+// The WAL's own: the buffer goes out first, then the call is passed on.
+int WalRead(sqlite3_file* file, void* out, int amount, sqlite3_int64 offset) {
+  if (int rc = Flush(AsWal(file)); rc != SQLITE_OK) return rc;
+  return PassRead(file, out, amount, offset);
+}
+
+int WalTruncate(sqlite3_file* file, sqlite3_int64 size) {
+  WalFile* f = AsWal(file);
+  if (int rc = Flush(f); rc != SQLITE_OK) return rc;
+  int rc = PassTruncate(file, size);
+  // journal_size_limit trims the file to a size that may lie past the log's end.
+  if (rc == SQLITE_OK) f->log_end = std::min(f->log_end, size);
+  return rc;
+}
+
+int WalSync(sqlite3_file* file, int flags) {
+  if (int rc = Flush(AsWal(file)); rc != SQLITE_OK) return rc;
+  return PassSync(file, flags);
+}
+
+int WalFileSize(sqlite3_file* file, sqlite3_int64* size) {
+  if (int rc = Flush(AsWal(file)); rc != SQLITE_OK) return rc;
+  return PassFileSize(file, size);
+}
+
+int WalFileControl(sqlite3_file* file, int op, void* arg) {
+  if (int rc = Flush(AsWal(file)); rc != SQLITE_OK) return rc;
+  return PassFileControl(file, op, arg);
+}
+
+int WalFetch(sqlite3_file* file, sqlite3_int64 offset, int amount, void** out) {
+  *out = nullptr;
+  if (int rc = Flush(AsWal(file)); rc != SQLITE_OK) return rc;
+  return PassFetch(file, offset, amount, out);
 }
 
 int DbClose(sqlite3_file* file) {
