@@ -1,6 +1,10 @@
 #include "delivery/planner.h"
 
+#include <cstdint>
+#include <memory>
+#include <mutex>
 #include <set>
+#include <unordered_map>
 
 #include "providers/registry.h"
 #include "wire/wire.h"
@@ -43,8 +47,9 @@ Json TemplateSubscriber(const store::Subscriber& s) {
 
 // Novu's push payload, {...payload, subscriber, step}: the trigger's payload first (without keys
 // of those two names), then the two keys Novu adds, in that order. Json objects keep their keys
-// sorted, so the text is put together here, once per notification.
-std::string NovuPayloadJson(const Json& payload, const Json& subscriber) {
+// sorted, so the text is put together here, once per notification. `subscriber` is the
+// subscriber document as JSON text.
+std::string NovuPayloadJson(const Json& payload, const std::string& subscriber) {
   std::string out = "{";
   auto append = [&out](const std::string& key, const Json& value) {
     if (out.size() > 1) out += ',';
@@ -57,11 +62,46 @@ std::string NovuPayloadJson(const Json& payload, const Json& subscriber) {
       if (key != "subscriber" && key != "step") append(key, value);
     }
   }
-  append("subscriber", subscriber);
-  append("step", Json{{"digest", false}});
-  out += '}';
+  out += out.size() > 1 ? ",\"subscriber\":" : "\"subscriber\":";
+  out += subscriber;
+  out += ",\"step\":{\"digest\":false}}";
   return out;
 }
+
+// What the planner derives from a subscriber alone: the same for every notification it gets.
+struct SubscriberDocs {
+  std::uint64_t snapshot = 0;
+  std::string document;  // the subscriber document (JSON text) in the push payload
+  Json template_view;    // {{subscriber.*}}
+};
+
+// SubscriberDocs of the subscribers planned lately, reused while the store hands out the same
+// snapshot of a subscriber (Subscriber::snapshot); bounded.
+class DocsMemo {
+ public:
+  std::shared_ptr<const SubscriberDocs> Get(const store::Subscriber& subscriber,
+                                            const std::string& organization_id) {
+    std::lock_guard lock(mu_);
+    if (subscriber.snapshot != 0) {
+      auto it = entries_.find(subscriber.id);
+      if (it != entries_.end() && it->second->snapshot == subscriber.snapshot) return it->second;
+    }
+    auto docs = std::make_shared<SubscriberDocs>();
+    docs->snapshot = subscriber.snapshot;
+    docs->document = DumpJson(wire::SubscriberJson(subscriber, organization_id));
+    docs->template_view = TemplateSubscriber(subscriber);
+    if (subscriber.snapshot != 0) {
+      if (entries_.size() >= kMaxEntries) entries_.clear();
+      entries_[subscriber.id] = docs;
+    }
+    return docs;
+  }
+
+ private:
+  static constexpr std::size_t kMaxEntries = 20000;
+  std::mutex mu_;
+  std::unordered_map<std::string, std::shared_ptr<const SubscriberDocs>> entries_;
+};
 
 }  // namespace
 
@@ -83,17 +123,17 @@ Json MergedOverrides(const Json& overrides, const std::string& provider_id,
 
 store::MessagePlanner MakePlanner(tmpl::TemplateCache& templates,
                                   std::map<std::string, std::string> organization_of) {
-  return [&templates, organization_of = std::move(organization_of)](
+  return [&templates, organization_of = std::move(organization_of),
+          memo = std::make_shared<DocsMemo>()](
              const store::Workflow& workflow, const store::Subscriber& subscriber,
              const store::Notification& notification,
              const Json& overrides) -> Result<std::vector<store::Message>> {
     std::vector<store::Message> out;
     auto org = organization_of.find(subscriber.environment_id);
-    Json subscriber_doc = wire::SubscriberJson(
-        subscriber, org == organization_of.end() ? std::string() : org->second);
-    Json context = {{"subscriber", TemplateSubscriber(subscriber)},
-                    {"payload", notification.payload}};
-    const std::string payload_json = NovuPayloadJson(notification.payload, subscriber_doc);
+    std::shared_ptr<const SubscriberDocs> docs =
+        memo->Get(subscriber, org == organization_of.end() ? std::string() : org->second);
+    Json context = {{"subscriber", docs->template_view}, {"payload", notification.payload}};
+    const std::string payload_json = NovuPayloadJson(notification.payload, docs->document);
 
     for (const store::WorkflowStep& step : workflow.steps) {
       if (step.type != "push") continue;

@@ -76,6 +76,42 @@ TEST(PlannerTest, PayloadKeysNamedSubscriberOrStepGiveWayToNovus) {
   EXPECT_EQ(Json::parse(text)["subscriber"]["subscriberId"], "ann");
 }
 
+TEST(PlannerTest, AnEmptyPayloadCarriesOnlyNovusKeys) {
+  tmpl::TemplateCache cache;
+  store::MessagePlanner plan = MakePlanner(cache, {{"env1", "org1"}});
+  auto messages = plan(Flow(), Ann(), store::Notification{}, Json::object());
+  ASSERT_TRUE(messages.ok());
+  ASSERT_FALSE(messages->empty());
+  const std::string& text = (*messages)[0].payload_json;
+  EXPECT_EQ(text.rfind(R"({"subscriber":{)", 0), 0u) << text;
+  EXPECT_EQ(Json::parse(text).size(), 2u) << text;
+}
+
+// What the planner derives from a subscriber is reused only for the same nonzero snapshot, which
+// the store promises never changes.
+TEST(PlannerTest, SubscriberDocumentsAreReusedForTheSameSnapshotOnly) {
+  tmpl::TemplateCache cache;
+  store::MessagePlanner plan = MakePlanner(cache, {{"env1", "org1"}});
+  auto first_of = [&](const store::Subscriber& s) {
+    auto messages = plan(Flow(), s, store::Notification{}, Json::object());
+    EXPECT_TRUE(messages.ok());
+    const store::Message& m = messages->at(0);
+    return m.title + " " +
+           Json::parse(m.payload_json)["subscriber"]["firstName"].get<std::string>();
+  };
+  store::Subscriber ann = Ann();
+  EXPECT_EQ(first_of(ann), "Hi Ann Ann");
+  ann.profile.first_name = "Bo";  // snapshot 0: never reused
+  EXPECT_EQ(first_of(ann), "Hi Bo Bo");
+  ann.snapshot = 7;
+  EXPECT_EQ(first_of(ann), "Hi Bo Bo");
+  store::Subscriber same = ann;  // the store never changes a snapshot: this shows the reuse
+  same.profile.first_name = "Cy";
+  EXPECT_EQ(first_of(same), "Hi Bo Bo");
+  same.snapshot = 8;
+  EXPECT_EQ(first_of(same), "Hi Cy Cy");
+}
+
 TEST(PlannerTest, OverrideTokensReplaceTheSubscribersTokens) {
   tmpl::TemplateCache cache;
   store::MessagePlanner plan = MakePlanner(cache, {});

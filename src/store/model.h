@@ -75,6 +75,10 @@ struct Subscriber {
   std::vector<std::string> topics;  // topic keys
   EpochMs created_at = 0;
   EpochMs updated_at = 0;
+  // Nonzero for a snapshot the store keeps unchanged (its planning cache): two Subscribers with
+  // the same nonzero snapshot hold the same data, so what was derived from one (a planner's
+  // documents) holds for the other. Zero says nothing.
+  std::uint64_t snapshot = 0;
 };
 
 // A partial update: only engaged members change. An engaged member holding nullopt clears it.

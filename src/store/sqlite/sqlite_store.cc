@@ -10,6 +10,7 @@
 #include <set>
 #include <span>
 #include <thread>
+#include <unordered_map>
 
 #include "core/ids.h"
 #include "core/log.h"
@@ -271,6 +272,54 @@ Result<Subscriber> LoadSubscriber(Db& db, std::string_view env, std::string_view
   LoadSubscriberDetails(db, sub);
   return sub;
 }
+
+// Subscribers as trigger planning loads them (profile, channels with tokens, topics), by
+// environment and subscriberId, so that a subscriber who gets one notification after another is
+// not read and copied for each. Used on the writer thread only, and kept in step with the
+// database by clearing: the store clears it after every write that may change what it holds and
+// the writer after a rolled-back batch, so an entry never outlives the data it was read from.
+// Each entry is a fresh snapshot number (see Subscriber::snapshot); numbers are never reused.
+class SubscriberCache {
+ public:
+  std::shared_ptr<const Subscriber> Find(std::string_view env, std::string_view subscriber_id) {
+    auto it = entries_.find(Key(env, subscriber_id));
+    return it == entries_.end() ? nullptr : it->second;
+  }
+
+  std::shared_ptr<const Subscriber> Put(Subscriber sub) {
+    if (entries_.size() >= kMaxEntries) entries_.clear();
+    sub.snapshot = next_snapshot_++;
+    auto entry = std::make_shared<const Subscriber>(std::move(sub));
+    entries_[Key(entry->environment_id, entry->subscriber_id)] = entry;
+    return entry;
+  }
+
+  void Clear() { entries_.clear(); }
+
+ private:
+  static constexpr std::size_t kMaxEntries = 20000;
+  static std::string Key(std::string_view env, std::string_view subscriber_id) {
+    std::string key(env);
+    key += '\n';
+    key += subscriber_id;
+    return key;
+  }
+
+  std::unordered_map<std::string, std::shared_ptr<const Subscriber>> entries_;
+  std::uint64_t next_snapshot_ = 1;
+};
+
+// Clears `cache` when it goes out of scope (also when the write it guards fails or throws).
+class ClearAfter {
+ public:
+  explicit ClearAfter(SubscriberCache& cache) : cache_(cache) {}
+  ~ClearAfter() { cache_.Clear(); }
+  ClearAfter(const ClearAfter&) = delete;
+  ClearAfter& operator=(const ClearAfter&) = delete;
+
+ private:
+  SubscriberCache& cache_;
+};
 
 std::optional<std::string> FindSubscriberPk(Db& db, std::string_view env,
                                             std::string_view subscriber_id) {
@@ -678,18 +727,26 @@ class SqliteStore final : public Store {
               std::int64_t max_queued_triggers)
       : keys_(keys),
         max_queued_triggers_(max_queued_triggers),
-        writer_(std::move(writer_db), wal_path),
+        writer_(std::move(writer_db), wal_path, Writer::kDefaultLazySyncDelay,
+                Writer::kDefaultBackgroundBudget, [this] { subscribers_.Clear(); }),
         checkpointer_(std::move(checkpoint_db), wal_path) {}
 
   void AddReader(std::unique_ptr<Db> db) { readers_.Add(std::move(db)); }
 
+  // Whether a write may change what the subscriber cache holds (subscribers, their channels and
+  // tokens, integrations, topics): then the cache is cleared after it runs.
+  enum class Touches { kSubscribers, kNothingCached };
+
   // Runs `f(db)` inside the writer's batch; `f` returns Result<T>.
   template <typename T, typename F>
   Result<T> Write(F&& f, Durability durability = Durability::kSynced,
-                  Priority priority = Priority::kForeground) {
+                  Priority priority = Priority::kForeground,
+                  Touches touches = Touches::kSubscribers) {
     std::optional<T> out;
     Status st = writer_.Run(
         [&](Db& db) -> Status {
+          std::optional<ClearAfter> clear;
+          if (touches == Touches::kSubscribers) clear.emplace(subscribers_);
           Result<T> r = f(db);
           if (!r.ok()) return r.take_status();
           out = std::move(r.value());
@@ -701,19 +758,29 @@ class SqliteStore final : public Store {
   }
 
   // Delivery bookkeeping that a restart can replay: behind waiting API writes, not synced alone.
+  // It leaves subscribers alone.
   template <typename T, typename F>
   Result<T> WriteBackground(F&& f) {
-    return Write<T>(std::forward<F>(f), Durability::kCommitted, Priority::kBackground);
+    return Write<T>(std::forward<F>(f), Durability::kCommitted, Priority::kBackground,
+                    Touches::kNothingCached);
   }
 
-  Status WriteStatus(WriteFn f) { return writer_.Run(std::move(f)); }
+  Status WriteStatus(WriteFn f) {
+    return writer_.Run([this, f = std::move(f)](Db& db) {
+      ClearAfter clear(subscribers_);
+      return f(db);
+    });
+  }
 
   // Like Write, but returns at once; `done` runs on the writer thread after the commit.
   template <typename T, typename F>
-  void WriteAsync(F f, std::function<void(Result<T>)> done) {
+  void WriteAsync(F f, std::function<void(Result<T>)> done,
+                  Touches touches = Touches::kSubscribers) {
     auto out = std::make_shared<std::optional<T>>();
     writer_.Submit(
-        [f = std::move(f), out](Db& db) -> Status {
+        [this, f = std::move(f), out, touches](Db& db) -> Status {
+          std::optional<ClearAfter> clear;
+          if (touches == Touches::kSubscribers) clear.emplace(subscribers_);
           Result<T> r = f(db);
           if (!r.ok()) return r.take_status();
           *out = std::move(r.value());
@@ -1425,9 +1492,30 @@ class SqliteStore final : public Store {
     return Status::Ok();
   }
 
+  // A trigger's subscriber as planning needs it. A plain subscriberId comes from the cache, or is
+  // read (and cached) if it exists; a subscriber object with a profile or channels, or one that
+  // does not exist yet, is written first and not cached (and the cache is cleared: the write may
+  // have changed an entry).
+  static Result<std::shared_ptr<const Subscriber>> PlanningTarget(Db& db, SubscriberCache& cache,
+                                                                  std::string_view env,
+                                                                  const SubscriberTarget& target,
+                                                                  std::size_t max_tokens,
+                                                                  EpochMs now) {
+    if (target.profile.empty() && target.channels.empty()) {
+      if (std::shared_ptr<const Subscriber> hit = cache.Find(env, target.subscriber_id)) return hit;
+      Result<Subscriber> stored = LoadSubscriber(db, env, target.subscriber_id);
+      if (stored.ok()) return cache.Put(std::move(stored.value()));
+      if (stored.status().code() != Code::kNotFound) return stored.take_status();
+    }
+    ClearAfter clear(cache);
+    ASSIGN_OR_RETURN(Subscriber written, UpsertTarget(db, env, target, max_tokens, now));
+    return std::make_shared<const Subscriber>(std::move(written));
+  }
+
   // Plans one trigger (see PlanTriggers); the caller holds a savepoint around it.
-  static Status PlanOne(Db& db, const TriggerRequest& r, const MessagePlanner& planner,
-                        const NewLease& lease, PlanReceipt& receipt) {
+  static Status PlanOne(Db& db, SubscriberCache& cache, const TriggerRequest& r,
+                        const MessagePlanner& planner, const NewLease& lease,
+                        PlanReceipt& receipt) {
     if (!r.workflow) return Status::InvalidArgument("trigger without a workflow");
     EpochMs now = NowMs();
     ASSIGN_OR_RETURN(bool fresh, TakeTransactionId(db, r.environment_id, r.transaction_id,
@@ -1439,16 +1527,17 @@ class SqliteStore final : public Store {
     RETURN_IF_ERROR(RequireTopics(db, r));
     std::vector<std::string> exclude;
     if (r.actor) {
-      Result<Subscriber> actor = UpsertTarget(db, r.environment_id, *r.actor, r.max_tokens, now);
+      Result<std::shared_ptr<const Subscriber>> actor =
+          PlanningTarget(db, cache, r.environment_id, *r.actor, r.max_tokens, now);
       if (!actor.ok()) return actor.take_status();
       exclude.push_back(r.actor->subscriber_id);
     }
     std::vector<Message>* leased = lease.owner.empty() ? nullptr : &receipt.leased;
     for (const SubscriberTarget& target : r.subscribers) {
-      ASSIGN_OR_RETURN(Subscriber sub,
-                       UpsertTarget(db, r.environment_id, target, r.max_tokens, now));
+      ASSIGN_OR_RETURN(std::shared_ptr<const Subscriber> sub,
+                       PlanningTarget(db, cache, r.environment_id, target, r.max_tokens, now));
       ASSIGN_OR_RETURN(std::size_t written,
-                       WriteNotification(db, *r.workflow, sub, r.transaction_id, r.payload,
+                       WriteNotification(db, *r.workflow, *sub, r.transaction_id, r.payload,
                                          r.overrides, planner, now, lease, leased));
       receipt.notifications += 1;
       receipt.messages += written;
@@ -1640,7 +1729,7 @@ class SqliteStore final : public Store {
       PlanReceipt attempt;
       Status st;
       try {
-        st = PlanOne(db, *item.request, planner, lease, attempt);
+        st = PlanOne(db, subscribers_, *item.request, planner, lease, attempt);
       } catch (const std::exception& e) {  // a bug in planning this one: never retry it
         st = Status::InvalidArgument(std::string("planning threw: ") + e.what());
       }
@@ -1776,7 +1865,7 @@ class SqliteStore final : public Store {
 
   void CompleteMessages(std::string owner_id, std::vector<MessageOutcome> outcome_list,
                         std::function<void(Status)> done) override {
-    auto work = [owner = std::move(owner_id),
+    auto work = [this, owner = std::move(owner_id),
                  outcomes = std::move(outcome_list)](Db& db) -> Status {
       EpochMs now = NowMs();
       for (const MessageOutcome& o : outcomes) {
@@ -1826,6 +1915,9 @@ class SqliteStore final : public Store {
         if (o.kind == Kind::kDelivered) {
           t.Bind(1, static_cast<std::int64_t>(o.at));
         } else {
+          // A failure can expire the token, which planning then skips. (A delivery's last-active
+          // time is not what planning reads.)
+          subscribers_.Clear();
           t.Bind(1, o.error_id + (o.error_text.empty() ? "" : ": " + o.error_text));
           t.Bind(2, o.kind == Kind::kFailed && o.expire_token);
         }
@@ -2053,7 +2145,7 @@ class SqliteStore final : public Store {
           RETURN_IF_ERROR(put.Exec());
           return IdempotencyRecord{};
         },
-        std::move(done));
+        std::move(done), Touches::kNothingCached);
   }
 
   void FinishIdempotent(std::string env, std::string key, int status, std::string body,
@@ -2097,6 +2189,7 @@ class SqliteStore final : public Store {
   static constexpr int kInboxRecountEvery = 64;
   std::int64_t inbox_estimate_ = 0;
   int enqueues_since_count_ = kInboxRecountEvery;
+  SubscriberCache subscribers_;  // writer thread only; before writer_, which uses it
   Writer writer_;
   Checkpointer checkpointer_;
   ReaderPool readers_;

@@ -27,11 +27,12 @@ void Finish(std::function<void(Status)>& done, Status status) {
 
 Writer::Writer(std::unique_ptr<Db> db, std::string wal_path,
                std::chrono::milliseconds lazy_sync_delay,
-               std::chrono::microseconds background_budget)
+               std::chrono::microseconds background_budget, std::function<void()> on_rollback)
     : db_(std::move(db)),
       wal_path_(std::move(wal_path)),
       lazy_sync_delay_(lazy_sync_delay),
       background_budget_(background_budget),
+      on_rollback_(std::move(on_rollback)),
       sync_thread_([this] { SyncLoop(); }),
       write_thread_([this] { WriteLoop(); }) {}
 
@@ -108,6 +109,7 @@ std::vector<Writer::Finished> Writer::RunBatch(Committed* committed) {
   std::vector<Status> results;
   std::vector<Finished> out;
   auto fail_all = [&](const Status& status) {
+    if (on_rollback_) on_rollback_();
     out.clear();
     for (Task& task : batch) out.push_back({std::move(task.done), status});
     return std::move(out);

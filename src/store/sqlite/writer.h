@@ -49,10 +49,16 @@ enum class Undo { kSavepoint, kSelf };
 
 class Writer {
  public:
-  // `wal_path` is the database's write-ahead log (`<database>-wal`).
+  static constexpr std::chrono::milliseconds kDefaultLazySyncDelay{5};
+  static constexpr std::chrono::microseconds kDefaultBackgroundBudget{1500};
+
+  // `wal_path` is the database's write-ahead log (`<database>-wal`). `on_rollback` (if set) runs
+  // on the writer thread whenever a batch's transaction is rolled back as a whole, before the
+  // next write runs: for callers that keep what writes read (a cache) in step with the database.
   Writer(std::unique_ptr<Db> db, std::string wal_path,
-         std::chrono::milliseconds lazy_sync_delay = std::chrono::milliseconds(5),
-         std::chrono::microseconds background_budget = std::chrono::microseconds(1500));
+         std::chrono::milliseconds lazy_sync_delay = kDefaultLazySyncDelay,
+         std::chrono::microseconds background_budget = kDefaultBackgroundBudget,
+         std::function<void()> on_rollback = {});
   ~Writer();  // runs every queued write, syncs, then stops
   Writer(const Writer&) = delete;
   Writer& operator=(const Writer&) = delete;
@@ -101,6 +107,7 @@ class Writer {
   const std::string wal_path_;
   const std::chrono::milliseconds lazy_sync_delay_;
   const std::chrono::microseconds background_budget_;
+  const std::function<void()> on_rollback_;
   int wal_fd_ = -1;  // opened on the first sync (SQLite creates the file on the first write)
 
   std::mutex mu_;  // guards the queues and stopping_

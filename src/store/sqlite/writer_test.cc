@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <filesystem>
 #include <future>
 #include <memory>
@@ -239,6 +240,39 @@ TEST_F(WriterTest, AFailedWriteIsRolledBackAloneAndNeedsNoSync) {
   EXPECT_EQ(failed.code(), Code::kInvalidArgument);
   EXPECT_TRUE(Rows().empty());
   EXPECT_EQ(writer_->SyncCount(), 0u);
+}
+
+TEST_F(WriterTest, TheRollbackHookRunsWhenABatchIsRolledBackAsAWhole) {
+  writer_.reset();
+  auto db = Db::Open(path_, false);
+  ASSERT_TRUE(db.ok()) << db.status().message();
+  std::atomic<int> rollbacks{0};
+  writer_ = std::make_unique<Writer>(std::move(*db), path_ + "-wal", std::chrono::minutes(10),
+                                     std::chrono::minutes(10), [&rollbacks] { ++rollbacks; });
+  ASSERT_TRUE(writer_->Run(Insert(1)).ok());
+  // A write that fails is rolled back alone: its batch commits.
+  EXPECT_FALSE(writer_->Run([](Db&) { return Status::InvalidArgument("no"); }).ok());
+  EXPECT_EQ(rollbacks.load(), 0);
+
+  // A write in the same batch as one that ends the transaction is lost with it, and the hook
+  // runs before the next batch.
+  std::promise<void> release = Block(Priority::kForeground);
+  std::promise<Status> lost, aborting;
+  writer_->Submit(Insert(2), [&](Status st) { lost.set_value(std::move(st)); });
+  writer_->Submit([](Db& db) { return db.Run("ROLLBACK"); },
+                  [&](Status st) { aborting.set_value(std::move(st)); });
+  writer_->Submit(
+      [&rollbacks](Db&) {
+        return rollbacks.load() == 1 ? Status::Ok() : Status::Internal("hook did not run first");
+      },
+      [](Status st) { EXPECT_TRUE(st.ok()) << st.message(); }, Durability::kCommitted,
+      Priority::kBackground);
+  release.set_value();
+  EXPECT_EQ(lost.get_future().get().code(), Code::kInternal);
+  EXPECT_EQ(aborting.get_future().get().code(), Code::kInternal);
+  ASSERT_TRUE(writer_->Run(Insert(3)).ok());
+  EXPECT_EQ(rollbacks.load(), 1);
+  EXPECT_EQ(Rows(), (std::vector<int>{1, 3}));
 }
 
 }  // namespace
