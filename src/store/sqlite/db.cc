@@ -36,6 +36,15 @@ Stmt& Stmt::Bind(int index, const std::optional<std::int64_t>& value) {
   return value ? Bind(index, *value) : BindNull(index);
 }
 
+Stmt& Stmt::BindRef(int index, const std::string& text) {
+  sqlite3_bind_text(stmt_, index, text.data(), static_cast<int>(text.size()), SQLITE_STATIC);
+  return *this;
+}
+
+Stmt& Stmt::BindRef(int index, const std::optional<std::string>& text) {
+  return text ? BindRef(index, *text) : BindNull(index);
+}
+
 Stmt& Stmt::BindNull(int index) {
   sqlite3_bind_null(stmt_, index);
   return *this;

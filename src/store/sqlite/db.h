@@ -34,6 +34,12 @@ class Stmt {
   Stmt& Bind(int index, const std::optional<std::string>& text);
   Stmt& Bind(int index, const std::optional<std::int64_t>& value);
   Stmt& BindNull(int index);
+  // Binds without a copy: `text` must stay alive and unchanged until this Stmt is destroyed
+  // (which resets the statement). For the large values of the hot write paths.
+  Stmt& BindRef(int index, const std::string& text);
+  Stmt& BindRef(int index, const std::optional<std::string>& text);
+  Stmt& BindRef(int index, std::string&& text) = delete;  // a temporary would dangle
+  Stmt& BindRef(int index, std::optional<std::string>&& text) = delete;
 
   // Advances; true while a row is available. Errors become Internal/Conflict via status().
   bool Step();

@@ -631,11 +631,12 @@ Status InsertMessage(Db& db, const Message& m, const NewLease& lease) {
       "channel_pk, device_token, token_identity, state, attempts, next_attempt_at, created_at, "
       "updated_at, lease_owner, lease_until) "
       "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?, ?, ?)");
-  s.Bind(1, m.id).Bind(2, m.environment_id).Bind(3, m.notification_id).Bind(4, m.transaction_id);
-  s.Bind(5, m.subscriber_pk).Bind(6, m.subscriber_id).Bind(7, m.workflow_pk);
-  s.Bind(8, m.workflow_id).Bind(9, m.step_pk).Bind(10, m.step_id).Bind(11, m.integration_id);
-  s.Bind(12, m.provider_id).Bind(13, m.channel_pk).Bind(14, m.device_token);
-  s.Bind(15, m.token_identity).Bind(16, m.next_attempt_at);
+  s.BindRef(1, m.id).BindRef(2, m.environment_id).BindRef(3, m.notification_id);
+  s.BindRef(4, m.transaction_id).BindRef(5, m.subscriber_pk).BindRef(6, m.subscriber_id);
+  s.BindRef(7, m.workflow_pk).BindRef(8, m.workflow_id).BindRef(9, m.step_pk);
+  s.BindRef(10, m.step_id).BindRef(11, m.integration_id).BindRef(12, m.provider_id);
+  s.BindRef(13, m.channel_pk).BindRef(14, m.device_token).BindRef(15, m.token_identity);
+  s.Bind(16, m.next_attempt_at);
   s.Bind(17, static_cast<std::int64_t>(m.created_at));
   s.Bind(18, static_cast<std::int64_t>(m.created_at));
   if (lease.owner.empty()) {
@@ -647,8 +648,9 @@ Status InsertMessage(Db& db, const Message& m, const NewLease& lease) {
   Stmt body = db.Prepare(
       "INSERT INTO message_bodies (message_id, title, content, payload, overrides) "
       "VALUES (?, ?, ?, ?, ?)");
-  body.Bind(1, m.id).Bind(2, m.title).Bind(3, m.content).Bind(4, m.payload_json);
-  body.Bind(5, DumpJson(m.overrides));
+  const std::string overrides = DumpJson(m.overrides);
+  body.BindRef(1, m.id).BindRef(2, m.title).BindRef(3, m.content).BindRef(4, m.payload_json);
+  body.BindRef(5, overrides);
   return body.Exec();
 }
 
@@ -690,13 +692,15 @@ Result<std::size_t> WriteNotification(Db& db, const Workflow& workflow, const Su
   n.subscriber_id = sub.subscriber_id;
   n.payload = payload;
   n.created_at = now;
+  const std::string payload_text = DumpJson(payload);
   Stmt s = db.Prepare(
       "INSERT INTO notifications (id, environment_id, transaction_id, workflow_pk, workflow_id, "
       "workflow_name, subscriber_pk, subscriber_id, payload, created_at) "
       "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
-  s.Bind(1, n.id).Bind(2, n.environment_id).Bind(3, n.transaction_id).Bind(4, n.workflow_pk);
-  s.Bind(5, n.workflow_id).Bind(6, n.workflow_name).Bind(7, n.subscriber_pk);
-  s.Bind(8, n.subscriber_id).Bind(9, DumpJson(payload)).Bind(10, static_cast<std::int64_t>(now));
+  s.BindRef(1, n.id).BindRef(2, n.environment_id).BindRef(3, n.transaction_id);
+  s.BindRef(4, n.workflow_pk).BindRef(5, n.workflow_id).BindRef(6, n.workflow_name);
+  s.BindRef(7, n.subscriber_pk).BindRef(8, n.subscriber_id).BindRef(9, payload_text);
+  s.Bind(10, static_cast<std::int64_t>(now));
   RETURN_IF_ERROR(s.Exec());
   ASSIGN_OR_RETURN(std::vector<Message> messages, planner(workflow, sub, n, overrides));
   for (Message& m : messages) {
@@ -1576,8 +1580,8 @@ class SqliteStore final : public Store {
           Stmt s = db.Prepare(
               "INSERT INTO trigger_inbox (environment_id, transaction_id, broadcast, event, "
               "created_at) VALUES (?, ?, ?, ?, ?)");
-          s.Bind(1, row->environment_id).Bind(2, row->transaction_id).Bind(3, row->broadcast);
-          s.Bind(4, event).Bind(5, static_cast<std::int64_t>(NowMs()));
+          s.BindRef(1, row->environment_id).BindRef(2, row->transaction_id);
+          s.Bind(3, row->broadcast).BindRef(4, event).Bind(5, static_cast<std::int64_t>(NowMs()));
           RETURN_IF_ERROR(s.Exec());
           inbox_estimate_ += 1;
           return Status::Ok();
