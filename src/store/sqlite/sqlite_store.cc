@@ -1694,6 +1694,7 @@ class SqliteStore final : public Store {
     }
     (void)db.Run("ROLLBACK TO c");
     (void)db.Run("RELEASE c");
+    subscribers_.Clear();  // it may hold what the chunk wrote
     if (!db.InTransaction()) return all.status();
     progress = before;
     return PlanItems(db, items, planner, lease, max_leased, progress, /*isolate=*/true);
@@ -1741,6 +1742,7 @@ class SqliteStore final : public Store {
       if (!st.ok()) {
         (void)db.Run("ROLLBACK TO t");
         (void)db.Run("RELEASE t");
+        subscribers_.Clear();
         if (!db.InTransaction() || !IsPermanentTriggerError(st.code()))
           return st;  // the whole chunk stays queued
         spdlog::warn("trigger dropped transaction_id={} reason=\"{}\"",
@@ -1772,7 +1774,9 @@ class SqliteStore final : public Store {
       writer_.Submit(
           [&, c, chunk](Db& db) -> Status {
             parts[c] = PlanChunk(db, chunk, planner, lease, max_leased, progress);
-            return parts[c]->ok() ? Status::Ok() : parts[c]->status();
+            if (parts[c]->ok()) return Status::Ok();
+            subscribers_.Clear();  // the writer rolls the chunk back
+            return parts[c]->status();
           },
           [&, c](Status st) {
             // A chunk whose own work succeeded can still fail as part of its batch.

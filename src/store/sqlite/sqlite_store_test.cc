@@ -608,6 +608,48 @@ TEST_F(SqliteStoreTest, PlanningSeesEveryChangeToItsSubscriber) {
   EXPECT_NE(fresh.id, first.id);
 }
 
+// A planning chunk that fails is rolled back, just-in-time channels and all: what the cache took
+// in meanwhile (a subscriber read after a trigger of the chunk wrote to it) must go with it.
+TEST_F(SqliteStoreTest, APlanningChunkRolledBackLeavesNothingOfItInTheSubscriberCache) {
+  HookSubscriber({"a"});
+  auto request = [&](const std::string& tx, SubscriberTarget target) {
+    PlannedTrigger item;
+    item.request = TriggerRequest{};
+    item.request->environment_id = dev_;
+    item.request->transaction_id = tx;
+    item.request->workflow = TestWorkflow();
+    item.request->max_tokens = 100;
+    item.request->subscribers.push_back(std::move(target));
+    return item;
+  };
+  JitChannel jit{"push-webhook", std::nullopt, Tokens({"jit"}), std::nullopt};
+  // The JIT token is written, a plain trigger then reads (and caches) u1 with it, and a transient
+  // failure rolls the chunk back: planned again one by one, then failed again, it stays queued.
+  std::vector<PlannedTrigger> chunk = {request("jit", {"u1", {}, {jit}}),
+                                       request("plain", {"u1", {}, {}}),
+                                       request("busy", {"u1", {}, {}})};
+  MessagePlanner planner = [inner = TokenPlanner()](
+                               const Workflow& w, const Subscriber& sub, const Notification& n,
+                               const Json& overrides) -> Result<std::vector<Message>> {
+    if (n.transaction_id == "busy") return Status::Unavailable("busy");
+    return inner(w, sub, n, overrides);
+  };
+  EXPECT_EQ(store_->PlanTriggers(chunk, planner, "", 0).status().code(), Code::kUnavailable);
+  EXPECT_EQ(ActiveTokens(*store_->GetSubscriber(dev_, "u1")), std::vector<std::string>{"a"});
+
+  std::vector<std::string> planned_tokens;
+  MessagePlanner recording = [&planned_tokens, inner = TokenPlanner()](
+                                 const Workflow& w, const Subscriber& sub, const Notification& n,
+                                 const Json& o) {
+    for (const SubscriberChannel& ch : sub.channels) {
+      for (const DeviceToken& t : ch.tokens) planned_tokens.push_back(t.token);
+    }
+    return inner(w, sub, n, o);
+  };
+  ASSERT_TRUE(store_->PlanTriggers({request("after", {"u1", {}, {}})}, recording, "", 0).ok());
+  EXPECT_EQ(planned_tokens, std::vector<std::string>{"a"});
+}
+
 TEST_F(SqliteStoreTest, NotificationsFindTheirMessagesBeforeAndAfterTheIndexMigration) {
   HookSubscriber({"a", "b"});
   for (const char* tx : {"tx-a", "tx-b"}) {
