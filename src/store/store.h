@@ -113,7 +113,9 @@ struct PlanReceipt {
 };
 
 // Plans the messages of one notification (fills every Message field but ids, state and times).
-// Runs inside the store's write transaction: it must be fast and must not call the store.
+// Runs inside the store's write transaction: it must be fast and must not call the store. The
+// subscriber's tokens carry no last-active time or last failure (deliveries rewrite those all the
+// time; planning has no use for them).
 using MessagePlanner = std::function<Result<std::vector<Message>>(
     const Workflow& workflow, const Subscriber& subscriber, const Notification& notification,
     const Json& overrides)>;

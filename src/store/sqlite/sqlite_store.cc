@@ -1,6 +1,7 @@
 #include "store/sqlite/sqlite_store.h"
 
 #include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <filesystem>
@@ -226,7 +227,7 @@ std::vector<DeviceToken> LoadTokens(Db& db, const std::string& channel_pk) {
   return tokens;
 }
 
-void LoadSubscriberDetails(Db& db, Subscriber& sub) {
+Status LoadSubscriberDetails(Db& db, Subscriber& sub) {
   {
     // Channels with their tokens in one statement (it runs for every trigger's subscriber): a
     // row per token, or one with NULL token columns for a channel without tokens.
@@ -252,12 +253,14 @@ void LoadSubscriberDetails(Db& db, Subscriber& sub) {
       }
       if (!s.IsNull(7)) sub.channels.back().tokens.push_back(ReadTokenRow(s, 7));
     }
+    RETURN_IF_ERROR(s.status());
   }
   Stmt s = db.Prepare(
       "SELECT t.topic_key FROM topic_subscriptions ts JOIN topics t ON t.id = ts.topic_id "
       "WHERE ts.subscriber_pk = ? ORDER BY t.topic_key");
   s.Bind(1, sub.id);
   while (s.Step()) sub.topics.push_back(s.Text(0));
+  return s.status();
 }
 
 Result<Subscriber> LoadSubscriber(Db& db, std::string_view env, std::string_view subscriber_id) {
@@ -269,16 +272,28 @@ Result<Subscriber> LoadSubscriber(Db& db, std::string_view env, std::string_view
     return Status::NotFound("Subscriber '" + std::string(subscriber_id) + "' was not found");
   }
   Subscriber sub = ReadSubscriberRow(s);
-  LoadSubscriberDetails(db, sub);
+  RETURN_IF_ERROR(LoadSubscriberDetails(db, sub));
   return sub;
 }
 
-// Subscribers as trigger planning loads them (profile, channels with tokens, topics), by
-// environment and subscriberId, so that a subscriber who gets one notification after another is
-// not read and copied for each. Used on the writer thread only, and kept in step with the
-// database by clearing: the store clears it after every write that may change what it holds and
-// the writer after a rolled-back batch, so an entry never outlives the data it was read from.
-// Each entry is a fresh snapshot number (see Subscriber::snapshot); numbers are never reused.
+// A subscriber as trigger planning sees it: without its tokens' last-active time and last
+// failure, which deliveries rewrite all the time and planning never reads (see MessagePlanner).
+Subscriber ForPlanning(Subscriber sub) {
+  for (SubscriberChannel& channel : sub.channels) {
+    for (DeviceToken& token : channel.tokens) {
+      token.last_active_at.reset();
+      token.last_failure_reason.reset();
+    }
+  }
+  return sub;
+}
+
+// Subscribers as trigger planning sees them (ForPlanning), by environment and subscriberId, so
+// that a subscriber who gets one notification after another is not read and copied for each. Used
+// on the writer thread only, and kept in step with the database by clearing: the store clears it
+// after every write that may change what it holds and whenever planning rolls back, and the writer
+// after a rolled-back batch, so an entry never outlives the data it was read from. Each entry is a
+// fresh snapshot number (see Subscriber::snapshot), unique in the process.
 class SubscriberCache {
  public:
   std::shared_ptr<const Subscriber> Find(std::string_view env, std::string_view subscriber_id) {
@@ -288,7 +303,7 @@ class SubscriberCache {
 
   std::shared_ptr<const Subscriber> Put(Subscriber sub) {
     if (entries_.size() >= kMaxEntries) entries_.clear();
-    sub.snapshot = next_snapshot_++;
+    sub.snapshot = next_snapshot_.fetch_add(1, std::memory_order_relaxed);
     auto entry = std::make_shared<const Subscriber>(std::move(sub));
     entries_[Key(entry->environment_id, entry->subscriber_id)] = entry;
     return entry;
@@ -306,19 +321,25 @@ class SubscriberCache {
   }
 
   std::unordered_map<std::string, std::shared_ptr<const Subscriber>> entries_;
-  std::uint64_t next_snapshot_ = 1;
+  // Shared by every store of the process: a planner may outlive one store and meet the same
+  // subscriber through another.
+  static inline std::atomic<std::uint64_t> next_snapshot_{1};
 };
 
-// Clears `cache` when it goes out of scope (also when the write it guards fails or throws).
+// Clears `cache` when it goes out of scope (also when the write it guards fails or throws),
+// unless Keep() was called.
 class ClearAfter {
  public:
-  explicit ClearAfter(SubscriberCache& cache) : cache_(cache) {}
-  ~ClearAfter() { cache_.Clear(); }
+  explicit ClearAfter(SubscriberCache& cache) : cache_(&cache) {}
+  ~ClearAfter() {
+    if (cache_) cache_->Clear();
+  }
   ClearAfter(const ClearAfter&) = delete;
   ClearAfter& operator=(const ClearAfter&) = delete;
+  void Keep() { cache_ = nullptr; }
 
  private:
-  SubscriberCache& cache_;
+  SubscriberCache* cache_;
 };
 
 std::optional<std::string> FindSubscriberPk(Db& db, std::string_view env,
@@ -1068,7 +1089,7 @@ class SqliteStore final : public Store {
       ASSIGN_OR_RETURN(Page<Subscriber> page,
                        KeysetPage<Subscriber>(db, "subscribers", kSubscriberColumns, from, params,
                                               request, ReadSubscriberRow));
-      for (Subscriber& sub : page.items) LoadSubscriberDetails(db, sub);
+      for (Subscriber& sub : page.items) RETURN_IF_ERROR(LoadSubscriberDetails(db, sub));
       return page;
     });
   }
@@ -1508,12 +1529,12 @@ class SqliteStore final : public Store {
     if (target.profile.empty() && target.channels.empty()) {
       if (std::shared_ptr<const Subscriber> hit = cache.Find(env, target.subscriber_id)) return hit;
       Result<Subscriber> stored = LoadSubscriber(db, env, target.subscriber_id);
-      if (stored.ok()) return cache.Put(std::move(stored.value()));
+      if (stored.ok()) return cache.Put(ForPlanning(std::move(stored.value())));
       if (stored.status().code() != Code::kNotFound) return stored.take_status();
     }
     ClearAfter clear(cache);
     ASSIGN_OR_RETURN(Subscriber written, UpsertTarget(db, env, target, max_tokens, now));
-    return std::make_shared<const Subscriber>(std::move(written));
+    return std::make_shared<const Subscriber>(ForPlanning(std::move(written)));
   }
 
   // Plans one trigger (see PlanTriggers); the caller holds a savepoint around it.
@@ -1773,10 +1794,13 @@ class SqliteStore final : public Store {
                                             std::min(kPlanChunk, items.size() - c * kPlanChunk));
       writer_.Submit(
           [&, c, chunk](Db& db) -> Status {
+            // A chunk that fails (or throws) is rolled back by the writer: what the cache took
+            // in meanwhile goes too.
+            ClearAfter clear_on_failure(subscribers_);
             parts[c] = PlanChunk(db, chunk, planner, lease, max_leased, progress);
-            if (parts[c]->ok()) return Status::Ok();
-            subscribers_.Clear();  // the writer rolls the chunk back
-            return parts[c]->status();
+            if (!parts[c]->ok()) return parts[c]->status();
+            clear_on_failure.Keep();
+            return Status::Ok();
           },
           [&, c](Status st) {
             // A chunk whose own work succeeded can still fail as part of its batch.
@@ -2012,9 +2036,10 @@ class SqliteStore final : public Store {
         for (const auto& [pk, subscriber_id] : members) {
           if (exclude.count(subscriber_id)) continue;
           ASSIGN_OR_RETURN(Subscriber sub, LoadSubscriber(db, env, subscriber_id));
-          ASSIGN_OR_RETURN(std::size_t written,
-                           WriteNotification(db, *workflow, sub, tx, request["payload"],
-                                             request["overrides"], planner, now));
+          ASSIGN_OR_RETURN(
+              std::size_t written,
+              WriteNotification(db, *workflow, ForPlanning(std::move(sub)), tx, request["payload"],
+                                request["overrides"], planner, now));
           (void)written;
         }
       }

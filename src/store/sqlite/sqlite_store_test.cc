@@ -575,12 +575,25 @@ TEST_F(SqliteStoreTest, PlanningSeesEveryChangeToItsSubscriber) {
   const std::uint64_t before = plan({"u1", {}, {}}).snapshot;
   ASSERT_TRUE(
       CompleteSync(*store_, "me", {outcome(by_token["a"], MessageOutcome::Kind::kDelivered)}).ok());
-  EXPECT_EQ(plan({"u1", {}, {}}).snapshot, before);
+  const Subscriber after_delivery = plan({"u1", {}, {}});
+  EXPECT_EQ(after_delivery.snapshot, before);
+  // Planning sees no token's last-active time or last failure, the fields a delivery rewrites.
+  EXPECT_TRUE(store_->GetSubscriber(dev_, "u1")->channels.at(0).tokens.at(0).last_active_at);
+  for (const DeviceToken& t : after_delivery.channels.at(0).tokens) {
+    EXPECT_FALSE(t.last_active_at.has_value());
+    EXPECT_FALSE(t.last_failure_reason.has_value());
+  }
   MessageOutcome dead = outcome(by_token["b"], MessageOutcome::Kind::kFailed);
   dead.error_id = "UNREGISTERED";
   dead.expire_token = true;
   ASSERT_TRUE(CompleteSync(*store_, "me", {dead}).ok());
-  EXPECT_EQ(tokens(plan({"u1", {}, {}})), (std::vector<std::string>{"a", "b(expired)"}));
+  const Subscriber reread = plan({"u1", {}, {}});
+  EXPECT_EQ(tokens(reread), (std::vector<std::string>{"a", "b(expired)"}));
+  // Read again after the delivery to "a" and the failure of "b": still without either field.
+  for (const DeviceToken& t : reread.channels.at(0).tokens) {
+    EXPECT_FALSE(t.last_active_at.has_value());
+    EXPECT_FALSE(t.last_failure_reason.has_value());
+  }
 
   // Just-in-time channels and profile in the trigger itself are written and seen at once, and
   // by the plain triggers after it.
@@ -606,6 +619,13 @@ TEST_F(SqliteStoreTest, PlanningSeesEveryChangeToItsSubscriber) {
   EXPECT_TRUE(fresh.channels.empty());
   EXPECT_FALSE(fresh.profile.first_name.has_value());
   EXPECT_NE(fresh.id, first.id);
+
+  // Snapshot numbers are unique in the process, across stores: a planner that outlives one store
+  // must not take another's snapshot for one it has seen.
+  std::set<std::uint64_t> snapshots;
+  for (const Subscriber& s : seen) snapshots.insert(s.snapshot);
+  Open();
+  EXPECT_EQ(snapshots.count(plan({"u1", {}, {}}).snapshot), 0u);
 }
 
 // A planning chunk that fails is rolled back, just-in-time channels and all: what the cache took
