@@ -327,10 +327,11 @@ class SubscriberCache {
 };
 
 // Clears `cache` when it goes out of scope (also when the write it guards fails or throws),
-// unless Keep() was called.
+// unless it was built with `clear` false or Keep() was called.
 class ClearAfter {
  public:
-  explicit ClearAfter(SubscriberCache& cache) : cache_(&cache) {}
+  explicit ClearAfter(SubscriberCache& cache, bool clear = true)
+      : cache_(clear ? &cache : nullptr) {}
   ~ClearAfter() {
     if (cache_) cache_->Clear();
   }
@@ -770,8 +771,7 @@ class SqliteStore final : public Store {
     std::optional<T> out;
     Status st = writer_.Run(
         [&](Db& db) -> Status {
-          std::optional<ClearAfter> clear;
-          if (touches == Touches::kSubscribers) clear.emplace(subscribers_);
+          ClearAfter clear(subscribers_, touches == Touches::kSubscribers);
           Result<T> r = f(db);
           if (!r.ok()) return r.take_status();
           out = std::move(r.value());
@@ -804,8 +804,7 @@ class SqliteStore final : public Store {
     auto out = std::make_shared<std::optional<T>>();
     writer_.Submit(
         [this, f = std::move(f), out, touches](Db& db) -> Status {
-          std::optional<ClearAfter> clear;
-          if (touches == Touches::kSubscribers) clear.emplace(subscribers_);
+          ClearAfter clear(subscribers_, touches == Touches::kSubscribers);
           Result<T> r = f(db);
           if (!r.ok()) return r.take_status();
           *out = std::move(r.value());
