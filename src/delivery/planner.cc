@@ -4,6 +4,7 @@
 #include <memory>
 #include <mutex>
 #include <set>
+#include <string_view>
 #include <unordered_map>
 
 #include "providers/registry.h"
@@ -80,7 +81,7 @@ struct SubscriberDocs {
 class DocsMemo {
  public:
   std::shared_ptr<const SubscriberDocs> Get(const store::Subscriber& subscriber,
-                                            const std::string& organization_id) {
+                                            std::string_view organization_id) {
     std::lock_guard lock(mu_);
     if (subscriber.snapshot != 0) {
       auto it = entries_.find(subscriber.id);
@@ -131,7 +132,7 @@ store::MessagePlanner MakePlanner(tmpl::TemplateCache& templates,
     std::vector<store::Message> out;
     auto org = organization_of.find(subscriber.environment_id);
     std::shared_ptr<const SubscriberDocs> docs =
-        memo->Get(subscriber, org == organization_of.end() ? std::string() : org->second);
+        memo->Get(subscriber, org == organization_of.end() ? std::string_view() : org->second);
     Json context = {{"subscriber", docs->template_view}, {"payload", notification.payload}};
     const std::string payload_json = NovuPayloadJson(notification.payload, docs->document);
 
