@@ -23,6 +23,8 @@ const char* TransportErrorName(TransportError error) {
       return "connect";
     case TransportError::kDns:
       return "dns";
+    case TransportError::kTlsHandshake:
+      return "tls_handshake";
     case TransportError::kTls:
       return "tls";
     case TransportError::kForbiddenTarget:
@@ -42,6 +44,7 @@ bool IsTransient(TransportError error) {
     case TransportError::kTimeout:
     case TransportError::kConnect:
     case TransportError::kDns:
+    case TransportError::kTlsHandshake:
     case TransportError::kProtocol:
       return true;
     default:

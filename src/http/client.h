@@ -50,7 +50,8 @@ enum class TransportError {
   kTimeout,          // connect or total timeout
   kConnect,          // refused, unreachable, reset before a response
   kDns,              // name did not resolve
-  kTls,              // handshake or certificate failure
+  kTlsHandshake,     // the TLS handshake broke off (reset, closed, garbled): transient
+  kTls,              // certificate not verified, or our TLS setup (CA file) unusable
   kForbiddenTarget,  // resolved to a loopback/private/link-local/metadata address
   kProtocol,         // malformed response, stream error, GOAWAY
   kBadRequest,       // our request was unusable (bad URL, ...)

@@ -88,7 +88,11 @@ TransportError MapCurlError(CURLcode code) {
     case CURLE_COULDNT_RESOLVE_HOST:
     case CURLE_COULDNT_RESOLVE_PROXY:
       return TransportError::kDns;
+    // libcurl reports any handshake that did not complete this way, a connection reset or
+    // closed in the middle of it included: retried like other network errors (a server whose
+    // TLS can never match ours is retried up to the limit, then dead-lettered with the reason).
     case CURLE_SSL_CONNECT_ERROR:
+      return TransportError::kTlsHandshake;
     case CURLE_PEER_FAILED_VERIFICATION:
     case CURLE_SSL_CACERT_BADFILE:
     case CURLE_SSL_CERTPROBLEM:

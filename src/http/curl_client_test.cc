@@ -580,6 +580,29 @@ TEST(CurlClientTest, ConnectionClosedWithoutAnswerIsTransient) {
   EXPECT_TRUE(IsTransient(outcome.error));
 }
 
+// A server that takes the ClientHello and then resets the connection, or closes it without a
+// word: the handshake breaks off, which is a network failure worth retrying, not a bad
+// certificate.
+TEST(CurlClientTest, TlsHandshakeBrokenOffIsTransient) {
+  for (bool reset : {true, false}) {
+    LoopbackAcceptor acceptor([&acceptor, reset](int fd) {
+      char hello[512];
+      if (acceptor.WaitReadable(fd)) (void)read(fd, hello, sizeof(hello));
+      if (reset) {
+        linger abort{1, 0};  // close() sends RST
+        setsockopt(fd, SOL_SOCKET, SO_LINGER, &abort, sizeof(abort));
+      }
+    });
+    auto client = NewCurlClient(LoopbackOptions());
+    Outcome outcome =
+        SendAndWait(*client, Get("https://127.0.0.1:" + std::to_string(acceptor.port()) + "/"));
+    EXPECT_EQ(outcome.error, TransportError::kTlsHandshake)
+        << (reset ? "reset: " : "closed: ") << TransportErrorName(outcome.error) << ": "
+        << outcome.error_message;
+    EXPECT_TRUE(IsTransient(outcome.error));
+  }
+}
+
 // A name for 127.0.0.1 that libcurl has to resolve: this machine's host name when it resolves to
 // loopback only (libcurl answers "localhost" itself, without its resolver).
 std::string LoopbackName() {
@@ -818,6 +841,8 @@ TEST(CurlClientTest, ErrorNames) {
   EXPECT_STREQ(TransportErrorName(TransportError::kTimeout), "timeout");
   EXPECT_TRUE(IsTransient(TransportError::kDns));
   EXPECT_FALSE(IsTransient(TransportError::kTls));
+  EXPECT_TRUE(IsTransient(TransportError::kTlsHandshake));
+  EXPECT_STREQ(TransportErrorName(TransportError::kTlsHandshake), "tls_handshake");
   EXPECT_FALSE(IsTransient(TransportError::kNone));
 }
 

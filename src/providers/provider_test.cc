@@ -40,6 +40,7 @@ TEST(ClassifyTest, TransportErrors) {
               {E::kConnect, Verdict::kRetry},
               {E::kDns, Verdict::kRetry},
               {E::kProtocol, Verdict::kRetry},
+              {E::kTlsHandshake, Verdict::kRetry},
               {E::kTls, Verdict::kFailedConfig},
               {E::kBadRequest, Verdict::kFailedConfig},
               {E::kForbiddenTarget, Verdict::kFailedConfig}};
