@@ -1,5 +1,6 @@
 // /v1/events/trigger, /bulk, /broadcast and cancel (novu-api.md §2.1, §3). A trigger is
-// validated here (body, workflow, topics, JIT integrations), stored in the store's inbox and
+// validated here (body, workflow, JIT integrations; an unknown topic is accepted and dropped when
+// planned, as Novu's worker does), stored in the store's inbox and
 // answered once that row is durable (the writer commits concurrent triggers together). The
 // dispatcher then decodes inbox rows again (DecodeQueued) and plans them in large batches.
 #include <algorithm>
@@ -280,7 +281,7 @@ void Api::AcceptEvent(const Json& body, const Env& env, bool broadcast, std::str
   }
   event.request.workflow = std::move(workflow.value());
   const store::TriggerRequest& request = event.request;
-  bool needs_check = !request.topics.empty() || (request.actor && !request.actor->channels.empty());
+  bool needs_check = request.actor && !request.actor->channels.empty();
   for (const store::SubscriberTarget& t : request.subscribers) {
     needs_check = needs_check || !t.channels.empty();
   }

@@ -244,8 +244,9 @@ class Store {
   virtual void EnqueueTrigger(QueuedTrigger trigger, std::function<void(Status)> done) = 0;
   // The oldest inbox rows (rows leave the inbox when they are planned).
   virtual Result<std::vector<QueuedTrigger>> ReadQueuedTriggers(std::size_t limit) = 0;
-  // Checks what a trigger needs before it is accepted: its topics exist and every JIT channel
-  // has an active integration. NotFound / InvalidArgument.
+  // Checks what a trigger needs before it is accepted: every JIT channel has an active
+  // integration and room for its tokens. NotFound / InvalidArgument. Topics are not checked here:
+  // Novu accepts a trigger to an unknown topic and fails it in the worker, and so does planning.
   virtual Status CheckTriggerTargets(const TriggerRequest& request) = 0;
   // Plans triggers in order, in consecutive transactions of a few triggers each (an
   // implementation may use one), each trigger all or nothing: deletes its inbox row

@@ -328,6 +328,22 @@ test('topic: exclude and actor are left out of the fan-out', T, async () => {
   await waitFor(() => rx.count(ta) === 1 && rx.count(tb) === 1 && rx.count(tc) === 2, 8_000,
     { describe: () => `counts ${rx.count(ta)} ${rx.count(tb)} ${rx.count(tc)}` });
   await assertCountsStay({ [ta]: 1, [tb]: 1, [tc]: 2 });
+
+  // A topic's exclude holds for that topic only: A still gets it through the second topic.
+  const other = uid('topic');
+  await sdk.topics.subscriptions.create({ subscriberIds: [A] }, other);
+  const r3 = await trigger([{ type: 'Topic', topicKey, exclude: [A] }, { type: 'Topic', topicKey: other }], { orderId: 7 });
+  assertProcessed(r3.result);
+  await waitFor(() => rx.count(ta) === 2 && rx.count(tb) === 2 && rx.count(tc) === 3, 8_000,
+    { describe: () => `counts ${rx.count(ta)} ${rx.count(tb)} ${rx.count(tc)}` });
+  await assertCountsStay({ [ta]: 2, [tb]: 2, [tc]: 3 });
+
+  // An unknown topic is accepted like Novu's API does (its worker drops the trigger): 201
+  // processed, nothing sent, no message written.
+  const r4 = await trigger([{ type: 'Topic', topicKey: uid('no-such-topic') }, A], { orderId: 8 });
+  assertProcessed(r4.result);
+  await assertCountsStay({ [ta]: 2, [tb]: 2, [tc]: 3 });
+  assert.equal((await rawMessages(h, { transactionId: r4.result.transactionId })).data.length, 0);
 });
 
 test('array recipients are deduplicated by subscriberId, the last one wins', T, async () => {

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <functional>
 #include <future>
+#include <map>
 #include <mutex>
 #include <set>
 #include <span>
@@ -1568,15 +1569,22 @@ class SqliteStore final : public Store {
       exclude.push_back(target.subscriber_id);
     }
     if (!r.topics.empty() || r.broadcast) {
+      // `exclude`: left out of the whole fan-out (named on their own, or the actor).
+      // `topic_exclude`: a topic's own `exclude`, which only holds for that topic: a subscriber
+      // excluded from one topic still gets the trigger through another one it belongs to.
       Json topics = Json::array();
-      Json excluded = exclude;
+      Json topic_exclude = Json::object();
       for (const TopicTarget& topic : r.topics) {
         topics.push_back(topic.key);
-        for (const std::string& id : topic.exclude) excluded.push_back(id);
+        if (topic.exclude.empty()) continue;
+        Json& ids = topic_exclude[topic.key];
+        if (!ids.is_array()) ids = Json::array();
+        for (const std::string& id : topic.exclude) ids.push_back(id);
       }
       Json fanout = {{"workflow", r.workflow->id}, {"payload", r.payload},
                      {"overrides", r.overrides},   {"topics", topics},
-                     {"exclude", excluded},        {"broadcast", r.broadcast}};
+                     {"exclude", exclude},         {"topic_exclude", topic_exclude},
+                     {"broadcast", r.broadcast}};
       Stmt s = db.Prepare(
           "INSERT INTO fanouts (id, environment_id, transaction_id, topic_key, request, "
           "cursor, created_at) VALUES (?, ?, ?, ?, ?, '', ?)");
@@ -1656,7 +1664,6 @@ class SqliteStore final : public Store {
 
   Status CheckTriggerTargets(const TriggerRequest& r) override {
     return Read([&](Db& db) -> Status {
-      RETURN_IF_ERROR(RequireTopics(db, r));
       std::vector<const SubscriberTarget*> targets;
       if (r.actor) targets.push_back(&*r.actor);
       for (const SubscriberTarget& t : r.subscribers) targets.push_back(&t);
@@ -1983,6 +1990,25 @@ class SqliteStore final : public Store {
     });
   }
 
+  // True if the subscriber `subscriber_pk` belongs to one of `topics` (JSON array of keys) that
+  // is not in `excluded_by`.
+  static Result<bool> ReachedThroughAnotherTopic(Db& db, const std::string& subscriber_pk,
+                                                 const Json& topics,
+                                                 const std::set<std::string>& excluded_by) {
+    Stmt s = db.Prepare(
+        "SELECT t.topic_key FROM topic_subscriptions ts JOIN topics t ON t.id = ts.topic_id "
+        "WHERE ts.subscriber_pk = ?");
+    s.Bind(1, subscriber_pk);
+    bool reached = false;
+    while (s.Step()) {
+      std::string key = s.Text(0);
+      if (excluded_by.count(key)) continue;
+      for (const Json& wanted : topics) reached = reached || (wanted.is_string() && wanted == key);
+    }
+    RETURN_IF_ERROR(s.status());
+    return reached;
+  }
+
   Result<std::size_t> RunFanoutBatch(std::size_t batch, const MessagePlanner& planner) override {
     // Most passes find nothing to do: answer those from a reader, without a write transaction.
     Result<bool> any = AnyRow("SELECT 1 FROM fanouts LIMIT 1");
@@ -2004,6 +2030,15 @@ class SqliteStore final : public Store {
       std::set<std::string> exclude;
       for (const Json& e : request.value("exclude", Json::array())) {
         if (e.is_string()) exclude.insert(e.get<std::string>());
+      }
+      // subscriberId -> the topics of this fan-out whose own `exclude` names it.
+      std::map<std::string, std::set<std::string>> excluded_from;
+      const Json topic_exclude = request.value("topic_exclude", Json::object());
+      for (const auto& [key, ids] : topic_exclude.items()) {
+        if (!ids.is_array()) continue;
+        for (const Json& e : ids) {
+          if (e.is_string()) excluded_from[e.get<std::string>()].insert(key);
+        }
       }
       Result<Workflow> workflow = LoadWorkflow(db, env, request.value("workflow", ""));
       std::vector<std::pair<std::string, std::string>> members;  // (pk, subscriber_id)
@@ -2034,6 +2069,11 @@ class SqliteStore final : public Store {
         EpochMs now = NowMs();
         for (const auto& [pk, subscriber_id] : members) {
           if (exclude.count(subscriber_id)) continue;
+          if (auto named = excluded_from.find(subscriber_id); named != excluded_from.end()) {
+            ASSIGN_OR_RETURN(bool reached,
+                             ReachedThroughAnotherTopic(db, pk, topics, named->second));
+            if (!reached) continue;
+          }
           ASSIGN_OR_RETURN(Subscriber sub, LoadSubscriber(db, env, subscriber_id));
           ASSIGN_OR_RETURN(
               std::size_t written,

@@ -7,6 +7,7 @@
 #include <fstream>
 #include <future>
 #include <map>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -849,11 +850,11 @@ TEST_F(SqliteStoreTest, TopicFanoutRunsInBatchesAndExcludes) {
     EXPECT_NE(m.subscriber_id, "f1");
     EXPECT_NE(m.subscriber_id, "f2");
   }
-  // An unknown topic is refused before acceptance; one deleted meanwhile drops the trigger,
-  // which writes nothing (not even its transactionId).
+  // An unknown topic is accepted, as Novu does, and drops the trigger when it is planned (Novu's
+  // worker fails it); nothing is written, not even its transactionId.
   request.transaction_id = "tx-missing";
   request.topics = {{"nope", {}}};
-  EXPECT_EQ(store_->CheckTriggerTargets(request).code(), Code::kNotFound);
+  EXPECT_TRUE(store_->CheckTriggerTargets(request).ok());
   for (int i = 0; i < 2; ++i) {
     auto dropped = AcceptSync(*store_, request);
     ASSERT_TRUE(dropped.ok());
@@ -861,6 +862,58 @@ TEST_F(SqliteStoreTest, TopicFanoutRunsInBatchesAndExcludes) {
     EXPECT_EQ(dropped->planned, 0u);
     EXPECT_EQ(dropped->fanouts, 0u);
   }
+}
+
+// A topic's `exclude` holds for that topic only: a subscriber it names still gets the trigger
+// through another topic of the same trigger, once.
+TEST_F(SqliteStoreTest, ATopicsExcludeLeavesItsOtherTopicsAlone) {
+  ASSERT_TRUE(store_->CreateIntegration(MakeIntegration(dev_, "hook")).ok());
+  for (const char* id : {"u1", "u2", "u3"}) {
+    MustUpsert(dev_, id);
+    CredentialsUpdate u{"push-webhook",           std::nullopt, Tokens({id}), {}, {},
+                        TokenWriteMode::kReplace, 100};
+    ASSERT_TRUE(store_->UpdateCredentials(dev_, id, u).ok());
+  }
+  ASSERT_TRUE(store_->AddTopicSubscribers(dev_, "a", {"u1", "u2"}).ok());
+  ASSERT_TRUE(store_->AddTopicSubscribers(dev_, "b", {"u1", "u3"}).ok());
+  Workflow w;
+  w.id = NewObjectId();
+  w.environment_id = dev_;
+  w.workflow_id = "two-topics";
+  w.name = "Two topics";
+  w.created_at = w.updated_at = NowMs();
+  ASSERT_TRUE(store_->CreateWorkflow(w).ok());
+
+  auto recipients = [&](const std::string& tx, std::vector<TopicTarget> topics) {
+    TriggerRequest request;
+    request.environment_id = dev_;
+    request.transaction_id = tx;
+    request.workflow = std::make_shared<const Workflow>(w);
+    request.topics = std::move(topics);
+    EXPECT_TRUE(AcceptSync(*store_, request).ok());
+    for (int pass = 0; pass < 10; ++pass) {
+      auto remaining = store_->RunFanoutBatch(2, TokenPlanner());
+      EXPECT_TRUE(remaining.ok());
+      if (!remaining.ok() || *remaining == 0) break;
+    }
+    MessageQuery q;
+    q.environment_id = dev_;
+    q.transaction_ids = {tx};
+    q.limit = 100;
+    long long total = 0;
+    std::multiset<std::string> got;
+    auto messages = store_->ListMessages(q, &total);
+    EXPECT_TRUE(messages.ok());
+    if (messages.ok()) {
+      for (const Message& m : *messages) got.insert(m.subscriber_id);
+    }
+    return got;
+  };
+  using Got = std::multiset<std::string>;
+  EXPECT_EQ(recipients("tx-1", {{"a", {"u1"}}, {"b", {}}}), (Got{"u1", "u2", "u3"}));
+  EXPECT_EQ(recipients("tx-2", {{"a", {"u1"}}, {"b", {"u1"}}}), (Got{"u2", "u3"}));
+  EXPECT_EQ(recipients("tx-3", {{"a", {"u1", "u2"}}}), (Got{}));
+  EXPECT_EQ(recipients("tx-4", {{"a", {"u3"}}, {"b", {"u2"}}}), (Got{"u1", "u2", "u3"}));
 }
 
 TEST_F(SqliteStoreTest, AFullInboxRefusesTriggersUntilPlanned) {
