@@ -579,6 +579,25 @@ test('bad input on the new routes', T, async () => {
     assertTriggerError(await trig(body));
   }
   assertErrorBody(await trig('{"name":'), 400);
+  // Recipients, actor and tenant of the wrong shape, each with a message that names the field.
+  const jit = (channel) => ({ name, to: { subscriberId: uid('jit'), channels: [channel] } });
+  for (const [body, says] of [
+    [{ name, to: [] }, 'at least one recipient'],
+    [{ name, to: Array.from({ length: 101 }, (_, i) => `r${i}`) }, 'at most 100 recipients'],
+    [{ name, to: { type: 'Topic' } }, 'to.topicKey is required'],
+    [{ name, to: { type: 'Topic', topicKey: 'k', exclude: 'x' } }, 'to.exclude must be an array'],
+    [{ name, to: { firstName: 'No id' } }, 'to.subscriberId'],
+    [{ name, to: { subscriberId: uid('s'), channels: 'x' } }, 'to.channels must be an array'],
+    [jit({ providerId: 'carrier-pigeon', credentials: { deviceTokens: ['a'] } }), 'not a supported push provider'],
+    [jit({ providerId: PW, integrationIdentifier: uid('none'), credentials: { deviceTokens: ['a'] } }),
+      'is not active or does not exist'],
+    [{ name, to: subscriberId, actor: 5 }, 'actor must be'],
+    [{ name, to: subscriberId, tenant: 5 }, 'tenant must be'],
+  ]) {
+    const res = await trig(body);
+    assertTriggerError(res);
+    assert.ok(res.json.message.includes(says), `${says}: ${res.json.message}`);
+  }
   // Override device tokens are checked like a subscriber's, in all three places, per provider.
   for (const [overrides, where] of [
     [{ providers: { [PW]: { deviceTokens: [''] } } }, `overrides.providers.${PW}.deviceTokens[0]`],
@@ -614,6 +633,12 @@ test('bad input on the new routes', T, async () => {
   assertTriggerError(await bulk({ events: Array.from({ length: 101 }, () => event) }));
   assertTriggerError(await bulk({ events: 'x' }));
   assertTriggerError(await bulk({}));
+  // A malformed item fails alone; the others are processed.
+  const mixed = await bulk({ events: [event, 5, { name }] });
+  assert.equal(mixed.status, 201, mixed.text);
+  assert.deepEqual(mixed.json.data.map((d) => d.status), ['processed', 'error', 'error']);
+  assert.match(mixed.json.data[1].error[0], /must be an object/);
+  assert.match(mixed.json.data[2].error[0], /to is required/);
   const hundred = await bulk({ events: Array.from({ length: 100 }, () => event) });
   assert.equal(hundred.status, 201, `100 events are fine: ${hundred.text.slice(0, 300)}`);
   assert.equal(hundred.json.data.length, 100);
@@ -623,10 +648,12 @@ test('bad input on the new routes', T, async () => {
   assertTriggerError(await bc({ name: inactiveWf.workflowId, payload: 'x' }));
   assertTriggerError(await bc({ name: inactiveWf.workflowId, payload: [1] }));
   assertTriggerError(await bc({ payload: {} }));
+  assertTriggerError(await bc({ name: inactiveWf.workflowId, to: subscriberId }));
 
   const cancel = await raw(h, 'DELETE', `/v1/events/trigger/${uid('never')}`);
   assert.equal(cancel.status, 200, cancel.text);
   assert.deepEqual(cancel.json, { data: false });
+  assertErrorBody(await raw(h, 'DELETE', `/v1/events/trigger/${'x'.repeat(257)}`), 400);
 
   for (const q of ['limit=0', 'page=-1', 'limit=abc', 'channel=carrier-pigeon']) {
     assertErrorBody(await raw(h, 'GET', `/v1/messages?${q}`), 400);
