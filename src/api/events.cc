@@ -31,6 +31,20 @@ Status AsTriggerError(Status status) {
   return TriggerError(status.message());
 }
 
+// The event's payload (already checked to be an object, or absent) as Novu's worker would print
+// it: in the trigger's order, as JSON.stringify does, without the two keys Novu's push payload
+// sets itself. Empty if the event text is not at hand.
+std::string PayloadAsSent(std::string_view event_text) {
+  if (event_text.empty()) return {};
+  std::optional<OrderedJson> event = ParseOrderedJson(event_text);
+  if (!event || !event->is_object()) return {};
+  auto payload = event->find("payload");
+  if (payload == event->end() || !payload->is_object()) return "{}";
+  std::string out;
+  AppendJsonLikeJavaScript(out, *payload, {"subscriber", "step"});
+  return out;
+}
+
 struct DecodedEvent {
   store::TriggerRequest request;
   std::string workflow_key;
@@ -321,6 +335,7 @@ Result<store::TriggerRequest> Api::DecodeQueued(const store::QueuedTrigger& queu
   if (!workflow->active) return Status(Code::kFailedPrecondition, "workflow is no longer active");
   event.request.workflow = std::move(workflow);
   event.request.transaction_id = queued.transaction_id;
+  event.request.payload_text = PayloadAsSent(queued.event_text);
   return std::move(event.request);
 }
 
@@ -370,8 +385,20 @@ void Api::TriggerBulk(Req& r, const Env& env, server::Done done) {
   gather->remaining = events->size();
   gather->done = std::move(done);
   Json copy = *events;  // the request body may go away before the last event commits
+  // Each event is enqueued as its own text, members in the order the client sent them (push
+  // bodies keep the payload's order, as Novu's do).
+  std::optional<OrderedJson> ordered = ParseOrderedJson(r.body);
+  const OrderedJson* ordered_events = nullptr;
+  if (ordered && ordered->is_object()) {
+    auto it = ordered->find("events");
+    if (it != ordered->end() && it->is_array() && it->size() == copy.size()) ordered_events = &*it;
+  }
   for (std::size_t i = 0; i < copy.size(); ++i) {
-    AcceptEvent(copy[i], env, /*broadcast=*/false, {}, [gather, i](Result<Json> result) {
+    std::string text;
+    if (ordered_events != nullptr && (*ordered_events)[i].is_object()) {
+      text = (*ordered_events)[i].dump(-1, ' ', false, OrderedJson::error_handler_t::replace);
+    }
+    AcceptEvent(copy[i], env, /*broadcast=*/false, text, [gather, i](Result<Json> result) {
       Json item = result.ok() ? *result
                               : Json{{"acknowledged", true},
                                      {"status", "error"},

@@ -1,5 +1,10 @@
 #include "core/json.h"
 
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <cstdint>
+
 namespace herald {
 namespace {
 
@@ -96,6 +101,131 @@ std::optional<Json> ParseJson(std::string_view text, std::string* error, const J
       *error += " at byte " + std::to_string(pe->byte);
     }
     return std::nullopt;
+  }
+}
+
+std::optional<OrderedJson> ParseOrderedJson(std::string_view text, const JsonLimits& limits) {
+  if (Prescan(text, limits.max_depth) != Scan::kOk) return std::nullopt;
+  OrderedJson parsed = OrderedJson::parse(text.begin(), text.end(), nullptr,
+                                          /*allow_exceptions=*/false);
+  if (parsed.is_discarded()) return std::nullopt;
+  return parsed;
+}
+
+void AppendJavaScriptNumber(std::string& out, double value) {
+  if (!std::isfinite(value)) {
+    out += "null";
+    return;
+  }
+  if (value == 0) {  // -0 prints "0"
+    out += '0';
+    return;
+  }
+  if (value < 0) {
+    out += '-';
+    value = -value;
+  }
+  // The shortest digits that read back as `value`, and its decimal exponent: d.ddde±x.
+  char buf[64];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), value, std::chars_format::scientific);
+  if (ec != std::errc()) {
+    out += "null";
+    return;
+  }
+  std::string_view text(buf, static_cast<std::size_t>(end - buf));
+  std::size_t e = text.find('e');
+  std::string digits;
+  for (char c : text.substr(0, e)) {
+    if (c != '.') digits += c;
+  }
+  int exponent = 0;
+  std::from_chars(text.data() + e + 1 + (text[e + 1] == '+'), text.data() + text.size(), exponent);
+  // ECMAScript: k digits, value = 0.digits * 10^n.
+  const int k = static_cast<int>(digits.size());
+  const int n = exponent + 1;
+  if (k <= n && n <= 21) {
+    out += digits;
+    out.append(static_cast<std::size_t>(n - k), '0');
+  } else if (0 < n && n <= 21) {
+    out.append(digits, 0, static_cast<std::size_t>(n));
+    out += '.';
+    out.append(digits, static_cast<std::size_t>(n));
+  } else if (-6 < n && n <= 0) {
+    out += "0.";
+    out.append(static_cast<std::size_t>(-n), '0');
+    out += digits;
+  } else {
+    out += digits[0];
+    if (k > 1) {
+      out += '.';
+      out.append(digits, 1);
+    }
+    out += 'e';
+    out += n - 1 >= 0 ? '+' : '-';
+    out += std::to_string(n - 1 >= 0 ? n - 1 : 1 - n);
+  }
+}
+
+void AppendJsonLikeJavaScript(std::string& out, const OrderedJson& value,
+                              std::initializer_list<std::string_view> skip_top_level) {
+  // Integers a double holds exactly print as they are; larger ones as the double they become.
+  constexpr std::int64_t kExact = std::int64_t{1} << 53;
+  switch (value.type()) {
+    case OrderedJson::value_t::object: {
+      out += '{';
+      bool first = true;
+      for (const auto& [key, member] : value.items()) {
+        if (std::find(skip_top_level.begin(), skip_top_level.end(), key) != skip_top_level.end()) {
+          continue;
+        }
+        if (!first) out += ',';
+        first = false;
+        AppendJsonString(out, key);
+        out += ':';
+        AppendJsonLikeJavaScript(out, member);
+      }
+      out += '}';
+      return;
+    }
+    case OrderedJson::value_t::array: {
+      out += '[';
+      for (std::size_t i = 0; i < value.size(); ++i) {
+        if (i > 0) out += ',';
+        AppendJsonLikeJavaScript(out, value[i]);
+      }
+      out += ']';
+      return;
+    }
+    case OrderedJson::value_t::string:
+      AppendJsonString(out, value.get_ref<const std::string&>());
+      return;
+    case OrderedJson::value_t::number_integer: {
+      auto v = value.get<std::int64_t>();
+      if (v > kExact || v < -kExact) {
+        AppendJavaScriptNumber(out, static_cast<double>(v));
+      } else {
+        out += std::to_string(v);
+      }
+      return;
+    }
+    case OrderedJson::value_t::number_unsigned: {
+      auto v = value.get<std::uint64_t>();
+      if (v > static_cast<std::uint64_t>(kExact)) {
+        AppendJavaScriptNumber(out, static_cast<double>(v));
+      } else {
+        out += std::to_string(v);
+      }
+      return;
+    }
+    case OrderedJson::value_t::number_float:
+      AppendJavaScriptNumber(out, value.get<double>());
+      return;
+    case OrderedJson::value_t::boolean:
+      out += value.get<bool>() ? "true" : "false";
+      return;
+    default:  // null (and nothing else a parse produces)
+      out += "null";
+      return;
   }
 }
 

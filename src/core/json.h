@@ -1,6 +1,7 @@
 // The JSON type used across Herald, and parsing with the limits untrusted input needs.
 #pragma once
 
+#include <initializer_list>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -9,6 +10,9 @@
 namespace herald {
 
 using Json = nlohmann::json;
+// Objects keep their members in document order (Json sorts them): for bodies that must read as
+// another implementation writes them.
+using OrderedJson = nlohmann::ordered_json;
 
 struct JsonLimits {
   int max_depth = 64;
@@ -20,8 +24,23 @@ struct JsonLimits {
 std::optional<Json> ParseJson(std::string_view text, std::string* error,
                               const JsonLimits& limits = {});
 
+// Parses like ParseJson (same limits), keeping object members in document order. nullopt if the
+// text is not one valid JSON document. Never throws.
+std::optional<OrderedJson> ParseOrderedJson(std::string_view text, const JsonLimits& limits = {});
+
 // Serializes without throwing: invalid UTF-8 inside strings is replaced, not fatal.
 std::string DumpJson(const Json& value);
+
+// Appends `value` as JavaScript's JSON.stringify writes it after JSON.parse: members in order,
+// no spaces, numbers as ECMAScript prints a double (1.0 -> 1, 1e-7 -> 1e-7, 1e21 -> 1e+21; an
+// integer beyond 2^53 rounded as a double is). Members of the outermost object named in
+// `skip_top_level` are left out.
+void AppendJsonLikeJavaScript(std::string& out, const OrderedJson& value,
+                              std::initializer_list<std::string_view> skip_top_level = {});
+
+// ECMAScript Number::toString of a finite double (non-finite ones print "null", as
+// JSON.stringify does).
+void AppendJavaScriptNumber(std::string& out, double value);
 
 // Appends `text` as a JSON string, byte for byte what DumpJson(Json(text)) gives, without building
 // a Json value.

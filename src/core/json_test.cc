@@ -50,5 +50,38 @@ TEST(JsonTest, AppendJsonStringMatchesTheLibrary) {
   }
 }
 
+// Expected texts printed by Node.js 20: JSON.stringify(JSON.parse(input)).
+TEST(JsonTest, StringifiesLikeJavaScript) {
+  struct Case {
+    const char* input;
+    const char* node;
+  } cases[] = {
+      {R"({"b":1,"a":[1.0,2.50,-0.0,1e21,1e-7,123456789012345678901,0.1,1e300,5e-324,100,1.5e-6,)"
+       R"(0.000001,123e-20,9007199254740993,-12345678901234567890,2.2250738585072014e-308,)"
+       R"(1.7976931348623157e308]})",
+       R"({"b":1,"a":[1,2.5,0,1e+21,1e-7,123456789012345680000,0.1,1e+300,5e-324,100,0.0000015,)"
+       R"(0.000001,1.23e-18,9007199254740992,-12345678901234567000,2.2250738585072014e-308,)"
+       R"(1.7976931348623157e+308]})"},
+      {R"({"z":{"y":2,"x":{"w":true,"v":null}},"u":"s\u0001\"\\/é","subscriber":5,"t":[]})",
+       R"({"z":{"y":2,"x":{"w":true,"v":null}},"u":"s\u0001\"\\/é","subscriber":5,"t":[]})"},
+      {R"({"n":1e21,"m":123456789012345680000,"k":1e20,"j":0.0000001,"i":-1e-7, "h":   42 })",
+       R"({"n":1e+21,"m":123456789012345680000,"k":100000000000000000000,"j":1e-7,"i":-1e-7,"h":42})"},
+  };
+  for (const Case& c : cases) {
+    std::optional<OrderedJson> parsed = ParseOrderedJson(c.input);
+    ASSERT_TRUE(parsed.has_value()) << c.input;
+    std::string out;
+    AppendJsonLikeJavaScript(out, *parsed);
+    EXPECT_EQ(out, c.node) << c.input;
+  }
+  // Top-level members can be left out (the keys Novu's spread puts back in their own place).
+  std::string out;
+  AppendJsonLikeJavaScript(out, *ParseOrderedJson(R"({"b":1,"subscriber":{"x":1},"a":2})"),
+                           {"subscriber", "step"});
+  EXPECT_EQ(out, R"({"b":1,"a":2})");
+  EXPECT_FALSE(ParseOrderedJson("{\"a\":").has_value());
+  EXPECT_FALSE(ParseOrderedJson(std::string(100, '[') + std::string(100, ']')).has_value());
+}
+
 }  // namespace
 }  // namespace herald

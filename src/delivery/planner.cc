@@ -47,11 +47,21 @@ Json TemplateSubscriber(const store::Subscriber& s) {
 }
 
 // Novu's push payload, {...payload, subscriber, step}: the trigger's payload first (without keys
-// of those two names), then the two keys Novu adds, in that order. Json objects keep their keys
-// sorted, so the text is put together here, once per notification. `subscriber` is the
-// subscriber document as JSON text.
-std::string NovuPayloadJson(const Json& payload, const std::string& subscriber) {
-  std::string out = "{";
+// of those two names), then the two keys Novu adds, in that order. `payload_text` is the payload
+// as the trigger sent it (Notification::payload_text); without it the members of `payload` come
+// in Json's sorted order. `subscriber` is the subscriber document as JSON text.
+std::string NovuPayloadJson(const Json& payload, const std::string& payload_text,
+                            const std::string& subscriber) {
+  std::string out;
+  if (payload_text.size() >= 2 && payload_text.front() == '{' && payload_text.back() == '}') {
+    out.reserve(payload_text.size() + subscriber.size() + 48);
+    out.append(payload_text, 0, payload_text.size() - 1);
+    out += out.size() > 1 ? ",\"subscriber\":" : "\"subscriber\":";
+    out += subscriber;
+    out += ",\"step\":{\"digest\":false}}";
+    return out;
+  }
+  out = "{";
   auto append = [&out](const std::string& key, const Json& value) {
     if (out.size() > 1) out += ',';
     AppendJsonString(out, key);
@@ -134,7 +144,8 @@ store::MessagePlanner MakePlanner(tmpl::TemplateCache& templates,
     std::shared_ptr<const SubscriberDocs> docs =
         memo->Get(subscriber, org == organization_of.end() ? std::string_view() : org->second);
     Json context = {{"subscriber", docs->template_view}, {"payload", notification.payload}};
-    const std::string payload_json = NovuPayloadJson(notification.payload, docs->document);
+    const std::string payload_json =
+        NovuPayloadJson(notification.payload, notification.payload_text, docs->document);
 
     for (const store::WorkflowStep& step : workflow.steps) {
       if (step.type != "push") continue;

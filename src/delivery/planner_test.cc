@@ -87,6 +87,26 @@ TEST(PlannerTest, AnEmptyPayloadCarriesOnlyNovusKeys) {
   EXPECT_EQ(Json::parse(text).size(), 2u) << text;
 }
 
+// The payload as the trigger sent it (order and number forms kept) comes first; the sorted Json is
+// used only without it. Both forms have their subscriber and step at the end.
+TEST(PlannerTest, ThePayloadAsSentKeepsItsOrder) {
+  tmpl::TemplateCache cache;
+  store::MessagePlanner plan = MakePlanner(cache, {{"env1", "org1"}});
+  store::Notification n;
+  n.payload = {{"zeta", 1}, {"alpha", 2.5}};
+  n.payload_text = R"({"zeta":1,"alpha":2.5})";
+  auto as_sent = plan(Flow(), Ann(), n, Json::object());
+  ASSERT_TRUE(as_sent.ok() && !as_sent->empty());
+  EXPECT_EQ((*as_sent)[0].payload_json.rfind(R"({"zeta":1,"alpha":2.5,"subscriber":{)", 0), 0u)
+      << (*as_sent)[0].payload_json;
+  n.payload_text.clear();
+  auto sorted = plan(Flow(), Ann(), n, Json::object());
+  ASSERT_TRUE(sorted.ok() && !sorted->empty());
+  EXPECT_EQ((*sorted)[0].payload_json.rfind(R"({"alpha":2.5,"zeta":1,"subscriber":{)", 0), 0u)
+      << (*sorted)[0].payload_json;
+  EXPECT_EQ(Json::parse((*as_sent)[0].payload_json), Json::parse((*sorted)[0].payload_json));
+}
+
 // What the planner derives from a subscriber is reused only for the same nonzero snapshot, which
 // the store promises never changes.
 TEST(PlannerTest, SubscriberDocumentsAreReusedForTheSameSnapshotOnly) {

@@ -150,6 +150,7 @@ struct Notification {
   std::string subscriber_pk;
   std::string subscriber_id;
   Json payload = Json::object();
+  std::string payload_text;  // TriggerRequest::payload_text (not stored)
   EpochMs created_at = 0;
 };
 

@@ -66,6 +66,10 @@ struct TriggerRequest {
   std::string transaction_id;
   std::shared_ptr<const Workflow> workflow;  // shared: cached by the API, never modified
   Json payload = Json::object();
+  // `payload` as the trigger sent it, for push bodies that must read as Novu's: members in the
+  // trigger's order, printed as JSON.stringify does, `subscriber` and `step` left out. Empty when
+  // unknown (then `payload` is used).
+  std::string payload_text;
   Json overrides = Json::object();
   std::vector<SubscriberTarget> subscribers;  // de-duplicated by the caller
   std::vector<TopicTarget> topics;
@@ -81,7 +85,7 @@ struct QueuedTrigger {
   std::string transaction_id;
   bool broadcast = false;
   Json event = Json::object();  // the event as accepted (read back)
-  std::string event_text;       // the event's JSON text (to enqueue)
+  std::string event_text;       // the event's JSON text (enqueued, and read back)
   EpochMs created_at = 0;
 };
 

@@ -172,6 +172,33 @@ test('trigger: one signed POST per device token, rendered and shaped like Novu',
   for (const d of devs) assert.ok(isDate(d.lastActiveAt), `lastActiveAt set after delivery: ${JSON.stringify(d)}`);
 });
 
+test('the push payload keeps the trigger\'s member order and JavaScript\'s number forms (trigger, bulk, topic)', T, async () => {
+  const [t1, t2, t3] = [tok(), tok(), tok()];
+  const [s1, s2, s3] = [await sub([t1], 'Ord'), await sub([t2], 'Ord'), await sub([t3], 'Ord')];
+  const topicKey = uid('order-topic');
+  await sdk.topics.create({ key: topicKey, name: 'Orders' });
+  await sdk.topics.subscriptions.create({ subscriberIds: [s3] }, topicKey);
+  // Written by hand: not alphabetical, and numbers JSON.stringify prints differently.
+  const payloadText = '{"zeta":1,"alpha":2.50,"mid":{"b":1.0,"a":[1e21,1e-7,-0.0,12345678901234567890]},"orderId":7}';
+  const asNovu = JSON.stringify(JSON.parse(payloadText)); // what Novu's worker would print
+  const name = JSON.stringify(wf.workflowId);
+  const sent = [
+    await raw(h, 'POST', '/v1/events/trigger', { body: `{"name":${name},"to":"${s1}","payload":${payloadText}}` }),
+    await raw(h, 'POST', '/v1/events/trigger/bulk', { body: `{"events":[{"payload":${payloadText},"to":"${s2}","name":${name}}]}` }),
+    await raw(h, 'POST', '/v1/events/trigger', { body: `{"name":${name},"to":[{"type":"Topic","topicKey":"${topicKey}"}],"payload":${payloadText}}` }),
+  ];
+  for (const res of sent) assert.equal(res.status, 201, res.text);
+  await rx.waitForTokens([t1, t2, t3]);
+  for (const token of [t1, t2, t3]) {
+    const [r] = rx.forToken(token);
+    assert.ok(r.sigOk, 'signed over the raw body');
+    assert.equal(r.text, JSON.stringify(r.json), `${token}: byte-identical to JSON.stringify`);
+    assert.ok(r.text.includes(`"payload":${asNovu.slice(0, -1)},"subscriber":{`),
+      `${token}: payload as Novu prints it:\n${r.text.slice(0, 400)}`);
+    assert.equal(r.json.content, 'Order 7');
+  }
+});
+
 test('activity feed: notifications.list by transactionId and subscriberIds', T, async () => {
   const t = tok();
   const subscriberId = await sub([t], 'Feed');

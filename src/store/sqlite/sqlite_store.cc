@@ -701,8 +701,9 @@ Notification ReadNotificationRow(const Stmt& s) {
 // `leased` (if set) receives a copy of each message written, as a claim would return it.
 Result<std::size_t> WriteNotification(Db& db, const Workflow& workflow, const Subscriber& sub,
                                       const std::string& transaction_id, const Json& payload,
-                                      const Json& overrides, const MessagePlanner& planner,
-                                      EpochMs now, const NewLease& lease = {},
+                                      const std::string& payload_text, const Json& overrides,
+                                      const MessagePlanner& planner, EpochMs now,
+                                      const NewLease& lease = {},
                                       std::vector<Message>* leased = nullptr) {
   Notification n;
   n.id = NewObjectId();
@@ -714,15 +715,16 @@ Result<std::size_t> WriteNotification(Db& db, const Workflow& workflow, const Su
   n.subscriber_pk = sub.id;
   n.subscriber_id = sub.subscriber_id;
   n.payload = payload;
+  n.payload_text = payload_text;
   n.created_at = now;
-  const std::string payload_text = DumpJson(payload);
+  const std::string stored_payload = DumpJson(payload);
   Stmt s = db.Prepare(
       "INSERT INTO notifications (id, environment_id, transaction_id, workflow_pk, workflow_id, "
       "workflow_name, subscriber_pk, subscriber_id, payload, created_at) "
       "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
   s.BindRef(1, n.id).BindRef(2, n.environment_id).BindRef(3, n.transaction_id);
   s.BindRef(4, n.workflow_pk).BindRef(5, n.workflow_id).BindRef(6, n.workflow_name);
-  s.BindRef(7, n.subscriber_pk).BindRef(8, n.subscriber_id).BindRef(9, payload_text);
+  s.BindRef(7, n.subscriber_pk).BindRef(8, n.subscriber_id).BindRef(9, stored_payload);
   s.Bind(10, static_cast<std::int64_t>(now));
   RETURN_IF_ERROR(s.Exec());
   ASSIGN_OR_RETURN(std::vector<Message> messages, planner(workflow, sub, n, overrides));
@@ -1563,7 +1565,7 @@ class SqliteStore final : public Store {
                        PlanningTarget(db, cache, r.environment_id, target, r.max_tokens, now));
       ASSIGN_OR_RETURN(std::size_t written,
                        WriteNotification(db, *r.workflow, *sub, r.transaction_id, r.payload,
-                                         r.overrides, planner, now, lease, leased));
+                                         r.payload_text, r.overrides, planner, now, lease, leased));
       receipt.notifications += 1;
       receipt.messages += written;
       exclude.push_back(target.subscriber_id);
@@ -1581,9 +1583,13 @@ class SqliteStore final : public Store {
         if (!ids.is_array()) ids = Json::array();
         for (const std::string& id : topic.exclude) ids.push_back(id);
       }
-      Json fanout = {{"workflow", r.workflow->id}, {"payload", r.payload},
-                     {"overrides", r.overrides},   {"topics", topics},
-                     {"exclude", exclude},         {"topic_exclude", topic_exclude},
+      Json fanout = {{"workflow", r.workflow->id},
+                     {"payload", r.payload},
+                     {"payload_text", r.payload_text},
+                     {"overrides", r.overrides},
+                     {"topics", topics},
+                     {"exclude", exclude},
+                     {"topic_exclude", topic_exclude},
                      {"broadcast", r.broadcast}};
       Stmt s = db.Prepare(
           "INSERT INTO fanouts (id, environment_id, transaction_id, topic_key, request, "
@@ -1653,7 +1659,8 @@ class SqliteStore final : public Store {
         q.environment_id = s.Text(1);
         q.transaction_id = s.Text(2);
         q.broadcast = s.Int(3) != 0;
-        q.event = ParseColumn(s.Text(4));
+        q.event_text = s.Text(4);
+        q.event = ParseColumn(q.event_text);
         q.created_at = s.Int(5);
         out.push_back(std::move(q));
       }
@@ -2075,10 +2082,10 @@ class SqliteStore final : public Store {
             if (!reached) continue;
           }
           ASSIGN_OR_RETURN(Subscriber sub, LoadSubscriber(db, env, subscriber_id));
-          ASSIGN_OR_RETURN(
-              std::size_t written,
-              WriteNotification(db, *workflow, ForPlanning(std::move(sub)), tx, request["payload"],
-                                request["overrides"], planner, now));
+          ASSIGN_OR_RETURN(std::size_t written,
+                           WriteNotification(db, *workflow, ForPlanning(std::move(sub)), tx,
+                                             request["payload"], request.value("payload_text", ""),
+                                             request["overrides"], planner, now));
           (void)written;
         }
       }
