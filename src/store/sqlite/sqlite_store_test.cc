@@ -70,10 +70,28 @@ class SqliteStoreTest : public ::testing::Test {
   // The active push-webhook integration "hook", and subscriber "u1" holding `tokens` on it.
   void HookSubscriber(std::initializer_list<const char*> tokens) {
     ASSERT_TRUE(store_->CreateIntegration(MakeIntegration(dev_, "hook")).ok());
-    MustUpsert(dev_, "u1");
+    MustHoldTokens("u1", tokens);
+  }
+
+  // Subscriber `id` holding `tokens` on the push-webhook integration "hook" (created by the
+  // caller).
+  void MustHoldTokens(const std::string& id, std::initializer_list<const char*> tokens) {
+    MustUpsert(dev_, id);
     CredentialsUpdate u{"push-webhook",           std::nullopt, Tokens(tokens), {}, {},
                         TokenWriteMode::kReplace, 100};
-    ASSERT_TRUE(store_->UpdateCredentials(dev_, "u1", u).ok());
+    ASSERT_TRUE(store_->UpdateCredentials(dev_, id, u).ok());
+  }
+
+  // A workflow without steps in the development environment (what the token planner needs).
+  Workflow MustCreateWorkflow(const std::string& workflow_id) {
+    Workflow w;
+    w.id = NewObjectId();
+    w.environment_id = dev_;
+    w.workflow_id = workflow_id;
+    w.name = workflow_id;
+    w.created_at = w.updated_at = NowMs();
+    EXPECT_TRUE(store_->CreateWorkflow(w).ok());
+    return w;
   }
 
   static std::vector<DeviceToken> Tokens(std::initializer_list<const char*> values) {
@@ -803,20 +821,11 @@ TEST_F(SqliteStoreTest, TopicFanoutRunsInBatchesAndExcludes) {
   std::vector<std::string> ids;
   for (int i = 0; i < 7; ++i) {
     std::string id = "f" + std::to_string(i);
-    MustUpsert(dev_, id);
-    CredentialsUpdate u{"push-webhook",           std::nullopt, Tokens({"tok"}), {}, {},
-                        TokenWriteMode::kReplace, 100};
-    ASSERT_TRUE(store_->UpdateCredentials(dev_, id, u).ok());
+    MustHoldTokens(id, {"tok"});
     ids.push_back(id);
   }
   ASSERT_TRUE(store_->AddTopicSubscribers(dev_, "news", ids).ok());
-  Workflow w;
-  w.id = NewObjectId();
-  w.environment_id = dev_;
-  w.workflow_id = "news-flow";
-  w.name = "News";
-  w.created_at = w.updated_at = NowMs();
-  ASSERT_TRUE(store_->CreateWorkflow(w).ok());
+  Workflow w = MustCreateWorkflow("news-flow");
   TriggerRequest request;
   request.environment_id = dev_;
   request.transaction_id = "tx-topic";
@@ -868,21 +877,10 @@ TEST_F(SqliteStoreTest, TopicFanoutRunsInBatchesAndExcludes) {
 // through another topic of the same trigger, once.
 TEST_F(SqliteStoreTest, ATopicsExcludeLeavesItsOtherTopicsAlone) {
   ASSERT_TRUE(store_->CreateIntegration(MakeIntegration(dev_, "hook")).ok());
-  for (const char* id : {"u1", "u2", "u3"}) {
-    MustUpsert(dev_, id);
-    CredentialsUpdate u{"push-webhook",           std::nullopt, Tokens({id}), {}, {},
-                        TokenWriteMode::kReplace, 100};
-    ASSERT_TRUE(store_->UpdateCredentials(dev_, id, u).ok());
-  }
+  for (const char* id : {"u1", "u2", "u3"}) MustHoldTokens(id, {id});
   ASSERT_TRUE(store_->AddTopicSubscribers(dev_, "a", {"u1", "u2"}).ok());
   ASSERT_TRUE(store_->AddTopicSubscribers(dev_, "b", {"u1", "u3"}).ok());
-  Workflow w;
-  w.id = NewObjectId();
-  w.environment_id = dev_;
-  w.workflow_id = "two-topics";
-  w.name = "Two topics";
-  w.created_at = w.updated_at = NowMs();
-  ASSERT_TRUE(store_->CreateWorkflow(w).ok());
+  Workflow w = MustCreateWorkflow("two-topics");
 
   auto recipients = [&](const std::string& tx, std::vector<TopicTarget> topics) {
     TriggerRequest request;
