@@ -1,5 +1,5 @@
 // /v1/events/trigger, /bulk, /broadcast and cancel (novu-api.md §2.1, §3). A trigger is
-// validated here (body, workflow, JIT integrations; an unknown topic is accepted and dropped when
+// validated here (body, workflow, JIT integrations; an unknown topic is accepted and skipped when
 // planned, as Novu's worker does), stored in the store's inbox and
 // answered once that row is durable (the writer commits concurrent triggers together). The
 // dispatcher then decodes inbox rows again (DecodeQueued) and plans them in large batches.
@@ -32,8 +32,7 @@ Status AsTriggerError(Status status) {
 }
 
 // The event's payload (already checked to be an object, or absent) as Novu's worker would print
-// it: in the trigger's order, as JSON.stringify does, without the two keys Novu's push payload
-// sets itself. Empty if the event text is not at hand.
+// it (TriggerRequest::payload_text). Empty if the event text is not at hand.
 std::string PayloadAsSent(std::string_view event_text) {
   if (event_text.empty()) return {};
   std::optional<OrderedJson> event = ParseOrderedJson(event_text);
@@ -41,7 +40,9 @@ std::string PayloadAsSent(std::string_view event_text) {
   auto payload = event->find("payload");
   if (payload == event->end() || !payload->is_object()) return "{}";
   std::string out;
-  AppendJsonLikeJavaScript(out, *payload, {"subscriber", "step"});
+  AppendJsonLikeJavaScript(out, *payload,
+                           {{"subscriber", store::TriggerRequest::kSubscriberSlot},
+                            {"step", store::TriggerRequest::kStepSlot}});
   return out;
 }
 

@@ -4,6 +4,8 @@
 #include <charconv>
 #include <cmath>
 #include <cstdint>
+#include <utility>
+#include <vector>
 
 namespace herald {
 namespace {
@@ -166,24 +168,55 @@ void AppendJavaScriptNumber(std::string& out, double value) {
   }
 }
 
+namespace {
+
+// The value of `key` if JavaScript treats it as an array index (a canonical integer below
+// 2^32 - 1): such keys come first in an object, in numeric order.
+std::optional<std::uint32_t> ArrayIndex(std::string_view key) {
+  if (key.empty() || key.size() > 10 || (key.size() > 1 && key[0] == '0')) return std::nullopt;
+  std::uint64_t n = 0;
+  for (char c : key) {
+    if (c < '0' || c > '9') return std::nullopt;
+    n = n * 10 + static_cast<std::uint64_t>(c - '0');
+  }
+  if (n >= 0xFFFFFFFFull) return std::nullopt;
+  return static_cast<std::uint32_t>(n);
+}
+
+}  // namespace
+
 void AppendJsonLikeJavaScript(std::string& out, const OrderedJson& value,
-                              std::initializer_list<std::string_view> skip_top_level) {
+                              std::initializer_list<JsonSlot> top_level_slots) {
   // Integers a double holds exactly print as they are; larger ones as the double they become.
   constexpr std::int64_t kExact = std::int64_t{1} << 53;
   switch (value.type()) {
     case OrderedJson::value_t::object: {
-      out += '{';
+      const auto& members = value.get_ref<const OrderedJson::object_t&>();
       bool first = true;
-      for (const auto& [key, member] : value.items()) {
-        if (std::find(skip_top_level.begin(), skip_top_level.end(), key) != skip_top_level.end()) {
-          continue;
-        }
-        if (!first) out += ',';
+      auto append = [&](const std::string& key, const OrderedJson& member) {
+        out += first ? '{' : ',';
         first = false;
         AppendJsonString(out, key);
         out += ':';
+        for (const JsonSlot& slot : top_level_slots) {
+          if (slot.key == key) {
+            out += slot.slot;
+            return;
+          }
+        }
         AppendJsonLikeJavaScript(out, member);
+      };
+      std::vector<std::pair<std::uint32_t, const OrderedJson::object_t::value_type*>> indices;
+      for (const auto& member : members) {
+        if (auto index = ArrayIndex(member.first)) indices.emplace_back(*index, &member);
       }
+      std::sort(indices.begin(), indices.end(),
+                [](const auto& a, const auto& b) { return a.first < b.first; });
+      for (const auto& [index, member] : indices) append(member->first, member->second);
+      for (const auto& member : members) {
+        if (indices.empty() || !ArrayIndex(member.first)) append(member.first, member.second);
+      }
+      if (first) out += '{';
       out += '}';
       return;
     }

@@ -31,12 +31,19 @@ std::optional<OrderedJson> ParseOrderedJson(std::string_view text, const JsonLim
 // Serializes without throwing: invalid UTF-8 inside strings is replaced, not fatal.
 std::string DumpJson(const Json& value);
 
-// Appends `value` as JavaScript's JSON.stringify writes it after JSON.parse: members in order,
-// no spaces, numbers as ECMAScript prints a double (1.0 -> 1, 1e-7 -> 1e-7, 1e21 -> 1e+21; an
-// integer beyond 2^53 rounded as a double is). Members of the outermost object named in
-// `skip_top_level` are left out.
+// A member of the outermost object written with `slot` (one control byte, which JSON text never
+// holds unescaped) in place of its value, for the caller to fill in later.
+struct JsonSlot {
+  std::string_view key;
+  char slot;
+};
+
+// Appends `value` as JavaScript's JSON.stringify writes it after JSON.parse: no spaces; members in
+// JavaScript's order (keys that are array indices, "0" to "4294967294", first in numeric order,
+// then the others as they came); numbers as ECMAScript prints a double (1.0 -> 1, 1e-7 -> 1e-7,
+// 1e21 -> 1e+21; an integer beyond 2^53 rounded as a double is).
 void AppendJsonLikeJavaScript(std::string& out, const OrderedJson& value,
-                              std::initializer_list<std::string_view> skip_top_level = {});
+                              std::initializer_list<JsonSlot> top_level_slots = {});
 
 // ECMAScript Number::toString of a finite double (non-finite ones print "null", as
 // JSON.stringify does).

@@ -66,6 +66,13 @@ TEST(JsonTest, StringifiesLikeJavaScript) {
        R"({"z":{"y":2,"x":{"w":true,"v":null}},"u":"s\u0001\"\\/é","subscriber":5,"t":[]})"},
       {R"({"n":1e21,"m":123456789012345680000,"k":1e20,"j":0.0000001,"i":-1e-7, "h":   42 })",
        R"({"n":1e+21,"m":123456789012345680000,"k":100000000000000000000,"j":1e-7,"i":-1e-7,"h":42})"},
+      // Keys that are array indices come first, in numeric order, at every level.
+      {R"({"10":1,"9":2,"a":3,"01":4,"4294967295":5,"4294967294":6,"0":7,"-1":8,"1.5":9,)"
+       R"("n":{"b":1,"2":2,"1":3}})",
+       R"({"0":7,"9":2,"10":1,"4294967294":6,"a":3,"01":4,"4294967295":5,"-1":8,"1.5":9,)"
+       R"("n":{"1":3,"2":2,"b":1}})"},
+      {"{}", "{}"},
+      {"[]", "[]"},
   };
   for (const Case& c : cases) {
     std::optional<OrderedJson> parsed = ParseOrderedJson(c.input);
@@ -74,11 +81,11 @@ TEST(JsonTest, StringifiesLikeJavaScript) {
     AppendJsonLikeJavaScript(out, *parsed);
     EXPECT_EQ(out, c.node) << c.input;
   }
-  // Top-level members can be left out (the keys Novu's spread puts back in their own place).
+  // Top-level members can keep their place with a slot byte instead of their value.
   std::string out;
-  AppendJsonLikeJavaScript(out, *ParseOrderedJson(R"({"b":1,"subscriber":{"x":1},"a":2})"),
-                           {"subscriber", "step"});
-  EXPECT_EQ(out, R"({"b":1,"a":2})");
+  AppendJsonLikeJavaScript(out, *ParseOrderedJson(R"({"b":1,"subscriber":{"x":1},"a":{"step":2}})"),
+                           {{"subscriber", '\x01'}, {"step", '\x02'}});
+  EXPECT_EQ(out, "{\"b\":1,\"subscriber\":\x01,\"a\":{\"step\":2}}");
   EXPECT_FALSE(ParseOrderedJson("{\"a\":").has_value());
   EXPECT_FALSE(ParseOrderedJson(std::string(100, '[') + std::string(100, ']')).has_value());
 }

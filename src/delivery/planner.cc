@@ -46,19 +46,43 @@ Json TemplateSubscriber(const store::Subscriber& s) {
   return out;
 }
 
-// Novu's push payload, {...payload, subscriber, step}: the trigger's payload first (without keys
-// of those two names), then the two keys Novu adds, in that order. `payload_text` is the payload
-// as the trigger sent it (Notification::payload_text); without it the members of `payload` come
-// in Json's sorted order. `subscriber` is the subscriber document as JSON text.
+// Novu's push payload, {...payload, subscriber, step}: the trigger's payload, in which a key
+// named `subscriber` or `step` keeps its place and takes Novu's value, then those of the two keys
+// it did not have. `payload_text` is the payload as the trigger sent it
+// (TriggerRequest::payload_text); without it the members of `payload` come in Json's sorted order
+// and keys of those two names go last. `subscriber` is the subscriber document as JSON text.
 std::string NovuPayloadJson(const Json& payload, const std::string& payload_text,
                             const std::string& subscriber) {
+  constexpr std::string_view kStep = R"({"digest":false})";
   std::string out;
   if (payload_text.size() >= 2 && payload_text.front() == '{' && payload_text.back() == '}') {
+    using store::TriggerRequest;
     out.reserve(payload_text.size() + subscriber.size() + 48);
-    out.append(payload_text, 0, payload_text.size() - 1);
-    out += out.size() > 1 ? ",\"subscriber\":" : "\"subscriber\":";
-    out += subscriber;
-    out += ",\"step\":{\"digest\":false}}";
+    const std::string_view body(payload_text.data(), payload_text.size() - 1);  // without '}'
+    constexpr char kSlots[] = {TriggerRequest::kSubscriberSlot, TriggerRequest::kStepSlot, '\0'};
+    bool has_subscriber = false, has_step = false;
+    std::size_t from = 0;
+    for (std::size_t at; (at = body.find_first_of(kSlots, from)) != std::string_view::npos;) {
+      out.append(body, from, at - from);
+      if (body[at] == TriggerRequest::kSubscriberSlot) {
+        out += subscriber;
+        has_subscriber = true;
+      } else {
+        out += kStep;
+        has_step = true;
+      }
+      from = at + 1;
+    }
+    out.append(body, from);
+    if (!has_subscriber) {
+      out += out.size() > 1 ? ",\"subscriber\":" : "\"subscriber\":";
+      out += subscriber;
+    }
+    if (!has_step) {
+      out += ",\"step\":";
+      out += kStep;
+    }
+    out += '}';
     return out;
   }
   out = "{";

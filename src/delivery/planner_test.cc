@@ -105,6 +105,24 @@ TEST(PlannerTest, ThePayloadAsSentKeepsItsOrder) {
   EXPECT_EQ((*sorted)[0].payload_json.rfind(R"({"alpha":2.5,"zeta":1,"subscriber":{)", 0), 0u)
       << (*sorted)[0].payload_json;
   EXPECT_EQ(Json::parse((*as_sent)[0].payload_json), Json::parse((*sorted)[0].payload_json));
+
+  // A payload key named subscriber or step keeps its place and takes Novu's value, as
+  // JavaScript's {...payload, subscriber, step} does (text printed by Node 20, with S = the
+  // subscriber document).
+  n.payload_text = std::string(R"({"7":true,"zeta":1,"step":)") + store::TriggerRequest::kStepSlot +
+                   R"(,"subscriber":)" + store::TriggerRequest::kSubscriberSlot +
+                   R"(,"alpha":2.5})";
+  auto slots = plan(Flow(), Ann(), n, Json::object());
+  ASSERT_TRUE(slots.ok() && !slots->empty());
+  const std::string& text = (*slots)[0].payload_json;
+  std::size_t at = text.find(R"("subscriber":{)");
+  ASSERT_NE(at, std::string::npos) << text;
+  std::size_t end = text.find(R"(,"alpha":2.5})");
+  ASSERT_NE(end, std::string::npos) << text;
+  const std::string document = text.substr(at + 13, end - at - 13);
+  EXPECT_EQ(text, R"({"7":true,"zeta":1,"step":{"digest":false},"subscriber":)" + document +
+                      R"(,"alpha":2.5})");
+  EXPECT_EQ(Json::parse(document)["subscriberId"], Ann().subscriber_id);
 }
 
 // What the planner derives from a subscriber is reused only for the same nonzero snapshot, which

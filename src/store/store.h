@@ -67,9 +67,12 @@ struct TriggerRequest {
   std::shared_ptr<const Workflow> workflow;  // shared: cached by the API, never modified
   Json payload = Json::object();
   // `payload` as the trigger sent it, for push bodies that must read as Novu's: members in the
-  // trigger's order, printed as JSON.stringify does, `subscriber` and `step` left out. Empty when
+  // trigger's order, printed as JSON.stringify does, the values of `subscriber` and `step` (which
+  // Novu's push payload replaces in place) written as kSubscriberSlot / kStepSlot. Empty when
   // unknown (then `payload` is used).
   std::string payload_text;
+  static constexpr char kSubscriberSlot = '\x01';
+  static constexpr char kStepSlot = '\x02';
   Json overrides = Json::object();
   std::vector<SubscriberTarget> subscribers;  // de-duplicated by the caller
   std::vector<TopicTarget> topics;
@@ -250,7 +253,7 @@ class Store {
   virtual Result<std::vector<QueuedTrigger>> ReadQueuedTriggers(std::size_t limit) = 0;
   // Checks what a trigger needs before it is accepted: every JIT channel has an active
   // integration and room for its tokens. NotFound / InvalidArgument. Topics are not checked here:
-  // Novu accepts a trigger to an unknown topic and fails it in the worker, and so does planning.
+  // Novu accepts a trigger to an unknown topic and its worker skips it, and so does planning.
   virtual Status CheckTriggerTargets(const TriggerRequest& request) = 0;
   // Plans triggers in order, in consecutive transactions of a few triggers each (an
   // implementation may use one), each trigger all or nothing: deletes its inbox row

@@ -7,7 +7,6 @@
 #include <filesystem>
 #include <functional>
 #include <future>
-#include <map>
 #include <mutex>
 #include <set>
 #include <span>
@@ -1508,15 +1507,22 @@ class SqliteStore final : public Store {
     return LoadSubscriber(db, env, t.subscriber_id);
   }
 
-  // NotFound (Novu's message) for the first topic of `r` the environment does not have.
-  static Status RequireTopics(Db& db, const TriggerRequest& r) {
+  // The topics of `r` that the environment has. Novu's worker logs the others and goes on: the
+  // subscribers named on their own and the topics that exist still get the trigger.
+  static Result<std::vector<const TopicTarget*>> ExistingTopics(Db& db, const TriggerRequest& r) {
+    std::vector<const TopicTarget*> found;
     for (const TopicTarget& topic : r.topics) {
-      if (!LoadTopic(db, r.environment_id, topic.key).ok()) {
-        return Status::NotFound("Topic with key " + topic.key +
-                                " not found in current environment");
+      Result<Topic> loaded = LoadTopic(db, r.environment_id, topic.key);
+      if (loaded.ok()) {
+        found.push_back(&topic);
+      } else if (loaded.status().code() == Code::kNotFound) {
+        spdlog::warn("trigger_topic_not_found transaction_id={} topic_key={}", r.transaction_id,
+                     topic.key);
+      } else {
+        return loaded.take_status();
       }
     }
-    return Status::Ok();
+    return found;
   }
 
   // A trigger's subscriber as planning needs it. A plain subscriberId comes from the cache, or is
@@ -1551,7 +1557,7 @@ class SqliteStore final : public Store {
       receipt.duplicates += 1;
       return Status::Ok();
     }
-    RETURN_IF_ERROR(RequireTopics(db, r));
+    ASSIGN_OR_RETURN(std::vector<const TopicTarget*> topics_found, ExistingTopics(db, r));
     std::vector<std::string> exclude;
     if (r.actor) {
       Result<std::shared_ptr<const Subscriber>> actor =
@@ -1570,33 +1576,25 @@ class SqliteStore final : public Store {
       receipt.messages += written;
       exclude.push_back(target.subscriber_id);
     }
-    if (!r.topics.empty() || r.broadcast) {
-      // `exclude`: left out of the whole fan-out (named on their own, or the actor).
-      // `topic_exclude`: a topic's own `exclude`, which only holds for that topic: a subscriber
-      // excluded from one topic still gets the trigger through another one it belongs to.
+    if (!topics_found.empty() || r.broadcast) {
+      // Left out of the whole fan-out: the subscribers named on their own, the actor, and every
+      // topic's `exclude` (Novu gathers them all into one list, whichever topic names them).
       Json topics = Json::array();
-      Json topic_exclude = Json::object();
-      for (const TopicTarget& topic : r.topics) {
-        topics.push_back(topic.key);
-        if (topic.exclude.empty()) continue;
-        Json& ids = topic_exclude[topic.key];
-        if (!ids.is_array()) ids = Json::array();
-        for (const std::string& id : topic.exclude) ids.push_back(id);
+      Json excluded = exclude;
+      for (const TopicTarget* topic : topics_found) {
+        topics.push_back(topic->key);
+        for (const std::string& id : topic->exclude) excluded.push_back(id);
       }
-      Json fanout = {{"workflow", r.workflow->id},
-                     {"payload", r.payload},
-                     {"payload_text", r.payload_text},
-                     {"overrides", r.overrides},
-                     {"topics", topics},
-                     {"exclude", exclude},
-                     {"topic_exclude", topic_exclude},
-                     {"broadcast", r.broadcast}};
+      Json fanout = {
+          {"workflow", r.workflow->id}, {"payload", r.payload}, {"payload_text", r.payload_text},
+          {"overrides", r.overrides},   {"topics", topics},     {"exclude", excluded},
+          {"broadcast", r.broadcast}};
       Stmt s = db.Prepare(
           "INSERT INTO fanouts (id, environment_id, transaction_id, topic_key, request, "
           "cursor, created_at) VALUES (?, ?, ?, ?, ?, '', ?)");
       s.Bind(1, NewObjectId()).Bind(2, r.environment_id).Bind(3, r.transaction_id);
-      s.Bind(4, r.topics.empty() ? std::optional<std::string>()
-                                 : std::optional<std::string>(r.topics[0].key));
+      s.Bind(4, topics_found.empty() ? std::optional<std::string>()
+                                     : std::optional<std::string>(topics_found[0]->key));
       s.Bind(5, DumpJson(fanout)).Bind(6, static_cast<std::int64_t>(now));
       RETURN_IF_ERROR(s.Exec());
       receipt.fanouts += 1;
@@ -1997,25 +1995,6 @@ class SqliteStore final : public Store {
     });
   }
 
-  // True if the subscriber `subscriber_pk` belongs to one of `topics` (JSON array of keys) that
-  // is not in `excluded_by`.
-  static Result<bool> ReachedThroughAnotherTopic(Db& db, const std::string& subscriber_pk,
-                                                 const Json& topics,
-                                                 const std::set<std::string>& excluded_by) {
-    Stmt s = db.Prepare(
-        "SELECT t.topic_key FROM topic_subscriptions ts JOIN topics t ON t.id = ts.topic_id "
-        "WHERE ts.subscriber_pk = ?");
-    s.Bind(1, subscriber_pk);
-    bool reached = false;
-    while (s.Step()) {
-      std::string key = s.Text(0);
-      if (excluded_by.count(key)) continue;
-      for (const Json& wanted : topics) reached = reached || (wanted.is_string() && wanted == key);
-    }
-    RETURN_IF_ERROR(s.status());
-    return reached;
-  }
-
   Result<std::size_t> RunFanoutBatch(std::size_t batch, const MessagePlanner& planner) override {
     // Most passes find nothing to do: answer those from a reader, without a write transaction.
     Result<bool> any = AnyRow("SELECT 1 FROM fanouts LIMIT 1");
@@ -2038,15 +2017,7 @@ class SqliteStore final : public Store {
       for (const Json& e : request.value("exclude", Json::array())) {
         if (e.is_string()) exclude.insert(e.get<std::string>());
       }
-      // subscriberId -> the topics of this fan-out whose own `exclude` names it.
-      std::map<std::string, std::set<std::string>> excluded_from;
-      const Json topic_exclude = request.value("topic_exclude", Json::object());
-      for (const auto& [key, ids] : topic_exclude.items()) {
-        if (!ids.is_array()) continue;
-        for (const Json& e : ids) {
-          if (e.is_string()) excluded_from[e.get<std::string>()].insert(key);
-        }
-      }
+      const std::string payload_text = request.value("payload_text", "");
       Result<Workflow> workflow = LoadWorkflow(db, env, request.value("workflow", ""));
       std::vector<std::pair<std::string, std::string>> members;  // (pk, subscriber_id)
       if (workflow.ok()) {
@@ -2076,16 +2047,11 @@ class SqliteStore final : public Store {
         EpochMs now = NowMs();
         for (const auto& [pk, subscriber_id] : members) {
           if (exclude.count(subscriber_id)) continue;
-          if (auto named = excluded_from.find(subscriber_id); named != excluded_from.end()) {
-            ASSIGN_OR_RETURN(bool reached,
-                             ReachedThroughAnotherTopic(db, pk, topics, named->second));
-            if (!reached) continue;
-          }
           ASSIGN_OR_RETURN(Subscriber sub, LoadSubscriber(db, env, subscriber_id));
-          ASSIGN_OR_RETURN(std::size_t written,
-                           WriteNotification(db, *workflow, ForPlanning(std::move(sub)), tx,
-                                             request["payload"], request.value("payload_text", ""),
-                                             request["overrides"], planner, now));
+          ASSIGN_OR_RETURN(
+              std::size_t written,
+              WriteNotification(db, *workflow, ForPlanning(std::move(sub)), tx, request["payload"],
+                                payload_text, request["overrides"], planner, now));
           (void)written;
         }
       }

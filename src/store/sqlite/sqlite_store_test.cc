@@ -859,23 +859,22 @@ TEST_F(SqliteStoreTest, TopicFanoutRunsInBatchesAndExcludes) {
     EXPECT_NE(m.subscriber_id, "f1");
     EXPECT_NE(m.subscriber_id, "f2");
   }
-  // An unknown topic is accepted, as Novu does, and drops the trigger when it is planned (Novu's
-  // worker fails it); nothing is written, not even its transactionId.
+  // An unknown topic is accepted, as Novu does, and skipped when planned (Novu's worker logs it
+  // and goes on): the trigger is planned, with nothing to fan out.
   request.transaction_id = "tx-missing";
   request.topics = {{"nope", {}}};
   EXPECT_TRUE(store_->CheckTriggerTargets(request).ok());
-  for (int i = 0; i < 2; ++i) {
-    auto dropped = AcceptSync(*store_, request);
-    ASSERT_TRUE(dropped.ok());
-    EXPECT_EQ(dropped->dropped, 1u);
-    EXPECT_EQ(dropped->planned, 0u);
-    EXPECT_EQ(dropped->fanouts, 0u);
-  }
+  auto planned = AcceptSync(*store_, request);
+  ASSERT_TRUE(planned.ok());
+  EXPECT_EQ(planned->planned, 1u);
+  EXPECT_EQ(planned->dropped, 0u);
+  EXPECT_EQ(planned->fanouts, 0u);
+  EXPECT_EQ(planned->messages, 0u);
 }
 
-// A topic's `exclude` holds for that topic only: a subscriber it names still gets the trigger
-// through another topic of the same trigger, once.
-TEST_F(SqliteStoreTest, ATopicsExcludeLeavesItsOtherTopicsAlone) {
+// As in Novu, every topic's `exclude` holds for the whole fan-out, whichever topic names the
+// subscriber; a subscriber in several topics gets the trigger once; unknown topics are skipped.
+TEST_F(SqliteStoreTest, TopicExcludesHoldForTheWholeFanOut) {
   ASSERT_TRUE(store_->CreateIntegration(MakeIntegration(dev_, "hook")).ok());
   for (const char* id : {"u1", "u2", "u3"}) MustHoldTokens(id, {id});
   ASSERT_TRUE(store_->AddTopicSubscribers(dev_, "a", {"u1", "u2"}).ok());
@@ -908,10 +907,12 @@ TEST_F(SqliteStoreTest, ATopicsExcludeLeavesItsOtherTopicsAlone) {
     return got;
   };
   using Got = std::multiset<std::string>;
-  EXPECT_EQ(recipients("tx-1", {{"a", {"u1"}}, {"b", {}}}), (Got{"u1", "u2", "u3"}));
+  EXPECT_EQ(recipients("tx-0", {{"a", {}}, {"b", {}}}), (Got{"u1", "u2", "u3"}));
+  EXPECT_EQ(recipients("tx-1", {{"a", {"u1"}}, {"b", {}}}), (Got{"u2", "u3"}));
   EXPECT_EQ(recipients("tx-2", {{"a", {"u1"}}, {"b", {"u1"}}}), (Got{"u2", "u3"}));
   EXPECT_EQ(recipients("tx-3", {{"a", {"u1", "u2"}}}), (Got{}));
-  EXPECT_EQ(recipients("tx-4", {{"a", {"u3"}}, {"b", {"u2"}}}), (Got{"u1", "u2", "u3"}));
+  EXPECT_EQ(recipients("tx-4", {{"a", {"u3"}}, {"b", {"u2"}}}), (Got{"u1"}));
+  EXPECT_EQ(recipients("tx-5", {{"nope", {}}, {"b", {}}}), (Got{"u1", "u3"}));
 }
 
 TEST_F(SqliteStoreTest, AFullInboxRefusesTriggersUntilPlanned) {
