@@ -35,10 +35,18 @@ Status AsTriggerError(Status status) {
 // it (TriggerRequest::payload_text). Empty if the event text is not at hand.
 std::string PayloadAsSent(std::string_view event_text) {
   if (event_text.empty()) return {};
-  std::optional<OrderedJson> event = ParseOrderedJson(event_text);
-  if (!event || !event->is_object()) return {};
-  auto payload = event->find("payload");
-  if (payload == event->end() || !payload->is_object()) return "{}";
+  std::optional<OrderedJson> payload;
+  std::optional<std::string_view> member = FindMemberText(event_text, "payload");
+  if (member && member->empty()) return "{}";       // no payload
+  if (member) payload = ParseOrderedJson(*member);  // only the payload, not the recipients
+  if (!payload) {  // the quick look could not tell: the whole event
+    std::optional<OrderedJson> event = ParseOrderedJson(event_text);
+    if (!event || !event->is_object()) return {};
+    auto it = event->find("payload");
+    if (it == event->end()) return "{}";
+    payload = std::move(*it);
+  }
+  if (!payload->is_object()) return "{}";  // null: Novu spreads nothing
   std::string out;
   AppendJsonLikeJavaScript(out, *payload,
                            {{"subscriber", store::TriggerRequest::kSubscriberSlot},

@@ -262,6 +262,83 @@ void AppendJsonLikeJavaScript(std::string& out, const OrderedJson& value,
   }
 }
 
+namespace {
+
+constexpr std::size_t kNone = std::string_view::npos;
+
+std::size_t SkipSpace(std::string_view text, std::size_t i) {
+  while (i < text.size() &&
+         (text[i] == ' ' || text[i] == '\t' || text[i] == '\n' || text[i] == '\r')) {
+    ++i;
+  }
+  return i;
+}
+
+// `text[i]` opens a string: the index just past its closing quote, or kNone.
+std::size_t SkipString(std::string_view text, std::size_t i) {
+  for (++i; i < text.size(); ++i) {
+    if (text[i] == '\\') {
+      ++i;
+    } else if (text[i] == '"') {
+      return i + 1;
+    }
+  }
+  return kNone;
+}
+
+// `text[i]` starts a value: the index just past it, or kNone.
+std::size_t SkipValue(std::string_view text, std::size_t i) {
+  if (i >= text.size()) return kNone;
+  if (text[i] == '"') return SkipString(text, i);
+  if (text[i] != '{' && text[i] != '[') {  // number, true, false, null
+    while (i < text.size() && text[i] != ',' && text[i] != '}' && text[i] != ']' &&
+           text[i] != ' ' && text[i] != '\t' && text[i] != '\n' && text[i] != '\r') {
+      ++i;
+    }
+    return i;
+  }
+  int depth = 0;
+  while (i < text.size()) {
+    char c = text[i];
+    if (c == '"') {
+      i = SkipString(text, i);
+      if (i == kNone) return kNone;
+      continue;
+    }
+    if (c == '{' || c == '[') ++depth;
+    if ((c == '}' || c == ']') && --depth == 0) return i + 1;
+    ++i;
+  }
+  return kNone;
+}
+
+}  // namespace
+
+std::optional<std::string_view> FindMemberText(std::string_view object_text, std::string_view key) {
+  std::size_t i = SkipSpace(object_text, 0);
+  if (i >= object_text.size() || object_text[i] != '{') return std::nullopt;
+  std::string_view found;
+  i = SkipSpace(object_text, i + 1);
+  if (i < object_text.size() && object_text[i] == '}') return found;
+  while (i < object_text.size() && object_text[i] == '"') {
+    std::size_t key_end = SkipString(object_text, i);
+    if (key_end == kNone) return std::nullopt;
+    std::string_view name = object_text.substr(i + 1, key_end - i - 2);
+    if (name.find('\\') != std::string_view::npos) return std::nullopt;
+    i = SkipSpace(object_text, key_end);
+    if (i >= object_text.size() || object_text[i] != ':') return std::nullopt;
+    i = SkipSpace(object_text, i + 1);
+    std::size_t value_end = SkipValue(object_text, i);
+    if (value_end == kNone || value_end == i) return std::nullopt;
+    if (name == key) found = object_text.substr(i, value_end - i);
+    i = SkipSpace(object_text, value_end);
+    if (i < object_text.size() && object_text[i] == '}') return found;
+    if (i >= object_text.size() || object_text[i] != ',') return std::nullopt;
+    i = SkipSpace(object_text, i + 1);
+  }
+  return std::nullopt;
+}
+
 std::string DumpJson(const Json& value) {
   return value.dump(-1, ' ', false, Json::error_handler_t::replace);
 }

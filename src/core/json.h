@@ -28,6 +28,12 @@ std::optional<Json> ParseJson(std::string_view text, std::string* error,
 // text is not one valid JSON document. Never throws.
 std::optional<OrderedJson> ParseOrderedJson(std::string_view text, const JsonLimits& limits = {});
 
+// The text of the value of member `key` of the JSON object `object_text` (the last one if the key
+// repeats, as parsers keep), found without parsing the rest. An empty view if the object has no
+// such member; nullopt if this quick look cannot tell (not an object, malformed, or a key written
+// with escapes): then parse the whole text.
+std::optional<std::string_view> FindMemberText(std::string_view object_text, std::string_view key);
+
 // Serializes without throwing: invalid UTF-8 inside strings is replaced, not fatal.
 std::string DumpJson(const Json& value);
 

@@ -90,5 +90,23 @@ TEST(JsonTest, StringifiesLikeJavaScript) {
   EXPECT_FALSE(ParseOrderedJson(std::string(100, '[') + std::string(100, ']')).has_value());
 }
 
+TEST(JsonTest, FindsAMembersTextWithoutParsingTheRest) {
+  const std::string_view event =
+      R"( { "name" : "wf", "to":[{"subscriberId":"a}\"]{"},"b"], "payload" : {"x":[1,{"y":"}"}]} } )";
+  EXPECT_EQ(FindMemberText(event, "payload"), R"({"x":[1,{"y":"}"}]})");
+  EXPECT_EQ(FindMemberText(event, "name"), R"("wf")");
+  EXPECT_EQ(FindMemberText(event, "to"), R"([{"subscriberId":"a}\"]{"},"b"])");
+  EXPECT_EQ(FindMemberText(event, "missing"), std::string_view());
+  EXPECT_EQ(FindMemberText(R"({"payload":1,"payload":{"z":2}})", "payload"), R"({"z":2})");
+  EXPECT_EQ(FindMemberText(R"({"n":-1.5e3,"t":true,"p":null})", "p"), "null");
+  EXPECT_EQ(FindMemberText(R"({"n":-1.5e3,"t":true,"p":null})", "n"), "-1.5e3");
+  EXPECT_EQ(FindMemberText("{}", "payload"), std::string_view());
+  // What it cannot tell: the caller parses the whole text.
+  for (std::string_view unsure : {R"({"pay\u006coad":{}})", "[1]", R"({"a":)", R"({"a":1 "b":2})",
+                                  R"({"a":"open)", "", "   "}) {
+    EXPECT_FALSE(FindMemberText(unsure, "payload").has_value()) << unsure;
+  }
+}
+
 }  // namespace
 }  // namespace herald
