@@ -99,7 +99,9 @@ std::string NovuPayloadJson(const Json& payload, const std::string& payload_text
   }
   out += out.size() > 1 ? ",\"subscriber\":" : "\"subscriber\":";
   out += subscriber;
-  out += ",\"step\":{\"digest\":false}}";
+  out += ",\"step\":";
+  out += kStep;
+  out += '}';
   return out;
 }
 
