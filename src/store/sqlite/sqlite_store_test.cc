@@ -1122,5 +1122,49 @@ TEST_F(SqliteStoreTest, InboxPlansLeasesAndHonoursCancel) {
   EXPECT_EQ(receipt->duplicates, 1u);
 }
 
+
+// Novu's idempotency (novu-api.md §2.0.1) as the store keeps it: a fresh key is held in progress
+// until its reply is stored; the reply is replayed for the same body and refused for another;
+// a key that expired (or a server error's, stored as expiring now) starts over. The API maps
+// the states to 201-then-replay, 409 + Retry-After and 422.
+TEST_F(SqliteStoreTest, IdempotencyKeysGoFromInProgressToReplayAndExpire) {
+  const EpochMs now = NowMs();
+  auto begin = [&](const std::string& env, const std::string& key, const std::string& hash,
+                   EpochMs at) {
+    std::promise<Result<IdempotencyRecord>> p;
+    store_->BeginIdempotent(env, key, hash, at, at + 300000,
+                            [&p](Result<IdempotencyRecord> r) { p.set_value(std::move(r)); });
+    Result<IdempotencyRecord> r = p.get_future().get();
+    EXPECT_TRUE(r.ok()) << r.status().message();
+    return r.ok() ? *r : IdempotencyRecord{};
+  };
+  EXPECT_EQ(begin(dev_, "k1", "h1", now).state, IdempotencyState::kNew);
+  // A second request while the first runs: in progress; with another body: a mismatch.
+  EXPECT_EQ(begin(dev_, "k1", "h1", now + 10).state, IdempotencyState::kInProgress);
+  EXPECT_EQ(begin(dev_, "k1", "h2", now + 10).state, IdempotencyState::kMismatch);
+  // The same key in another environment is another key.
+  EXPECT_EQ(begin(prod_, "k1", "h1", now).state, IdempotencyState::kNew);
+
+  store_->FinishIdempotent(dev_, "k1", 201, R"({"data":{"acknowledged":true}})", now + 60000);
+  ASSERT_TRUE(store_->Flush().ok());
+  IdempotencyRecord replay = begin(dev_, "k1", "h1", now + 20);
+  EXPECT_EQ(replay.state, IdempotencyState::kReplay);
+  EXPECT_EQ(replay.status, 201);
+  EXPECT_EQ(replay.body, R"({"data":{"acknowledged":true}})");
+  EXPECT_EQ(begin(dev_, "k1", "h2", now + 20).state, IdempotencyState::kMismatch);
+  // Survives a restart.
+  Open();
+  EXPECT_EQ(begin(dev_, "k1", "h1", now + 30).state, IdempotencyState::kReplay);
+
+  // Past its expiry the key is new again, whatever the body.
+  EXPECT_EQ(begin(dev_, "k1", "h2", now + 60001).state, IdempotencyState::kNew);
+  EXPECT_EQ(begin(dev_, "k1", "h2", now + 60002).state, IdempotencyState::kInProgress);
+  store_->FinishIdempotent(dev_, "k1", 503, "{}", now + 60002);  // a server error: not kept
+  ASSERT_TRUE(store_->Flush().ok());
+  EXPECT_EQ(begin(dev_, "k1", "h2", now + 60003).state, IdempotencyState::kNew);
+  // Purging leaves what has not expired: prod's key is still in progress.
+  ASSERT_TRUE(store_->PurgeExpired(now + 60003).ok());
+  EXPECT_EQ(begin(prod_, "k1", "h1", now + 60004).state, IdempotencyState::kInProgress);
+}
 }  // namespace
 }  // namespace herald::store
