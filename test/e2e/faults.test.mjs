@@ -221,3 +221,30 @@ test('a full trigger queue answers 503 with Retry-After and accepts again once i
     await h4.stop();
   }
 });
+
+test('without HERALD_ALLOW_PRIVATE_TARGETS a loopback webhook is refused: status error, no request, no retry', T, async () => {
+  const h4 = await startHerald({ env: { ...FAST_RETRY_ENV, HERALD_ALLOW_PRIVATE_TARGETS: undefined } });
+  try {
+    const sdk4 = novu(h4);
+    const wf4 = await createPushWorkflow(sdk4);
+    // By address and by a name that resolves to loopback: the check is on what the name resolves to.
+    for (const url of [rx.url, rx.url.replace('127.0.0.1', 'localhost')]) {
+      const integ4 = await createHookIntegration(sdk4, url, SECRET);
+      const t = tok();
+      const { tx } = await triggerWithScripts(
+        { [t]: () => ({ status: 200, body: { id: 'must-not-arrive' } }) },
+        { server: h4, client: sdk4, integration: integ4, workflow: wf4 },
+      );
+      const [m] = await waitForMessages(h4, tx, { count: 1, timeoutMs: 10_000 });
+      assert.equal(m.status, 'error', JSON.stringify(m));
+      assert.equal(m.deliveryStatus, 'failed');
+      assert.equal(m.attempts, 1, 'a refused target is permanent');
+      assert.equal(m.errorId, 'FORBIDDEN_TARGET');
+      assert.match(m.errorText ?? '', /private address.*HERALD_ALLOW_PRIVATE_TARGETS=1/);
+      await assertCountStays(t, 0);
+      await sdk4.integrations.delete(integ4.id);
+    }
+  } finally {
+    await h4.stop();
+  }
+});
