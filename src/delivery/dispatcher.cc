@@ -1,5 +1,7 @@
 #include "delivery/dispatcher.h"
 
+#include <algorithm>
+
 #include "core/log.h"
 #include "core/time.h"
 
@@ -248,7 +250,26 @@ void Dispatcher::SendAll(std::vector<store::Message> messages) {
   for (store::Message* message : fresh) Send(std::move(*message));
 }
 
+void Dispatcher::ForgetProvider(std::shared_ptr<const providers::Provider> provider) {
+  std::lock_guard lock(mu_);
+  forgotten_.push_back(std::move(provider));
+  any_forgotten_.store(true, std::memory_order_release);
+}
+
+void Dispatcher::DropForgottenProviders() {
+  std::vector<std::shared_ptr<const providers::Provider>> forgotten;
+  {
+    std::lock_guard lock(mu_);
+    forgotten.swap(forgotten_);
+    any_forgotten_.store(false, std::memory_order_relaxed);
+  }
+  std::erase_if(providers_, [&](const auto& entry) {
+    return std::find(forgotten.begin(), forgotten.end(), entry.second.provider) != forgotten.end();
+  });
+}
+
 const Dispatcher::CachedProvider& Dispatcher::ProviderFor(const store::Message& message) {
+  if (any_forgotten_.load(std::memory_order_acquire)) DropForgottenProviders();
   auto now = Clock::now();
   auto it = providers_.find(message.integration_id);
   if (it != providers_.end() && now - it->second.loaded < options_.integration_ttl) {
@@ -258,7 +279,7 @@ const Dispatcher::CachedProvider& Dispatcher::ProviderFor(const store::Message& 
   entry.loaded = now;
   Result<store::Integration> integration =
       store_.GetIntegration(message.environment_id, message.integration_id);
-  const providers::ProviderSpec* spec = providers::FindProvider(message.provider_id);
+  const providers::ProviderSpec* spec = options_.find_provider(message.provider_id);
   if (!integration.ok()) {
     bool missing = integration.status().code() == Code::kNotFound;
     entry.error_id = missing ? "integration_not_found" : "integration_unavailable";
@@ -320,7 +341,9 @@ void Dispatcher::Send(store::Message message) {
       cv_.notify_all();
       return;
     }
-    Complete(sent, provider->Classify(reply));
+    providers::Outcome outcome = provider->Classify(reply);
+    if (outcome.verdict == providers::Verdict::kRefreshAuth) ForgetProvider(provider);
+    Complete(sent, outcome);
   });
 }
 

@@ -4,13 +4,16 @@
 // fan-outs in batches. One thread; the network runs on the client's I/O thread.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <random>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <unordered_map>
 #include <unordered_set>
@@ -36,9 +39,14 @@ struct DispatcherOptions {
   // frees every lease on start, so the lease only has to outlast the longest queueing of a send.
   std::chrono::milliseconds lease{3600000};
   std::chrono::milliseconds request_timeout{15000};
-  std::chrono::milliseconds integration_ttl{5000};  // how long a built Provider is reused
+  // How long a built Provider is reused. A reply classified refresh-auth drops it at once: the
+  // next message of its integration builds a new one (fresh credentials, a new auth token).
+  std::chrono::milliseconds integration_ttl{5000};
   RetryPolicy retry;
   int thread_nice = 0;  // added to the dispatcher thread's nice value (see LowerThreadPriority)
+  // The provider registry (tests put their own providers in front of it).
+  std::function<const providers::ProviderSpec*(std::string_view)> find_provider =
+      providers::FindProvider;
 };
 
 // Decodes a queued trigger for planning (api::Api::DecodeQueued; wired by app/).
@@ -86,6 +94,9 @@ class Dispatcher {
   bool TouchToken(const Sent& message, EpochMs at);
   static std::string TokenKey(const Sent& message);
   const CachedProvider& ProviderFor(const store::Message& message);
+  // Any thread: `provider` holds stale auth; the dispatcher stops using it before its next send.
+  void ForgetProvider(std::shared_ptr<const providers::Provider> provider);
+  void DropForgottenProviders();  // dispatcher thread
 
   store::Store& store_;
   http::Client& client_;
@@ -105,6 +116,8 @@ class Dispatcher {
   std::vector<store::MessageOutcome> completions_;
   std::unordered_set<std::string> sending_;           // ids of messages sent and not yet recorded
   std::unordered_map<std::string, EpochMs> touched_;  // token -> last-active last written
+  std::vector<std::shared_ptr<const providers::Provider>> forgotten_;  // see ForgetProvider
+  std::atomic<bool> any_forgotten_{false};  // forgotten_ is not empty (read without mu_)
 
   // Dispatcher thread only: no claim pass before this (set when one found nothing due).
   std::chrono::steady_clock::time_point claim_again_at_{};

@@ -1122,7 +1122,6 @@ TEST_F(SqliteStoreTest, InboxPlansLeasesAndHonoursCancel) {
   EXPECT_EQ(receipt->duplicates, 1u);
 }
 
-
 // Novu's idempotency (novu-api.md §2.0.1) as the store keeps it: a fresh key is held in progress
 // until its reply is stored; the reply is replayed for the same body and refused for another;
 // a key that expired (or a server error's, stored as expiring now) starts over. The API maps
