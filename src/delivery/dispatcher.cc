@@ -138,6 +138,7 @@ bool Dispatcher::FlushCompletions() {
     std::lock_guard lock(mu_);
     if (completions_.empty() || Clock::now() < record_again_at_) return false;
     batch->swap(completions_);
+    completions_.reserve(batch->size());  // the next batch is likely as large: no regrowing
     ++recording_;
   }
   // Recorded in the background: the dispatcher goes on planning and sending meanwhile. A message

@@ -1825,6 +1825,11 @@ class SqliteStore final : public Store {
     // Chunks that failed leave their triggers queued for the next pass; the others' messages are
     // leased and must be sent, so they are returned even then.
     PlanReceipt receipt;
+    std::size_t leased = 0;
+    for (const std::optional<Result<PlanReceipt>>& part : parts) {
+      if (part->ok()) leased += part->value().leased.size();
+    }
+    receipt.leased.reserve(leased);  // one allocation, not a doubling per chunk
     std::optional<Status> first_error;
     bool any_ok = false;
     for (std::optional<Result<PlanReceipt>>& part : parts) {
