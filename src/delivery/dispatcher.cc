@@ -138,7 +138,6 @@ bool Dispatcher::FlushCompletions() {
     std::lock_guard lock(mu_);
     if (completions_.empty() || Clock::now() < record_again_at_) return false;
     batch->swap(completions_);
-    completions_.reserve(batch->size());  // the next batch is likely as large: no regrowing
     ++recording_;
   }
   // Recorded in the background: the dispatcher goes on planning and sending meanwhile. A message
@@ -253,6 +252,8 @@ void Dispatcher::SendAll(std::vector<store::Message> messages) {
 
 void Dispatcher::ForgetProvider(std::shared_ptr<const providers::Provider> provider) {
   std::lock_guard lock(mu_);
+  // Every request in flight on a stale token comes back refresh-auth: keep the provider once.
+  if (std::find(forgotten_.begin(), forgotten_.end(), provider) != forgotten_.end()) return;
   forgotten_.push_back(std::move(provider));
   any_forgotten_.store(true, std::memory_order_release);
 }

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <deque>
@@ -22,10 +23,11 @@ namespace {
 using namespace std::chrono_literals;
 
 // Answers on its own thread, like the real client: 401 to a request whose bearer token is
-// `stale_token`, 200 to any other.
+// `stale_token`, 200 to any other. The first answer waits until `hold_first` requests are in.
 class FakeClient : public http::Client {
  public:
-  explicit FakeClient(std::string stale_token) : stale_token_(std::move(stale_token)) {
+  FakeClient(std::string stale_token, std::size_t hold_first)
+      : stale_token_(std::move(stale_token)), hold_(hold_first) {
     thread_ = std::thread([this] { Run(); });
   }
   ~FakeClient() override { Shutdown(0ms); }
@@ -64,8 +66,9 @@ class FakeClient : public http::Client {
   void Run() {
     std::unique_lock lock(mu_);
     for (;;) {
-      cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      cv_.wait(lock, [&] { return stopping_ || (!queue_.empty() && queue_.size() >= hold_); });
       if (queue_.empty()) return;
+      hold_ = 0;
       auto [request, done] = std::move(queue_.front());
       queue_.pop_front();
       lock.unlock();
@@ -81,6 +84,7 @@ class FakeClient : public http::Client {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   bool stopping_ = false;
+  std::size_t hold_;
   std::deque<std::pair<http::Request, http::Callback>> queue_;
   std::vector<std::string> seen_;  // each request's authorization header, in order
   std::thread thread_;
@@ -151,7 +155,8 @@ class DispatcherTest : public ::testing::Test {
     ASSERT_TRUE(store_->UpsertSubscriber(env_, "u1", {}, false, &created).ok());
     store::CredentialsUpdate tokens;
     tokens.provider_id = "test-auth";
-    tokens.tokens = std::vector<store::DeviceToken>{{"device-1", "device-1"}};
+    tokens.tokens =
+        std::vector<store::DeviceToken>{{"device-1", "device-1"}, {"device-2", "device-2"}};
     ASSERT_TRUE(store_->UpdateCredentials(env_, "u1", tokens).ok());
   }
   void TearDown() override {
@@ -202,9 +207,10 @@ class DispatcherTest : public ::testing::Test {
     ASSERT_TRUE(queued.get_future().get().ok());
   }
 
-  // The trigger's one message once it is no longer pending (or as it is after 10 s).
-  store::Message Settled(const std::string& transaction_id) {
-    store::Message last;
+  // The trigger's two messages (one per token) once neither is pending (or as they are after
+  // 10 s).
+  std::vector<store::Message> Settled(const std::string& transaction_id) {
+    std::vector<store::Message> last;
     for (auto deadline = std::chrono::steady_clock::now() + 10s;
          std::chrono::steady_clock::now() < deadline; std::this_thread::sleep_for(10ms)) {
       store::MessageQuery query;
@@ -212,9 +218,13 @@ class DispatcherTest : public ::testing::Test {
       query.transaction_ids = {transaction_id};
       long long total = 0;
       auto messages = store_->ListMessages(query, &total);
-      if (!messages.ok() || messages->size() != 1) continue;
-      last = messages->front();
-      if (last.state != store::DeliveryState::kPending) break;
+      if (!messages.ok() || messages->size() != 2) continue;
+      last = *messages;
+      if (std::none_of(last.begin(), last.end(), [](const store::Message& m) {
+            return m.state == store::DeliveryState::kPending;
+          })) {
+        break;
+      }
     }
     return last;
   }
@@ -226,10 +236,12 @@ class DispatcherTest : public ::testing::Test {
   AuthSpec spec_;
 };
 
-// A reply classified refresh-auth drops the provider that sent it: the retry goes out from a
-// new instance (a new token), long before the provider cache would have expired.
-TEST_F(DispatcherTest, RefreshAuthBuildsTheProviderAgainAndRetries) {
-  FakeClient client("Bearer token-1");
+// A reply classified refresh-auth drops the provider that sent it: the retries go out from one
+// new instance (a new token), long before the provider cache would have expired, and it stays
+// cached: both tokens' first sends come back 401 from the same stale provider, which is rebuilt
+// once, and a later trigger is sent by the rebuilt one.
+TEST_F(DispatcherTest, RefreshAuthBuildsTheProviderAgainOnceAndRetries) {
+  FakeClient client("Bearer token-1", /*hold_first=*/2);  // both first sends on the stale token
   DispatcherOptions options;
   options.owner = "test";
   options.integration_ttl = std::chrono::hours(1);
@@ -243,13 +255,26 @@ TEST_F(DispatcherTest, RefreshAuthBuildsTheProviderAgainAndRetries) {
   Trigger(dispatcher, "tx-refresh");
   dispatcher.Start();
   dispatcher.Wake();
-
-  store::Message m = Settled("tx-refresh");
+  std::vector<store::Message> first = Settled("tx-refresh");
+  Trigger(dispatcher, "tx-after");
+  dispatcher.Wake();
+  std::vector<store::Message> second = Settled("tx-after");
   dispatcher.Stop(1s);
-  EXPECT_EQ(m.state, store::DeliveryState::kDelivered) << m.error_text.value_or("");
-  EXPECT_EQ(m.attempts, 2);
+
+  ASSERT_EQ(first.size(), 2u);
+  for (const store::Message& m : first) {
+    EXPECT_EQ(m.state, store::DeliveryState::kDelivered) << m.error_text.value_or("");
+    EXPECT_EQ(m.attempts, 2);
+  }
+  ASSERT_EQ(second.size(), 2u);
+  for (const store::Message& m : second) {
+    EXPECT_EQ(m.state, store::DeliveryState::kDelivered) << m.error_text.value_or("");
+    EXPECT_EQ(m.attempts, 1);
+  }
   EXPECT_EQ(spec_.created.load(), 2);
-  EXPECT_EQ(client.Seen(), (std::vector<std::string>{"Bearer token-1", "Bearer token-2"}));
+  EXPECT_EQ(client.Seen(),
+            (std::vector<std::string>{"Bearer token-1", "Bearer token-1", "Bearer token-2",
+                                      "Bearer token-2", "Bearer token-2", "Bearer token-2"}));
 }
 
 }  // namespace

@@ -129,12 +129,13 @@ Result<std::unique_ptr<Db>> Db::Open(const std::string& path, bool read_only) {
   // A 4 MiB page cache: the writer's hot pages (the right edges of the tables and indexes it
   // appends to, recent messages) fit, and it is full within the first few thousand triggers,
   // after which SQLite reuses its pages instead of allocating new ones. With 16 MiB a fresh
-  // process spent its first ~50 000 triggers faulting in new memory (bench/README.md: −3.5 µs per
-  // trigger over 20 000 triggers, −5 µs over 60 000, level after a warm-up of 80 000). Readers
-  // lose their cache whenever the database changed anyway.
+  // process spent its first ~50 000 triggers faulting in new memory (bench/README.md, "SQLite's
+  // page cache": −3.5 µs per trigger over 20 000 triggers, −5 µs over 60 000, level after a
+  // warm-up of 80 000). A reader in WAL mode drops its cache when it starts reading after
+  // another connection committed, so on a busy store its cache stays small anyway.
   std::string pragmas =
       "PRAGMA foreign_keys=ON; PRAGMA synchronous=NORMAL; PRAGMA temp_store=MEMORY;"
-      "PRAGMA cache_size=-4000;";
+      "PRAGMA cache_size=-4096;";
   if (!read_only) pragmas = "PRAGMA journal_mode=WAL;" + pragmas;
   RETURN_IF_ERROR(db->ExecScript(pragmas));
   return db;

@@ -1161,9 +1161,19 @@ TEST_F(SqliteStoreTest, IdempotencyKeysGoFromInProgressToReplayAndExpire) {
   store_->FinishIdempotent(dev_, "k1", 503, "{}", now + 60002);  // a server error: not kept
   ASSERT_TRUE(store_->Flush().ok());
   EXPECT_EQ(begin(dev_, "k1", "h2", now + 60003).state, IdempotencyState::kNew);
-  // Purging leaves what has not expired: prod's key is still in progress.
-  ASSERT_TRUE(store_->PurgeExpired(now + 60003).ok());
-  EXPECT_EQ(begin(prod_, "k1", "h1", now + 60004).state, IdempotencyState::kInProgress);
+  // Purging removes what expired and leaves the rest: prod's key was held until now + 300000,
+  // dev's (begun again above) until now + 360003.
+  auto records = [&] {
+    auto db = sqlite::Db::Open((dir_ / "herald.db").string(), true);
+    EXPECT_TRUE(db.ok());
+    sqlite::Stmt s = (*db)->Prepare("SELECT COUNT(*) FROM idempotency_keys");
+    EXPECT_TRUE(s.Step());
+    return s.Int(0);
+  };
+  EXPECT_EQ(records(), 2);
+  ASSERT_TRUE(store_->PurgeExpired(now + 300001).ok());
+  EXPECT_EQ(records(), 1);
+  EXPECT_EQ(begin(dev_, "k1", "h2", now + 300002).state, IdempotencyState::kInProgress);
 }
 }  // namespace
 }  // namespace herald::store
