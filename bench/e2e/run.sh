@@ -211,7 +211,8 @@ echo "phase B: $REQUESTS triggers to Herald ($CONNECTIONS connections)"
 # acknowledged triggers is read from the load generator's report by the shell, and the sink's
 # count over bash's /dev/tcp (bash reads a socket a byte at a time: once a second is enough).
 # The sink stamps the last delivery itself, so how often the loop polls does not change the
-# figures.
+# rates and latencies; Herald's CPU is read when the loop ends, up to a second after the last
+# delivery, which an idle Herald spends asleep (one clock tick in five seconds, measured).
 mkfifo "$TMP/nap"
 exec {NAP}<>"$TMP/nap"
 CPU_BEFORE=$(herald_cpu)
