@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "server/error_reply.h"
+
 namespace herald::server {
 namespace {
 
@@ -59,6 +61,18 @@ TEST(RouterTest, BadPercentEncodingIs400) {
   Router router = MakeRouter();
   EXPECT_EQ(Dispatch(router, "GET", "/v1/subscribers/%zz").status, 400);
   EXPECT_EQ(Dispatch(router, "GET", "/v1/subscribers/%4").status, 400);
+}
+
+// {data: value} is written around the value's own text: the same bytes as the whole document
+// dumped, whatever the value (invalid UTF-8 replaced alike).
+TEST(ReplyTest, DataReplyIsTheDocumentWithDataAroundTheValue) {
+  for (const Json& value : {Json::object(), Json::array(), Json(nullptr), Json(1.5),
+                            Json{{"b", 1}, {"a", {{"z", "x\"y"}, {"bad", "\xff"}}}}}) {
+    Reply reply = DataReply(value, 201);
+    EXPECT_EQ(reply.status, 201);
+    EXPECT_EQ(reply.body, DumpJson(Json{{"data", value}}));
+  }
+  EXPECT_EQ(DataReply(Json{{"acknowledged", true}}).body, R"({"data":{"acknowledged":true}})");
 }
 
 }  // namespace
