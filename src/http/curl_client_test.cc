@@ -952,5 +952,67 @@ TEST(CurlClientTest, TlsVerifiesAgainstSystemPlusExtraCaAndNegotiatesH2) {
   EXPECT_EQ(outcome.error, TransportError::kTls) << outcome.error_message;
 }
 
+// A chain root -> intermediate -> leaf, served with the intermediate. Trusting the root verifies
+// the whole chain; trusting only the intermediate makes it the anchor (as libcurl's own store
+// does: X509_V_FLAG_PARTIAL_CHAIN); trusting neither fails.
+TEST(CurlClientTest, TlsTrustsARootOrAnIntermediateGivenAsTheExtraCa) {
+  std::string nghttpd = FindProgram("nghttpd");
+  std::string openssl = FindProgram("openssl");
+  if (nghttpd.empty() || openssl.empty()) GTEST_SKIP() << "needs nghttpd and openssl";
+  TempDir dir;
+  dir.Write("hello.txt", "hello over a chain");
+  dir.Write("ca.ext", "basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign\n");
+  dir.Write("leaf.ext", "basicConstraints=CA:FALSE\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n");
+  auto run = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), openssl);
+    return ChildProcess(std::move(args)).Wait();
+  };
+  const std::vector<std::string> ec = {"-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                                       "-nodes"};
+  auto req = [&](const std::string& name, const std::string& cn) {
+    std::vector<std::string> args = {"req", "-new"};
+    args.insert(args.end(), ec.begin(), ec.end());
+    args.insert(args.end(), {"-keyout", dir.File(name + ".key"), "-out", dir.File(name + ".csr"),
+                             "-subj", "/CN=" + cn});
+    return run(args);
+  };
+  auto sign = [&](const std::string& name, const std::string& issuer, const std::string& ext) {
+    return run({"x509", "-req", "-in", dir.File(name + ".csr"), "-CA", dir.File(issuer + ".pem"),
+                "-CAkey", dir.File(issuer + ".key"), "-CAcreateserial", "-days", "2", "-extfile",
+                dir.File(ext), "-out", dir.File(name + ".pem")});
+  };
+  std::vector<std::string> root = {"req", "-x509"};
+  root.insert(root.end(), ec.begin(), ec.end());
+  root.insert(root.end(),
+              {"-keyout", dir.File("root.key"), "-out", dir.File("root.pem"), "-subj",
+               "/CN=Herald test root", "-days", "2", "-addext", "basicConstraints=critical,CA:TRUE",
+               "-addext", "keyUsage=critical,keyCertSign"});
+  ASSERT_EQ(run(root), 0);
+  ASSERT_EQ(req("int", "Herald test intermediate"), 0);
+  ASSERT_EQ(sign("int", "root", "ca.ext"), 0);
+  ASSERT_EQ(req("leaf", "localhost"), 0);
+  ASSERT_EQ(sign("leaf", "int", "leaf.ext"), 0);
+  auto read = [&](const char* name) {
+    std::ifstream in(dir.File(name));
+    return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  };
+  dir.Write("chain.pem", read("leaf.pem") + read("int.pem"));
+  Nghttpd server(nghttpd, dir, dir.File("leaf.key"), dir.File("chain.pem"));
+  ASSERT_TRUE(server.Ready());
+  const std::string url = "https://127.0.0.1:" + std::to_string(server.port()) + "/hello.txt";
+
+  for (const char* anchor : {"root.pem", "int.pem"}) {
+    ClientOptions options = LoopbackOptions();
+    options.ca_file = dir.File(anchor);
+    auto client = NewCurlClient(options);
+    Outcome outcome = SendAndWait(*client, Get(url));
+    ASSERT_TRUE(outcome.ok()) << anchor << ": " << outcome.error_message;
+    EXPECT_EQ(outcome.response.body, "hello over a chain");
+  }
+  auto untrusting = NewCurlClient(LoopbackOptions());
+  Outcome outcome = SendAndWait(*untrusting, Get(url));
+  EXPECT_EQ(outcome.error, TransportError::kTls) << outcome.error_message;
+}
+
 }  // namespace
 }  // namespace herald::http
