@@ -710,7 +710,9 @@ CURLcode CurlClient::Configure(Transfer& transfer, const Url& url) {
   // TLS: always verified against the system bundle plus HERALD_CA_FILE.
   check(curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, 1L));
   check(curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, 2L));
-  if (ca_store_) {  // libcurl loads no CA itself; each new TLS context takes the shared store
+  if (url.scheme != "https") {
+    // No TLS context: nothing to trust.
+  } else if (ca_store_) {  // libcurl loads no CA itself; each new TLS context takes the store
     check(curl_easy_setopt(easy, CURLOPT_CAINFO, nullptr));
     check(curl_easy_setopt(easy, CURLOPT_CAPATH, nullptr));
     check(curl_easy_setopt(easy, CURLOPT_SSL_CTX_FUNCTION, &CurlClient::OnSslContext));
