@@ -329,34 +329,34 @@ CurlClient::CurlClient(const ClientOptions& options) : options_(options) {
   }
   h2c_reuse_broken_ = info->version_num < 0x080000;
   std::string extra;
+  auto ca_file_unusable = [&] {
+    ca_error_ = "cannot read a PEM certificate from HERALD_CA_FILE " + options_.ca_file;
+    spdlog::error("http_ca_file_unusable path=\"{}\"", options_.ca_file);
+  };
   if (!options_.ca_file.empty() &&
       (!ReadFile(options_.ca_file, &extra) ||
        extra.find("-----BEGIN CERTIFICATE-----") == std::string::npos)) {
-    ca_error_ = "cannot read a PEM certificate from HERALD_CA_FILE " + options_.ca_file;
-    spdlog::error("http_ca_file_unusable path=\"{}\"", options_.ca_file);
-    extra.clear();
+    ca_file_unusable();
   }
   const bool openssl =
       info->ssl_version != nullptr && std::string_view(info->ssl_version).starts_with("OpenSSL/");
-  if (openssl && ca_error_.empty()) {
+  if (ca_error_.empty() && (openssl || !extra.empty())) {
     std::string system = SystemCaBundle();
     if (system.empty()) spdlog::warn("http_system_ca_bundle_missing");
-    ca_store_.reset(X509_STORE_new());
-    if (!ca_store_) throw std::runtime_error("cannot allocate a certificate store");
-    // As libcurl sets up its own store: an intermediate listed as trusted is an anchor.
-    X509_STORE_set_flags(ca_store_.get(), X509_V_FLAG_PARTIAL_CHAIN);
-    if (!system.empty() && !AddPemCertificates(ca_store_.get(), system)) {
-      spdlog::warn("http_system_ca_bundle_unreadable");
+    if (openssl) {
+      ca_store_.reset(X509_STORE_new());
+      if (!ca_store_) throw std::runtime_error("cannot allocate a certificate store");
+      // As libcurl sets up its own store: an intermediate listed as trusted is an anchor.
+      X509_STORE_set_flags(ca_store_.get(), X509_V_FLAG_PARTIAL_CHAIN);
+      if (!system.empty() && !AddPemCertificates(ca_store_.get(), system)) {
+        spdlog::warn("http_system_ca_bundle_unreadable");
+      }
+      if (!extra.empty() && !AddPemCertificates(ca_store_.get(), extra)) ca_file_unusable();
+    } else {
+      ca_pem_ = std::move(system);
+      if (!ca_pem_.empty() && ca_pem_.back() != '\n') ca_pem_ += '\n';
+      ca_pem_ += extra;
     }
-    if (!extra.empty() && !AddPemCertificates(ca_store_.get(), extra)) {
-      ca_error_ = "cannot read a PEM certificate from HERALD_CA_FILE " + options_.ca_file;
-      spdlog::error("http_ca_file_unusable path=\"{}\"", options_.ca_file);
-    }
-  } else if (!extra.empty()) {
-    ca_pem_ = SystemCaBundle();
-    if (ca_pem_.empty()) spdlog::warn("http_system_ca_bundle_missing");
-    if (!ca_pem_.empty() && ca_pem_.back() != '\n') ca_pem_ += '\n';
-    ca_pem_ += extra;
   }
 
   share_.reset(curl_share_init());
