@@ -31,6 +31,16 @@ struct ApiOptions {
   int blocking_threads = 4;
 };
 
+// Novu's trigger result: {acknowledged: true, status, transactionId?}.
+struct TriggerAck {
+  std::string_view status;  // a literal
+  std::optional<std::string> transaction_id;
+};
+// The result as JSON (a slot of the bulk reply), and as the 201 of a single trigger: its text
+// written directly (it is built once per trigger), the same bytes as {"data": AckJson(ack)}.
+Json AckJson(const TriggerAck& ack);
+server::Reply AckReply(const TriggerAck& ack);
+
 class Api {
  public:
   // `environments` are the ones the store holds (read once at start-up; keys never change while
@@ -67,11 +77,11 @@ class Api {
   void TriggerBulk(Req& r, const Env& env, server::Done done);
   void TriggerBroadcast(Req& r, const Env& env, server::Done done);
   Reply CancelTrigger(Req& r, const Env& env);
-  // Accepts one decoded event; `done` gets the Novu trigger result object (or an error).
+  // Accepts one decoded event; `done` gets the trigger result (or an error).
   // `text` is the event's JSON text when the caller has it (a whole request body): it is queued
   // as is instead of being written out again.
   void AcceptEvent(const Json& event, const Env& env, bool broadcast, std::string_view text,
-                   std::function<void(Result<Json>)> done);
+                   std::function<void(Result<TriggerAck>)> done);
 
   // messages.cc
   Reply ListMessages(Req& r, const Env& env);

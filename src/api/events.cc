@@ -259,24 +259,42 @@ Result<DecodedEvent> DecodeEvent(const Json& body, const store::Environment& env
   return event;
 }
 
+TriggerAck Ack(std::string_view status, std::optional<std::string> transaction_id = std::nullopt) {
+  return {status, std::move(transaction_id)};
+}
+
 // 201 with the result, or the error; a full trigger queue says when to come back.
-server::Reply EventReply(const Result<Json>& result, const std::string& target) {
-  if (result.ok()) return server::DataReply(*result, 201);
+server::Reply EventReply(const Result<TriggerAck>& result, const std::string& target) {
+  if (result.ok()) return AckReply(*result);
   server::Reply reply = server::ErrorReply(result.status(), target);
   if (result.status().code() == Code::kUnavailable) reply.headers.emplace_back("Retry-After", "1");
   return reply;
 }
 
-Json Ack(std::string_view status, std::optional<std::string> transaction_id = std::nullopt) {
-  Json out = {{"acknowledged", true}, {"status", std::string(status)}};
-  if (transaction_id) out["transactionId"] = *transaction_id;
+}  // namespace
+
+Json AckJson(const TriggerAck& ack) {
+  Json out = {{"acknowledged", true}, {"status", std::string(ack.status)}};
+  if (ack.transaction_id) out["transactionId"] = *ack.transaction_id;
   return out;
 }
 
-}  // namespace
+server::Reply AckReply(const TriggerAck& ack) {
+  server::Reply reply;
+  reply.status = 201;
+  reply.body.reserve(96);
+  reply.body = R"({"data":{"acknowledged":true,"status":)";  // AckJson's members, sorted
+  AppendJsonString(reply.body, ack.status);
+  if (ack.transaction_id) {
+    reply.body += R"(,"transactionId":)";
+    AppendJsonString(reply.body, *ack.transaction_id);
+  }
+  reply.body += "}}";
+  return reply;
+}
 
 void Api::AcceptEvent(const Json& body, const Env& env, bool broadcast, std::string_view text,
-                      std::function<void(Result<Json>)> done) {
+                      std::function<void(Result<TriggerAck>)> done) {
   Result<DecodedEvent> decoded = Status::Internal("event not decoded");
   try {
     decoded = DecodeEvent(body, env, broadcast, options_);
@@ -352,7 +370,7 @@ void Api::Trigger(Req& r, const Env& env, server::Done done) {
   Result<Json> body = ParseObjectBody(r);
   if (!body.ok()) return done(server::ErrorReply(AsTriggerError(body.take_status()), r.target));
   AcceptEvent(*body, env, /*broadcast=*/false, r.body,
-              [target = r.target, done = std::move(done)](Result<Json> result) {
+              [target = r.target, done = std::move(done)](Result<TriggerAck> result) {
                 done(EventReply(result, target));
               });
 }
@@ -365,7 +383,7 @@ void Api::TriggerBroadcast(Req& r, const Env& env, server::Done done) {
         server::ErrorReply(TriggerError("property to should not exist on a broadcast"), r.target));
   }
   AcceptEvent(*body, env, /*broadcast=*/true, r.body,
-              [target = r.target, done = std::move(done)](Result<Json> result) {
+              [target = r.target, done = std::move(done)](Result<TriggerAck> result) {
                 done(EventReply(result, target));
               });
 }
@@ -407,8 +425,8 @@ void Api::TriggerBulk(Req& r, const Env& env, server::Done done) {
     if (ordered_events != nullptr && (*ordered_events)[i].is_object()) {
       text = (*ordered_events)[i].dump(-1, ' ', false, OrderedJson::error_handler_t::replace);
     }
-    AcceptEvent(copy[i], env, /*broadcast=*/false, text, [gather, i](Result<Json> result) {
-      Json item = result.ok() ? *result
+    AcceptEvent(copy[i], env, /*broadcast=*/false, text, [gather, i](Result<TriggerAck> result) {
+      Json item = result.ok() ? AckJson(*result)
                               : Json{{"acknowledged", true},
                                      {"status", "error"},
                                      {"error", Json::array({result.status().message()})}};

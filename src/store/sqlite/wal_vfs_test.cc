@@ -4,6 +4,8 @@
 #include <sqlite3.h>
 
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <memory>
 #include <string>
 
@@ -265,6 +267,29 @@ TEST_F(WalVfsTest, CommitsPaddedToASectorAreVisibleAtOnce) {
     ASSERT_EQ(Count(*reader), round * (round + 1) / 2) << "round " << round;
   }
   EXPECT_EQ(IntegrityCheck(*reader), "ok");
+}
+
+// Deleted rows do not stay readable in the database file: content is zeroed on the pages a delete
+// writes (secure_delete=FAST; the freed pages themselves are not rewritten).
+TEST_F(WalVfsTest, DeletedContentIsOverwritten) {
+  for (bool read_only : {false, true}) {
+    std::unique_ptr<Db> db = OpenDb(path_, read_only);
+    Stmt mode = db->Prepare("PRAGMA secure_delete");
+    ASSERT_TRUE(mode.Step());
+    EXPECT_EQ(mode.Int(0), 2) << "read_only=" << read_only;  // 2 = FAST
+  }
+  const std::string secret = "deleted-token-" + RandomAlnum(24);
+  ASSERT_TRUE(writer_->Prepare("INSERT INTO t (k, v) VALUES (1, 'kept-1'), (2, ?), (3, 'kept-3')")
+                  .Bind(1, secret)
+                  .Exec()
+                  .ok());
+  ASSERT_TRUE(writer_->Run("DELETE FROM t WHERE k = 2").ok());
+  ASSERT_TRUE(writer_->ExecScript("PRAGMA wal_checkpoint(TRUNCATE)").ok());
+  EXPECT_EQ(Count(*writer_), 2);
+  std::ifstream in(path_, std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_NE(bytes.find("kept-3"), std::string::npos);
+  EXPECT_EQ(bytes.find(secret), std::string::npos);
 }
 
 }  // namespace
