@@ -131,7 +131,14 @@ void Api::RunWithIdempotency(Req& request, const Env& env, server::Done done,
   EpochMs now = NowMs();
   std::promise<Result<store::IdempotencyRecord>> promise;
   std::future<Result<store::IdempotencyRecord>> future = promise.get_future();
-  store_.BeginIdempotent(env.id, key_text, crypto::Hex(crypto::Sha256(request.body)), now,
+  // The digest of the body as a JSON document (members in their order, as Novu's digest of
+  // JSON.stringify(body) sees it), so that the same body sent with other spacing replays; a body
+  // that is not JSON is digested as it came (the handler refuses it, and that reply is kept).
+  std::string digested = request.body;
+  if (std::optional<OrderedJson> parsed = ParseOrderedJson(request.body)) {
+    digested = parsed->dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+  }
+  store_.BeginIdempotent(env.id, key_text, crypto::Hex(crypto::Sha256(digested)), now,
                          now + kIdempotencyInProgressMs,
                          [&promise](Result<store::IdempotencyRecord> record) {
                            promise.set_value(std::move(record));

@@ -162,8 +162,8 @@ Status NormalizeAllOverrideTokens(Json& overrides, const ApiOptions& options) {
 
 bool IsTopicTarget(const Json& item) {
   auto type = item.find("type");
-  if (type != item.end() && type->is_string() && *type == "Topic") return true;
-  return item.contains("topicKey") && !item.contains("subscriberId");
+  if (type != item.end()) return type->is_string() && *type == "Topic";  // else a subscriber
+  return item.contains("topicKey") && !item.contains("subscriberId");    // lenient: no type at all
 }
 
 // Splits `to` (Novu §3): ids, subscriber objects (de-duplicated, last wins) and topics.
@@ -226,6 +226,12 @@ Result<DecodedEvent> DecodeEvent(const Json& body, const store::Environment& env
     auto to = body.find("to");
     if (to == body.end() || to->is_null()) return Status::InvalidArgument("to is required");
     RETURN_IF_ERROR(DecodeRecipients(*to, r, options));
+  }
+  if (broadcast) {  // required there (novu-api.md §2.1), optional on a trigger
+    auto payload = body.find("payload");
+    if (payload == body.end() || payload->is_null()) {
+      return Status::InvalidArgument("payload should not be null or undefined");
+    }
   }
   for (const char* key : {"payload", "overrides"}) {
     auto it = body.find(key);

@@ -1,6 +1,10 @@
 // GET/DELETE /v1/messages and the activity feed GET /v1/notifications (novu-api.md §2.3).
+#include <algorithm>
+#include <utility>
+
 #include "api/api.h"
 #include "api/input.h"
+#include "core/time.h"
 #include "server/error_reply.h"
 #include "wire/wire.h"
 
@@ -60,11 +64,56 @@ Api::Reply Api::ListNotifications(Req& r, const Env& env) {
   store::NotificationQuery query;
   query.environment_id = env.id;
   RETURN_IF_ERROR(ReadPaging(r, &query.page, &query.limit));
+  // Herald's notifications are all push; a channel filter without push matches none of them.
+  bool none = false;
+  if (std::vector<std::string> channels = r.QueryAll("channels"); !channels.empty()) {
+    for (const std::string& channel : channels) {
+      if (!IsNovuChannelType(channel)) {
+        return Status::InvalidArgument(
+            "each value in channels must be one of: in_app, email, sms, chat, push, tool");
+      }
+    }
+    none = std::find(channels.begin(), channels.end(), "push") == channels.end();
+  }
+  query.severities = r.QueryAll("severity");
+  for (const std::string& severity : query.severities) {
+    if (severity != "high" && severity != "medium" && severity != "low" && severity != "none") {
+      return Status::InvalidArgument(
+          "each value in severity must be one of: high, medium, low, none");
+    }
+  }
+  // Herald has no contexts: no notification carries context keys.
+  if (!r.QueryAll("contextKeys").empty()) none = true;
   query.transaction_ids = r.QueryAll("transactionId");
   query.subscriber_ids = r.QueryAll("subscriberIds");
+  query.emails = r.QueryAll("emails");
+  query.workflow_pks = r.QueryAll("templates");
+  if (const std::string* search = r.Query("search"); search && !search->empty()) {
+    query.search = *search;
+  }
+  if (const std::string* key = r.Query("topicKey"); key && !key->empty()) query.topic_key = *key;
+  if (const std::string* id = r.Query("subscriptionId"); id && !id->empty()) {
+    query.subscription_id = *id;
+  }
+  for (auto [name, field] :
+       {std::pair{"after", &query.after}, std::pair{"before", &query.before}}) {
+    if (const std::string* text = r.Query(name)) {
+      *field = ParseTimestamp(*text);
+      if (!*field) {
+        return Status::InvalidArgument(std::string("Invalid \"") + name +
+                                       "\" date: use ISO 8601, e.g. 2024-01-31T12:00:00Z");
+      }
+    }
+  }
+  if (query.after && query.before && *query.after > *query.before) {
+    return Status::InvalidArgument(
+        "Invalid date range: start date (after) must be earlier than end date (before)");
+  }
   long long total = 0;
-  ASSIGN_OR_RETURN(std::vector<store::NotificationWithMessages> items,
-                   store_.ListNotifications(query, &total));
+  std::vector<store::NotificationWithMessages> items;
+  if (!none) {
+    ASSIGN_OR_RETURN(items, store_.ListNotifications(query, &total));
+  }
   Json data = Json::array();
   for (const auto& item : items) data.push_back(wire::NotificationJson(item, env.organization_id));
   return OffsetPageReply(std::move(data), query.page, query.limit, total);

@@ -57,4 +57,33 @@ std::optional<EpochMs> ParseIsoTime(std::string_view text) {
   return static_cast<EpochMs>(timegm(&tm)) * 1000 + ms;
 }
 
+std::optional<EpochMs> ParseTimestamp(std::string_view text) {
+  auto digits = [&](std::size_t from, std::size_t n) {
+    if (text.size() < from + n) return false;
+    for (std::size_t i = from; i < from + n; ++i) {
+      if (text[i] < '0' || text[i] > '9') return false;
+    }
+    return true;
+  };
+  if (text.size() == 10 && digits(0, 4) && text[4] == '-' && digits(5, 2) && text[7] == '-' &&
+      digits(8, 2)) {
+    return ParseIsoTime(std::string(text) + "T00:00:00Z");
+  }
+  if (text.size() < 19 || text[10] != 'T') return std::nullopt;
+  if (text.back() == 'Z') return ParseIsoTime(text);
+  // A numeric offset: the local time minus the offset is UTC.
+  const std::size_t zone = text.size() - 6;
+  if (text.size() >= 25 && (text[zone] == '+' || text[zone] == '-') && digits(zone + 1, 2) &&
+      text[zone + 3] == ':' && digits(zone + 4, 2)) {
+    std::optional<EpochMs> local = ParseIsoTime(std::string(text.substr(0, zone)) + "Z");
+    if (!local) return std::nullopt;
+    int hours = (text[zone + 1] - '0') * 10 + (text[zone + 2] - '0');
+    int minutes = (text[zone + 4] - '0') * 10 + (text[zone + 5] - '0');
+    if (hours > 23 || minutes > 59) return std::nullopt;
+    EpochMs offset = (static_cast<EpochMs>(hours) * 60 + minutes) * 60 * 1000;
+    return text[zone] == '+' ? *local - offset : *local + offset;
+  }
+  return ParseIsoTime(std::string(text) + "Z");
+}
+
 }  // namespace herald

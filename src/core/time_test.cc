@@ -16,6 +16,19 @@ TEST(TimeTest, IsoRoundTrip) {
   EXPECT_FALSE(ParseIsoTime("2024-13-01T00:00:00Z").has_value());
 }
 
+TEST(TimeTest, TimestampFilters) {
+  EXPECT_EQ(ParseTimestamp("2024-01-01"), 1704067200000);
+  EXPECT_EQ(ParseTimestamp("2024-01-01T00:00:00.123Z"), 1704067200123);
+  EXPECT_EQ(ParseTimestamp("2024-01-01T00:00:00"), 1704067200000);  // no zone: UTC
+  EXPECT_EQ(ParseTimestamp("2024-01-01T02:30:00+02:30"), 1704067200000);
+  EXPECT_EQ(ParseTimestamp("2023-12-31T22:00:00.5-02:00"), 1704067200500);
+  for (const char* bad : {"", "yesterday", "2024-1-1", "2024-01-01T", "2024-01-01T00:00:00+2",
+                          "2024-01-01T00:00:00+24:00", "2024-01-01 00:00:00Z", "1704067200000",
+                          "2024-02-30X", "2024-01-01T00:00:00ZZ"}) {
+    EXPECT_FALSE(ParseTimestamp(bad).has_value()) << bad;
+  }
+}
+
 TEST(IdsTest, Shapes) {
   std::string id = NewObjectId();
   EXPECT_EQ(id.size(), 24u);

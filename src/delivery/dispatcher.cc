@@ -99,8 +99,10 @@ void Dispatcher::Loop() {
           }
         }
       }
-      progressed = PlanQueued() || progressed;
+      // Due work first, in each pass: retries, and on start what a crashed process had in
+      // flight, are older than what waits in the inbox, and go out ahead of it.
       progressed = ClaimAndSend() || progressed;
+      progressed = PlanQueued() || progressed;
       if (Clock::now() - last_housekeeping > kHousekeepingEvery) {
         last_housekeeping = Clock::now();
         (void)store_.PurgeExpired(NowMs());

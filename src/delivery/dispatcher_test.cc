@@ -37,6 +37,7 @@ class FakeClient : public http::Client {
       std::lock_guard lock(mu_);
       if (!stopping_) {
         seen_.push_back(request.headers.empty() ? "" : request.headers.front().second);
+        bodies_.push_back(request.body);
         queue_.emplace_back(std::move(request), std::move(done));
         cv_.notify_one();
         return;
@@ -60,6 +61,10 @@ class FakeClient : public http::Client {
   std::vector<std::string> Seen() const {
     std::lock_guard lock(mu_);
     return seen_;
+  }
+  std::vector<std::string> Bodies() const {  // each request's body (the device token), in order
+    std::lock_guard lock(mu_);
+    return bodies_;
   }
 
  private:
@@ -87,6 +92,7 @@ class FakeClient : public http::Client {
   std::size_t hold_;
   std::deque<std::pair<http::Request, http::Callback>> queue_;
   std::vector<std::string> seen_;  // each request's authorization header, in order
+  std::vector<std::string> bodies_;
   std::thread thread_;
 };
 
@@ -207,6 +213,24 @@ class DispatcherTest : public ::testing::Test {
     ASSERT_TRUE(queued.get_future().get().ok());
   }
 
+  // A trigger of the one-step workflow to `subscriber_id`, planned and leased to `owner` until
+  // `lease_until` (what a process that is sending it has in the store).
+  void PlanLeased(const std::string& transaction_id, const std::string& subscriber_id,
+                  const std::string& owner, EpochMs lease_until) {
+    std::vector<store::PlannedTrigger> items(1);
+    store::TriggerRequest r;
+    r.environment_id = env_;
+    r.transaction_id = transaction_id;
+    auto workflow = std::make_shared<store::Workflow>();
+    workflow->id = workflow->workflow_id = "wf";
+    r.workflow = std::move(workflow);
+    r.subscribers.push_back({subscriber_id, {}, {}});
+    items[0].request = std::move(r);
+    auto receipt = store_->PlanTriggers(std::move(items), Planner(), owner, lease_until);
+    ASSERT_TRUE(receipt.ok()) << receipt.status().message();
+    ASSERT_EQ(receipt->leased.size(), 2u);
+  }
+
   // The trigger's two messages (one per token) once neither is pending (or as they are after
   // 10 s).
   std::vector<store::Message> Settled(const std::string& transaction_id) {
@@ -275,6 +299,44 @@ TEST_F(DispatcherTest, RefreshAuthBuildsTheProviderAgainOnceAndRetries) {
   EXPECT_EQ(client.Seen(),
             (std::vector<std::string>{"Bearer token-1", "Bearer token-1", "Bearer token-2",
                                       "Bearer token-2", "Bearer token-2", "Bearer token-2"}));
+}
+
+// What a crashed process had in flight is taken back on start and sent before the triggers
+// waiting in the inbox, which arrived after it.
+TEST_F(DispatcherTest, SendsInFlightAtACrashGoOutBeforeTheInboxBacklog) {
+  bool created = false;
+  ASSERT_TRUE(store_->UpsertSubscriber(env_, "u-old", {}, false, &created).ok());
+  store::CredentialsUpdate tokens;
+  tokens.provider_id = "test-auth";
+  tokens.tokens = std::vector<store::DeviceToken>{{"old-1", "old-1"}, {"old-2", "old-2"}};
+  ASSERT_TRUE(store_->UpdateCredentials(env_, "u-old", tokens).ok());
+  PlanLeased("tx-in-flight", "u-old", "crashed", NowMs() + 3600000);
+
+  FakeClient client("none", /*hold_first=*/0);
+  DispatcherOptions options;
+  options.owner = "restarted";
+  options.find_provider = [this](std::string_view id) -> const providers::ProviderSpec* {
+    return id == spec_.id() ? &spec_ : providers::FindProvider(id);
+  };
+  Dispatcher dispatcher(*store_, client, Planner(), options);
+  Trigger(dispatcher, "tx-backlog");
+  dispatcher.Start();
+  dispatcher.Wake();
+  std::vector<store::Message> in_flight = Settled("tx-in-flight");
+  std::vector<store::Message> backlog = Settled("tx-backlog");
+  dispatcher.Stop(1s);
+
+  for (const auto* messages : {&in_flight, &backlog}) {
+    ASSERT_EQ(messages->size(), 2u);
+    for (const store::Message& m : *messages) {
+      EXPECT_EQ(m.state, store::DeliveryState::kDelivered) << m.error_text.value_or("");
+    }
+  }
+  std::vector<std::string> bodies = client.Bodies();
+  ASSERT_EQ(bodies.size(), 4u);
+  std::sort(bodies.begin(), bodies.begin() + 2);
+  std::sort(bodies.begin() + 2, bodies.end());
+  EXPECT_EQ(bodies, (std::vector<std::string>{"old-1", "old-2", "device-1", "device-2"}));
 }
 
 }  // namespace

@@ -36,13 +36,22 @@ std::optional<std::chrono::milliseconds> ParseRetryAfter(std::string_view value,
     if (seconds < 0) return std::nullopt;
     return std::chrono::milliseconds(std::min<long long>(seconds, 86400) * 1000);
   }
-  // IMF-fixdate: "Sun, 06 Nov 1994 08:49:37 GMT".
-  std::tm tm{};
-  std::string text(value);
-  const char* parsed = strptime(text.c_str(), "%a, %d %b %Y %H:%M:%S GMT", &tm);
-  if (!parsed || *parsed != '\0') return std::nullopt;
-  std::int64_t at_ms = static_cast<std::int64_t>(timegm(&tm)) * 1000;
-  return std::chrono::milliseconds(std::max<std::int64_t>(0, at_ms - now_ms));
+  // An HTTP-date in any of the three forms RFC 9110 §5.6.7 has recipients accept: IMF-fixdate
+  // ("Sun, 06 Nov 1994 08:49:37 GMT"), the obsolete RFC 850 ("Sunday, 06-Nov-94 08:49:37 GMT")
+  // and asctime ("Sun Nov  6 08:49:37 1994"); also IMF-fixdate with a zero numeric zone or UTC,
+  // as some servers write it.
+  static constexpr const char* kForms[] = {
+      "%a, %d %b %Y %H:%M:%S GMT",   "%a, %d-%b-%y %H:%M:%S GMT",   "%a %b %e %H:%M:%S %Y",
+      "%a, %d %b %Y %H:%M:%S +0000", "%a, %d %b %Y %H:%M:%S -0000", "%a, %d %b %Y %H:%M:%S UTC"};
+  const std::string text(value);
+  for (const char* form : kForms) {
+    std::tm tm{};
+    const char* parsed = strptime(text.c_str(), form, &tm);
+    if (!parsed || *parsed != '\0') continue;
+    std::int64_t at_ms = static_cast<std::int64_t>(timegm(&tm)) * 1000;
+    return std::chrono::milliseconds(std::max<std::int64_t>(0, at_ms - now_ms));
+  }
+  return std::nullopt;
 }
 
 Outcome ClassifyHttpStatus(const http::Response& response) {

@@ -14,6 +14,18 @@ TEST(RetryAfterTest, DeltaSecondsAndHttpDate) {
   // 1994-11-06T08:49:37Z = 784111777 s.
   EXPECT_EQ(ParseRetryAfter("Sun, 06 Nov 1994 08:49:37 GMT", 784111777000 - 5000)->count(), 5000);
   EXPECT_EQ(ParseRetryAfter("Sun, 06 Nov 1994 08:49:37 GMT", 784111777000 + 5000)->count(), 0);
+  // The obsolete forms recipients must accept, and zero numeric zones.
+  for (const char* same : {"Sunday, 06-Nov-94 08:49:37 GMT", "Sun Nov  6 08:49:37 1994",
+                           "Sun, 06 Nov 1994 08:49:37 +0000", "Sun, 06 Nov 1994 08:49:37 -0000",
+                           "Sun, 06 Nov 1994 08:49:37 UTC"}) {
+    auto delay = ParseRetryAfter(same, 784111777000 - 5000);
+    ASSERT_TRUE(delay.has_value()) << same;
+    EXPECT_EQ(delay->count(), 5000) << same;
+  }
+  for (const char* bad : {"Sun, 06 Nov 1994 08:49:37", "Sun, 06 Nov 1994 08:49:37 CET",
+                          "Sun, 06 Nov 1994 08:49:37 GMT extra", "06 Nov 1994"}) {
+    EXPECT_FALSE(ParseRetryAfter(bad, 0).has_value()) << bad;
+  }
 }
 
 TEST(ClassifyTest, StatusTable) {

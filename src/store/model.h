@@ -150,7 +150,9 @@ struct Notification {
   std::string subscriber_pk;
   std::string subscriber_id;
   Json payload = Json::object();
-  std::string payload_text;  // TriggerRequest::payload_text (not stored)
+  std::string payload_text;       // TriggerRequest::payload_text (not stored)
+  std::string severity = "none";  // "high" | "medium" | "low" | "none": overrides, else workflow
+  Json topics = Json::array();    // made by a topic fan-out: the trigger's [{_topicId, topicKey}]
   EpochMs created_at = 0;
 };
 

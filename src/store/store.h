@@ -151,10 +151,20 @@ struct MessageQuery {
   int limit = 10;
 };
 
+// The activity feed's filters (novu-api.md §2.1); every one that is set must match. The
+// subscriber is matched as Novu does: its subscriberId is in `subscriber_ids`, or its email in
+// `emails`, or `search` is in its email (any case) or is its subscriberId.
 struct NotificationQuery {
   std::string environment_id;
   std::vector<std::string> transaction_ids;
   std::vector<std::string> subscriber_ids;
+  std::vector<std::string> emails;
+  std::optional<std::string> search;
+  std::vector<std::string> workflow_pks;  // `templates`: workflow _ids
+  std::vector<std::string> severities;
+  std::optional<std::string> topic_key;        // made by a fan-out to this topic
+  std::optional<std::string> subscription_id;  // ... through this topic subscription
+  std::optional<EpochMs> after, before;        // created_at, inclusive
   int page = 0;
   int limit = 10;
 };

@@ -332,6 +332,8 @@ Json NotificationJson(const store::NotificationWithMessages& item,
              {{{"type", "event"}, {"identifier", n.workflow_id}, {"variables", Json::array()}}})}}},
       {"jobs", std::move(jobs)},
       {"payload", n.payload},
+      {"severity", n.severity},
+      {"topics", n.topics},
       {"to", {{"subscriberId", n.subscriber_id}}}};
 }
 

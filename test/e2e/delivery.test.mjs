@@ -237,6 +237,25 @@ test('activity feed: notifications.list by transactionId and subscriberIds', T, 
   const bySub = (await sdk.notifications.list({ subscriberIds: [subscriberId] })).result;
   assert.deepEqual(bySub.data.map((x) => x.transactionId), [tx]);
 
+  // Every other filter the SDK sends narrows the list: one that matches keeps the notification,
+  // one that does not leaves nothing.
+  const day = 24 * 3600 * 1000;
+  const feed = async (filters) =>
+    (await sdk.notifications.list({ transactionId: tx, ...filters })).result.data.map((x) => x.transactionId);
+  for (const [filters, expected] of [
+    [{ channels: ['push'] }, [tx]], [{ channels: ['email', 'sms'] }, []],
+    [{ templates: [wf.id] }, [tx]], [{ templates: [inactiveWf.id] }, []],
+    [{ severity: ['none'] }, [tx]], [{ severity: ['high'] }, []],
+    [{ after: new Date(Date.now() - day).toISOString(), before: new Date(Date.now() + day).toISOString() }, [tx]],
+    [{ after: new Date(Date.now() + day).toISOString() }, []],
+    [{ before: '2000-01-01' }, []],
+    [{ topicKey: uid('topic') }, []], [{ contextKeys: ['tenant:acme'] }, []],
+    [{ search: subscriberId }, [tx]], [{ search: uid('nobody') }, []],
+  ]) {
+    assert.deepEqual(await feed(filters), expected, JSON.stringify(filters));
+  }
+  assert.equal(n.severity, 'none');
+
   const r = await raw(h, 'GET', `/v1/notifications?transactionId=${encodeURIComponent(tx)}&page=0&limit=10`);
   assert.equal(r.status, 200, r.text);
   for (const k of ['data', 'hasMore', 'page', 'pageSize']) assert.ok(k in r.json, `${k} in ${r.text.slice(0, 300)}`);
@@ -360,6 +379,10 @@ test('topic: exclude and actor are left out of the fan-out', T, async () => {
   await waitFor(() => rx.count(ta) === 1 && rx.count(tb) === 1 && rx.count(tc) === 2, 8_000,
     { describe: () => `counts ${rx.count(ta)} ${rx.count(tb)} ${rx.count(tc)}` });
   await assertCountsStay({ [ta]: 1, [tb]: 1, [tc]: 2 });
+  // The activity feed knows which notifications came through the topic.
+  const byTopic = (await sdk.notifications.list({ topicKey, limit: 20 })).result.data;
+  assert.deepEqual(byTopic.map((x) => x.subscriber?.subscriberId).sort(), [A, B, C, C].sort());
+  for (const x of byTopic) assert.deepEqual(x.topics?.map((t) => t.topicKey), [topicKey]);
 
   // As in Novu, a topic's exclude holds for the whole fan-out: A, excluded from the first topic,
   // gets nothing through the second one either.
@@ -468,6 +491,20 @@ test('Idempotency-Key: replay, in-progress conflict, different body', T, async (
   const json = assertErrorBody(res, 422);
   assert.equal(typeof json.errors, 'object', `422 carries errors: ${res.text}`);
   await assertCountsStay({ [t]: 1 });
+
+  // The body is compared as JSON, as Novu compares JSON.stringify(body): other spacing is the
+  // same body (a replay), other member order is not (422).
+  const spacingKey = uid('idem');
+  const send = (body) => raw(h, 'POST', '/v1/events/trigger', { headers: { 'idempotency-key': spacingKey }, body });
+  const compact = await send({ name: wf.workflowId, to: subscriberId, payload: { orderId: 4 } });
+  const spacingTx = assertProcessed(compact.json.data);
+  const spaced = await send(`{ "name" : ${JSON.stringify(wf.workflowId)},\n  "to": ${JSON.stringify(subscriberId)}, "payload": { "orderId": 4 } }`);
+  assert.equal(spaced.status, 201, spaced.text);
+  assert.equal(spaced.headers.get('idempotency-replay'), 'true');
+  assert.equal(spaced.json.data.transactionId, spacingTx);
+  assertErrorBody(await send({ to: subscriberId, name: wf.workflowId, payload: { orderId: 4 } }), 422);
+  await rx.waitForToken(t, 2);
+  await assertCountsStay({ [t]: 2 });
 
   // Two concurrent requests with one fresh key: one 201; the other is a 409
   // (Retry-After: 1) while the first is in progress, or a replay.
@@ -683,6 +720,11 @@ test('bad input on the new routes', T, async () => {
   assertTriggerError(await bc({ name: inactiveWf.workflowId, payload: [1] }));
   assertTriggerError(await bc({ payload: {} }));
   assertTriggerError(await bc({ name: inactiveWf.workflowId, to: subscriberId }));
+  assertTriggerError(await bc({ name: inactiveWf.workflowId })); // payload is required here
+  assertTriggerError(await bc({ name: inactiveWf.workflowId, payload: null }));
+  // An object that says it is a subscriber is one, topicKey or not: it needs a subscriberId.
+  assertTriggerError(await raw(h, 'POST', '/v1/events/trigger', {
+    body: { name: inactiveWf.workflowId, to: { type: 'Subscriber', topicKey: 'news' } } }));
 
   const cancel = await raw(h, 'DELETE', `/v1/events/trigger/${uid('never')}`);
   assert.equal(cancel.status, 200, cancel.text);
@@ -694,7 +736,8 @@ test('bad input on the new routes', T, async () => {
   }
   assertErrorBody(await raw(h, 'DELETE', '/v1/messages/unknown'), 404);
   assertErrorBody(await raw(h, 'DELETE', '/v1/messages/000000000000000000000000'), 404);
-  for (const q of ['limit=0', 'page=-1']) {
+  for (const q of ['limit=0', 'page=-1', 'channels=carrier-pigeon', 'severity=urgent',
+    'after=yesterday', 'before=2024-13-01', 'after=2024-02-01&before=2024-01-01']) {
     assertErrorBody(await raw(h, 'GET', `/v1/notifications?${q}`), 400);
   }
 });

@@ -226,6 +226,12 @@ CREATE INDEX messages_by_tx_notification ON messages(environment_id, transaction
 DROP INDEX IF EXISTS messages_by_tx;
 DROP INDEX IF EXISTS messages_by_notification;
 )sql"},
+    {6, "notification_severity_topics", R"sql(
+-- What the activity feed filters on: the notification's severity (NULL = "none") and, for one
+-- made by a topic fan-out, the trigger's topics as a JSON array of {_topicId, topicKey}.
+ALTER TABLE notifications ADD COLUMN severity TEXT;
+ALTER TABLE notifications ADD COLUMN topics TEXT;
+)sql"},
 };
 
 }  // namespace

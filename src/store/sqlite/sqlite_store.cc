@@ -12,6 +12,7 @@
 #include <span>
 #include <thread>
 #include <unordered_map>
+#include <variant>
 
 #include "core/ids.h"
 #include "core/log.h"
@@ -678,7 +679,7 @@ Status InsertMessage(Db& db, const Message& m, const NewLease& lease) {
 
 constexpr std::string_view kNotificationColumns =
     "id, environment_id, transaction_id, workflow_pk, workflow_id, workflow_name, subscriber_pk, "
-    "subscriber_id, payload, created_at";
+    "subscriber_id, payload, created_at, severity, topics";
 
 Notification ReadNotificationRow(const Stmt& s) {
   Notification n;
@@ -692,18 +693,33 @@ Notification ReadNotificationRow(const Stmt& s) {
   n.subscriber_id = s.Text(7);
   n.payload = ParseColumn(s.Text(8));
   n.created_at = s.Int(9);
+  n.severity = s.OptText(10).value_or("none");
+  if (std::optional<std::string> topics = s.OptText(11)) n.topics = ParseColumn(*topics);
   return n;
+}
+
+// A notification's severity: the trigger's `overrides.severity` if it names one, else the
+// workflow's.
+std::string NotificationSeverity(const Workflow& workflow, const Json& overrides) {
+  auto it = overrides.find("severity");
+  if (it != overrides.end() && it->is_string()) {
+    const std::string& value = it->get_ref<const std::string&>();
+    if (value == "high" || value == "medium" || value == "low" || value == "none") return value;
+  }
+  return workflow.severity;
 }
 
 // Writes the notification for `sub` and the messages the planner gives it. Returns how many
 // messages were written.
 // `leased` (if set) receives a copy of each message written, as a claim would return it.
+// `topics`: for a topic fan-out, the trigger's topics ([{_topicId, topicKey}]).
 Result<std::size_t> WriteNotification(Db& db, const Workflow& workflow, const Subscriber& sub,
                                       const std::string& transaction_id, const Json& payload,
                                       const std::string& payload_text, const Json& overrides,
                                       const MessagePlanner& planner, EpochMs now,
                                       const NewLease& lease = {},
-                                      std::vector<Message>* leased = nullptr) {
+                                      std::vector<Message>* leased = nullptr,
+                                      const Json* topics = nullptr) {
   Notification n;
   n.id = NewObjectId();
   n.environment_id = sub.environment_id;
@@ -715,16 +731,21 @@ Result<std::size_t> WriteNotification(Db& db, const Workflow& workflow, const Su
   n.subscriber_id = sub.subscriber_id;
   n.payload = payload;
   n.payload_text = payload_text;
+  n.severity = NotificationSeverity(workflow, overrides);
+  if (topics) n.topics = *topics;
   n.created_at = now;
   const std::string stored_payload = DumpJson(payload);
   Stmt s = db.Prepare(
       "INSERT INTO notifications (id, environment_id, transaction_id, workflow_pk, workflow_id, "
-      "workflow_name, subscriber_pk, subscriber_id, payload, created_at) "
-      "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+      "workflow_name, subscriber_pk, subscriber_id, payload, created_at, severity, topics) "
+      "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
   s.BindRef(1, n.id).BindRef(2, n.environment_id).BindRef(3, n.transaction_id);
   s.BindRef(4, n.workflow_pk).BindRef(5, n.workflow_id).BindRef(6, n.workflow_name);
   s.BindRef(7, n.subscriber_pk).BindRef(8, n.subscriber_id).BindRef(9, stored_payload);
   s.Bind(10, static_cast<std::int64_t>(now));
+  // NULL for the common values: most rows are "none" and made by no topic.
+  s.Bind(11, n.severity == "none" ? std::optional<std::string>() : n.severity);
+  s.Bind(12, n.topics.empty() ? std::optional<std::string>() : DumpJson(n.topics));
   RETURN_IF_ERROR(s.Exec());
   ASSIGN_OR_RETURN(std::vector<Message> messages, planner(workflow, sub, n, overrides));
   for (Message& m : messages) {
@@ -2049,6 +2070,15 @@ class SqliteStore final : public Store {
         s.Bind(i, static_cast<std::int64_t>(batch));
         while (s.Step()) members.emplace_back(s.Text(0), s.Text(1));
         RETURN_IF_ERROR(s.status());
+        Json topic_refs = Json::array();  // what the notifications record: [{_topicId, topicKey}]
+        if (!topics.empty() && !members.empty()) {
+          Stmt t = db.Prepare("SELECT id, topic_key FROM topics WHERE environment_id = ? AND " +
+                              std::string("topic_key IN (SELECT value FROM json_each(?)) ") +
+                              "ORDER BY topic_key");
+          t.Bind(1, env).Bind(2, DumpJson(topics));
+          while (t.Step()) topic_refs.push_back({{"_topicId", t.Text(0)}, {"topicKey", t.Text(1)}});
+          RETURN_IF_ERROR(t.status());
+        }
         EpochMs now = NowMs();
         for (const auto& [pk, subscriber_id] : members) {
           if (exclude.count(subscriber_id)) continue;
@@ -2056,7 +2086,8 @@ class SqliteStore final : public Store {
           ASSIGN_OR_RETURN(
               std::size_t written,
               WriteNotification(db, *workflow, ForPlanning(std::move(sub)), tx, request["payload"],
-                                payload_text, request["overrides"], planner, now));
+                                payload_text, request["overrides"], planner, now, {}, nullptr,
+                                topic_refs.empty() ? nullptr : &topic_refs));
           (void)written;
         }
       }
@@ -2122,19 +2153,59 @@ class SqliteStore final : public Store {
   Result<std::vector<NotificationWithMessages>> ListNotifications(const NotificationQuery& q,
                                                                   long long* total) override {
     return Read([&](Db& db) -> Result<std::vector<NotificationWithMessages>> {
+      // The filters as SQL, with their parameters in order.
       std::string from = " FROM notifications WHERE environment_id = ?";
-      auto in_list = [](std::string column, std::size_t n) {
-        std::string sql = " AND " + column + " IN (";
-        for (std::size_t i = 0; i < n; ++i) sql += i ? ", ?" : "?";
+      std::vector<std::variant<std::string, std::int64_t>> params{q.environment_id};
+      auto in_list = [&](const std::vector<std::string>& values) {
+        std::string sql = " IN (";
+        for (std::size_t i = 0; i < values.size(); ++i) sql += i ? ", ?" : "?";
+        params.insert(params.end(), values.begin(), values.end());
         return sql + ")";
       };
-      if (!q.transaction_ids.empty()) from += in_list("transaction_id", q.transaction_ids.size());
-      if (!q.subscriber_ids.empty()) from += in_list("subscriber_id", q.subscriber_ids.size());
+      if (!q.transaction_ids.empty()) from += " AND transaction_id" + in_list(q.transaction_ids);
+      if (!q.workflow_pks.empty()) from += " AND workflow_pk" + in_list(q.workflow_pks);
+      if (!q.severities.empty()) from += " AND coalesce(severity, 'none')" + in_list(q.severities);
+      std::vector<std::string> who;  // the subscriber criteria: any of them
+      if (!q.subscriber_ids.empty()) who.push_back("subscriber_id" + in_list(q.subscriber_ids));
+      if (!q.emails.empty()) {
+        params.push_back(q.environment_id);
+        who.push_back(
+            "subscriber_pk IN (SELECT id FROM subscribers WHERE environment_id = ? AND email" +
+            in_list(q.emails) + ")");
+      }
+      if (q.search) {
+        params.insert(params.end(), {q.environment_id, *q.search, *q.search});
+        who.push_back(
+            "subscriber_pk IN (SELECT id FROM subscribers WHERE environment_id = ? AND "
+            "(instr(lower(coalesce(email, '')), lower(?)) > 0 OR subscriber_id = ?))");
+      }
+      for (std::size_t i = 0; i < who.size(); ++i) {
+        from += (i ? " OR " : " AND (") + who[i] + (i + 1 == who.size() ? ")" : "");
+      }
+      if (q.topic_key) {
+        params.push_back(*q.topic_key);
+        from +=
+            " AND EXISTS (SELECT 1 FROM json_each(notifications.topics) "
+            "WHERE json_extract(value, '$.topicKey') = ?)";
+      }
+      if (q.subscription_id) {
+        params.push_back(*q.subscription_id);
+        from +=
+            " AND EXISTS (SELECT 1 FROM topic_subscriptions ts, json_each(notifications.topics) t "
+            "WHERE ts.id = ? AND ts.subscriber_pk = notifications.subscriber_pk AND "
+            "json_extract(t.value, '$._topicId') = ts.topic_id)";
+      }
+      if (q.after) {
+        from += " AND created_at >= ?";
+        params.push_back(*q.after);
+      }
+      if (q.before) {
+        from += " AND created_at <= ?";
+        params.push_back(*q.before);
+      }
       auto bind = [&](Stmt& s) {
         int i = 1;
-        s.Bind(i++, q.environment_id);
-        for (const std::string& tx : q.transaction_ids) s.Bind(i++, tx);
-        for (const std::string& id : q.subscriber_ids) s.Bind(i++, id);
+        for (const auto& p : params) std::visit([&](const auto& v) { s.Bind(i++, v); }, p);
         return i;
       };
       bool capped = false;

@@ -728,7 +728,8 @@ TEST_F(SqliteStoreTest, NotificationsFindTheirMessagesBeforeAndAfterTheIndexMigr
     return names;
   };
   check();
-  // Back to schema version 4 (two lookup indexes), with the rows in place; reopening migrates.
+  // Back to schema version 4 (two lookup indexes, no severity or topics on notifications), with
+  // the rows in place; reopening migrates.
   store_.reset();
   {
     auto db = sqlite::Db::Open((dir_ / "herald.db").string(), false);
@@ -738,7 +739,9 @@ TEST_F(SqliteStoreTest, NotificationsFindTheirMessagesBeforeAndAfterTheIndexMigr
             ->ExecScript("DROP INDEX messages_by_tx_notification;"
                          "CREATE INDEX messages_by_tx ON messages(environment_id, transaction_id);"
                          "CREATE INDEX messages_by_notification ON messages(notification_id);"
-                         "DELETE FROM schema_migrations WHERE version = 5;")
+                         "ALTER TABLE notifications DROP COLUMN severity;"
+                         "ALTER TABLE notifications DROP COLUMN topics;"
+                         "DELETE FROM schema_migrations WHERE version >= 5;")
             .ok());
   }
   EXPECT_EQ(indexes(), (std::vector<std::string>{"messages_by_notification", "messages_by_tx",
@@ -870,6 +873,119 @@ TEST_F(SqliteStoreTest, TopicFanoutRunsInBatchesAndExcludes) {
   EXPECT_EQ(planned->dropped, 0u);
   EXPECT_EQ(planned->fanouts, 0u);
   EXPECT_EQ(planned->messages, 0u);
+}
+
+// The activity feed's filters: each one narrows, the subscriber criteria (ids, emails, search)
+// widen each other as Novu's do, and a notification records its severity and its topics.
+TEST_F(SqliteStoreTest, NotificationFiltersMatchWhatEachNotificationRecords) {
+  ASSERT_TRUE(store_->CreateIntegration(MakeIntegration(dev_, "hook")).ok());
+  for (const auto& [id, email] : std::vector<std::pair<std::string, std::string>>{
+           {"f0", "ann@x.io"}, {"f1", "bob@Y.io"}, {"f2", ""}}) {
+    MustHoldTokens(id, {"tok"});
+    SubscriberPatch patch;
+    if (!email.empty()) patch.email = std::optional<std::string>(email);
+    if (!patch.empty()) {
+      ASSERT_TRUE(store_->PatchSubscriber(dev_, id, patch).ok());
+    }
+  }
+  auto subscribed = store_->AddTopicSubscribers(dev_, "news", {"f0", "f1"});
+  ASSERT_TRUE(subscribed.ok());
+  ASSERT_EQ(subscribed->succeeded.size(), 2u);
+  const TopicSubscription& f0_news = subscribed->succeeded[0].subscriber_id == "f0"
+                                         ? subscribed->succeeded[0]
+                                         : subscribed->succeeded[1];
+  Workflow loud = MustCreateWorkflow("loud");
+  loud.severity = "high";
+  ASSERT_TRUE(store_->UpdateWorkflow(loud).ok());
+  Workflow quiet = MustCreateWorkflow("quiet");
+  auto trigger = [&](const Workflow& w, const std::string& tx, const char* to, Json overrides) {
+    TriggerRequest r;
+    r.environment_id = dev_;
+    r.transaction_id = tx;
+    r.workflow = std::make_shared<const Workflow>(w);
+    r.overrides = std::move(overrides);
+    if (to) {
+      r.subscribers.push_back({to, {}, {}});
+    } else {
+      r.topics.push_back({"news", {}});
+    }
+    auto receipt = AcceptSync(*store_, r);
+    ASSERT_TRUE(receipt.ok()) << receipt.status().message();
+    while (*store_->RunFanoutBatch(10, TokenPlanner()) > 0) {
+    }
+  };
+  trigger(loud, "tx-direct", "f2", Json::object());
+  trigger(quiet, "tx-topic", nullptr, Json::object());
+  trigger(quiet, "tx-low", "f0", {{"severity", "low"}});
+  trigger(quiet, "tx-odd", "f1", {{"severity", "urgent"}});  // not a severity: the workflow's
+
+  auto find = [&](auto&& set) {
+    NotificationQuery q;
+    q.environment_id = dev_;
+    q.limit = 100;
+    set(q);
+    long long total = 0;
+    auto found = store_->ListNotifications(q, &total);
+    EXPECT_TRUE(found.ok()) << found.status().message();
+    std::vector<std::string> out;
+    for (const NotificationWithMessages& n : *found) {
+      out.push_back(n.notification.transaction_id + "/" + n.notification.subscriber_id);
+    }
+    std::sort(out.begin(), out.end());
+    EXPECT_EQ(total, static_cast<long long>(out.size()));
+    return out;
+  };
+  using V = std::vector<std::string>;
+  EXPECT_EQ(find([](auto&) {}).size(), 5u);
+  EXPECT_EQ(find([&](auto& q) { q.workflow_pks = {loud.id}; }), V{"tx-direct/f2"});
+  EXPECT_EQ(find([](auto& q) { q.severities = {"high"}; }), V{"tx-direct/f2"});
+  EXPECT_EQ(find([](auto& q) {
+              q.severities = {"low", "high"};
+            }),
+            (V{"tx-direct/f2", "tx-low/f0"}));
+  EXPECT_EQ(find([](auto& q) { q.severities = {"none"}; }),
+            (V{"tx-odd/f1", "tx-topic/f0", "tx-topic/f1"}));
+  EXPECT_EQ(find([](auto& q) { q.topic_key = "news"; }), (V{"tx-topic/f0", "tx-topic/f1"}));
+  EXPECT_EQ(find([](auto& q) { q.topic_key = "sport"; }), V{});
+  EXPECT_EQ(find([&](auto& q) { q.subscription_id = f0_news.id; }), V{"tx-topic/f0"});
+  EXPECT_EQ(find([](auto& q) { q.subscription_id = "nope"; }), V{});
+  EXPECT_EQ(find([](auto& q) { q.emails = {"ann@x.io"}; }), (V{"tx-low/f0", "tx-topic/f0"}));
+  EXPECT_EQ(find([](auto& q) { q.search = "Y.IO"; }), (V{"tx-odd/f1", "tx-topic/f1"}));
+  EXPECT_EQ(find([](auto& q) { q.search = "f2"; }), V{"tx-direct/f2"});
+  EXPECT_EQ(find([](auto& q) { q.search = "f"; }), V{});  // an id matches whole, an email in part
+  EXPECT_EQ(find([](auto& q) {
+              q.subscriber_ids = {"f2"};
+              q.emails = {"bob@Y.io"};
+              q.transaction_ids = {"tx-direct", "tx-odd"};
+            }),
+            (V{"tx-direct/f2", "tx-odd/f1"}));
+  const EpochMs now = NowMs();
+  EXPECT_EQ(find([&](auto& q) { q.after = now + 60000; }), V{});
+  EXPECT_EQ(find([&](auto& q) { q.before = now - 60000; }), V{});
+  EXPECT_EQ(find([&](auto& q) {
+              q.after = now - 60000;
+              q.before = now + 60000;
+            }).size(),
+            5u);
+
+  NotificationQuery q;
+  q.environment_id = dev_;
+  q.transaction_ids = {"tx-direct", "tx-topic"};
+  q.limit = 10;
+  long long total = 0;
+  auto listed = store_->ListNotifications(q, &total);
+  ASSERT_TRUE(listed.ok());
+  for (const NotificationWithMessages& n : *listed) {
+    if (n.notification.transaction_id == "tx-direct") {
+      EXPECT_EQ(n.notification.severity, "high");
+      EXPECT_EQ(n.notification.topics, Json::array());
+    } else {
+      EXPECT_EQ(n.notification.severity, "none");
+      ASSERT_EQ(n.notification.topics.size(), 1u);
+      EXPECT_EQ(n.notification.topics[0]["topicKey"], "news");
+      EXPECT_EQ(n.notification.topics[0]["_topicId"], f0_news.topic.id);
+    }
+  }
 }
 
 // As in Novu, every topic's `exclude` holds for the whole fan-out, whichever topic names the
