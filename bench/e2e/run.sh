@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # End-to-end push benchmark on loopback:
 #   herald_bench_load --trigger--> herald --push-webhook--> herald_bench_sink
-# Phase A measures the raw-client ceiling (load --mode raw straight into the sink), phase B the
-# real path. Builds nothing; every process it starts is stopped on exit; every step is bounded.
+# Phase A measures the raw-client ceiling (load --mode raw straight into the sink), phase A2 the
+# same requests sent through Herald's outbound HTTP engine alone (load --mode engine: libcurl
+# multi, as Herald's dispatcher drives it), phase B the real path. Builds nothing; every process
+# it starts is stopped on exit; every step is bounded.
 #
 # Usage: bench/e2e/run.sh [--requests N] [--connections C] [--subscribers S]
 # Env:   REQUESTS (20000) CONNECTIONS (32) SUBSCRIBERS (100) BUILD_DIR (build)
@@ -95,6 +97,7 @@ for _ in $(seq 100); do
 done
 [[ -n $SINK_PORT ]] || die "the sink did not start: $(tail -5 "$TMP/sink.err")"
 SINK_URL=http://127.0.0.1:$SINK_PORT
+SINK_PID=${PIDS[-1]}
 
 # --- herald ----------------------------------------------------------------------------------
 HERALD_URL=
@@ -195,12 +198,28 @@ herald_cpu() {
   done | awk '{ ticks[$1] += $2 } END { for (n in ticks) print n, ticks[n] }'
 }
 
+# A process's CPU time so far (user + system of all its threads, clock ticks).
+process_cpu() { awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; }
+
 # --- phase A: raw-client ceiling -------------------------------------------------------------
 echo "phase A: $REQUESTS signed push-webhook POSTs straight to the sink ($CONNECTIONS connections)"
+SINK_CPU_BEFORE=$(process_cpu "$SINK_PID")
 load "$TMP/raw.json" --mode raw --url "$SINK_URL/hook" --secret "$SECRET"
+SINK_CPU_AFTER=$(process_cpu "$SINK_PID")
 RAW=$(<"$TMP/raw.json")
 [[ $RAW == \{* ]] || die "raw load produced no report"
 RAW_STATS=$(sink_stats)
+curl -fsS --max-time 5 -X POST -o /dev/null "$SINK_URL/reset"
+
+# --- phase A2: Herald's HTTP engine alone ----------------------------------------------------
+# The same requests through Herald's outbound engine (http/client.h), handed to it from another
+# thread as the dispatcher does, 256 at a time: the engine puts at most 64 on the wire (Herald's
+# default per integration), whatever CONNECTIONS is, as it does for Herald.
+echo "phase A2: the same POSTs through Herald's HTTP engine (libcurl) to the sink"
+CONNECTIONS=256 load "$TMP/engine.json" --mode engine --url "$SINK_URL/hook" --secret "$SECRET"
+ENGINE=$(<"$TMP/engine.json")
+[[ $ENGINE == \{* ]] || die "engine load produced no report"
+ENGINE_STATS=$(sink_stats)
 curl -fsS --max-time 5 -X POST -o /dev/null "$SINK_URL/reset"
 
 # --- phase B: triggers through Herald --------------------------------------------------------
@@ -254,7 +273,10 @@ CPU=$(awk -v hz="$(getconf CLK_TCK)" -v n="$(jq '.count' <<<"$STATS")" '
   }' <(echo "$CPU_BEFORE") <(echo "$CPU_AFTER"))
 
 # --- report ----------------------------------------------------------------------------------
+SINK_CPU_US=$(awk -v hz="$(getconf CLK_TCK)" -v n="$(jq '.count' <<<"$RAW_STATS")" \
+  -v t="$((SINK_CPU_AFTER - SINK_CPU_BEFORE))" 'BEGIN { print (n > 0 ? int(t * 1e6 / hz / n + 0.5) : 0) }')
 RESULT=$(jq -n --argjson raw "$RAW" --argjson raw_stats "$RAW_STATS" --argjson trig "$TRIG" \
+  --argjson engine "$ENGINE" --argjson engine_stats "$ENGINE_STATS" --argjson sink_cpu "$SINK_CPU_US" \
   --argjson stats "$STATS" --argjson cpu "$CPU" --arg when "$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
   --arg rev "${REV:-$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)}" \
   --argjson cores "$(nproc)" --argjson requests "$REQUESTS" \
@@ -264,6 +286,7 @@ RESULT=$(jq -n --argjson raw "$RAW" --argjson raw_stats "$RAW_STATS" --argjson t
   def r1: . * 10 | round / 10;
   (per_s($stats.count; $trig.start_us; $stats.last_at_us)) as $dps
   | (per_s($raw_stats.count; $raw.start_us; $raw_stats.last_at_us)) as $raw_dps
+  | (per_s($engine_stats.count; $engine.start_us; $engine_stats.last_at_us)) as $engine_dps
   | {when: $when, rev: $rev, cores: $cores, requests: $requests, connections: $connections,
      subscribers: $subscribers,
      triggers_acked: $trig.ok, trigger_errors: $trig.errors,
@@ -278,6 +301,11 @@ RESULT=$(jq -n --argjson raw "$RAW" --argjson raw_stats "$RAW_STATS" --argjson t
      trigger_timed_out: $trig.timed_out, trigger_statuses: ($trig.status_counts | tojson), raw_statuses: ($raw.status_counts | tojson),
      ratio: (if $raw_dps > 0 then $dps / $raw_dps * 1000 | round / 1000 else 0 end),
      herald_cpu_us: $cpu.us, herald_cpu_by_thread: $cpu.by_thread,
+     engine_per_s: ($engine_dps | r1), engine_errors: $engine.errors,
+     engine_bad_signatures: $engine_stats.bad_signature,
+     engine_ratio: (if $raw_dps > 0 then $engine_dps / $raw_dps * 1000 | round / 1000 else 0 end),
+     raw_client_cpu_us: ($raw.cpu_us_per_request | r1),
+     engine_cpu_us: ($engine.cpu_us_per_request | r1), sink_cpu_us: $sink_cpu,
      complete: ($stats.count >= $trig.ok and $trig.ok == $requests)}')
 
 jq -r '
@@ -292,6 +320,8 @@ jq -r '
   "| Raw-client send→sink latency p50 / p99 (round trip) | \(.raw_p50_ms) / \(.raw_p99_ms) ms (\(.raw_rtt_p50_ms) / \(.raw_rtt_p99_ms) ms) |",
   "| Deliveries/s ÷ raw ceiling | \(.ratio) |",
   "| Herald CPU per delivered trigger (µs, by thread) | \(.herald_cpu_us) (\(.herald_cpu_by_thread)) |",
+  "| Herald'"'"'s HTTP engine alone (libcurl), same requests to the sink: deliveries/s | \(.engine_per_s) (\(.engine_ratio) of the raw ceiling) |",
+  "| CPU per request in phase A: raw client / sink; the engine'"'"'s process in phase A2 (µs) | \(.raw_client_cpu_us) / \(.sink_cpu_us); \(.engine_cpu_us) |",
   "",
   "Trigger statuses \(.trigger_statuses), raw statuses \(.raw_statuses).\(
     if .trigger_timed_out then " The trigger phase hit MAX_SECONDS." else "" end)",
@@ -305,15 +335,21 @@ CSV=$RESULTS_DIR/$(date -u +%Y-%m-%d).csv
 COLUMNS=(when rev cores requests connections subscribers triggers_acked trigger_errors
   triggers_per_s ack_p50_ms ack_p99_ms delivered deliveries_per_s delivery_p50_ms
   delivery_p99_ms bad_signatures raw_per_s raw_p50_ms raw_p99_ms raw_rtt_p50_ms raw_rtt_p99_ms
-  raw_errors ratio complete herald_cpu_us)
+  raw_errors ratio complete herald_cpu_us engine_per_s engine_ratio raw_client_cpu_us
+  engine_cpu_us sink_cpu_us)
 HEADER=$(IFS=,; echo "${COLUMNS[*]}")
-# A file written by an older version of this script (other columns) is left as it is.
-[[ ! -s $CSV || $(head -1 "$CSV") == "$HEADER" ]] || CSV=${CSV%.csv}-$(date -u +%H%M%S).csv
+# A file written by an older version of this script (other columns) is left as it is: the rows
+# go to the day's next file (DATE-2.csv, DATE-3.csv, ...) with these columns.
+for ((n = 2; n < 100; n++)); do
+  [[ ! -s $CSV || $(head -1 "$CSV") == "$HEADER" ]] && break
+  CSV=$RESULTS_DIR/$(date -u +%Y-%m-%d)-$n.csv
+done
 [[ -s $CSV ]] || echo "$HEADER" >"$CSV"
 jq -r --arg cols "${COLUMNS[*]}" '[.[($cols | split(" "))[]]] | @csv' <<<"$RESULT" >>"$CSV"
 echo "appended to $CSV"
 
-if [[ $(jq '.complete' <<<"$RESULT") != true || $(jq '.bad_signatures' <<<"$RESULT") != 0 ]]; then
+if [[ $(jq '.complete' <<<"$RESULT") != true || $(jq '.bad_signatures' <<<"$RESULT") != 0 ||
+  $(jq '.engine_errors + .engine_bad_signatures' <<<"$RESULT") != 0 ]]; then
   echo "run.sh: incomplete run (errors, missing deliveries or bad signatures); see the table" >&2
   exit 1
 fi

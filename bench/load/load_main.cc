@@ -4,12 +4,18 @@
 //
 //   --mode trigger  Novu trigger bodies to Herald (Authorization: ApiKey K, expects 201)
 //   --mode raw      push-webhook bodies straight to the sink (optionally signed, expects 200)
-// Both put payload.sentAtUs (µs since the epoch, CLOCK_REALTIME) in the body for the sink.
+//   --mode engine   the raw mode's requests sent through Herald's own outbound HTTP engine
+//                   (http/client.h: libcurl multi on its I/O thread, Herald's defaults), handed
+//                   to it from another thread as Herald's dispatcher does: --connections
+//                   requests submitted at a time, the engine's per-integration limit on the wire
+// All put payload.sentAtUs (µs since the epoch, CLOCK_REALTIME) in the body for the sink. The
+// report includes the process's CPU time per request (user + system).
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -18,10 +24,12 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <map>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -29,6 +37,7 @@
 
 #include "core/json.h"
 #include "crypto/crypto.h"
+#include "http/client.h"
 
 namespace herald::bench {
 namespace {
@@ -101,7 +110,8 @@ class RequestBuilder {
     if (options.mode == "trigger") head_ += "Authorization: ApiKey " + options.api_key + "\r\n";
   }
 
-  void Build(std::uint64_t n, std::string* out) const {
+  // The body of request `n`.
+  std::string Body(std::uint64_t n) const {
     const std::string k = std::to_string(n % static_cast<std::uint64_t>(options_.subscribers));
     const std::string seq = std::to_string(n);
     const std::string sent = std::to_string(NowUs());
@@ -125,11 +135,20 @@ class RequestBuilder {
               R"("messageId":"bench-)" +
               seq + R"("})";
     }
+    return body;
+  }
+
+  // The signature header's value for `body` (empty when not signing).
+  std::string Signature(const std::string& body) const {
+    return options_.secret.empty() ? std::string()
+                                   : crypto::Hex(crypto::HmacSha256(options_.secret, body));
+  }
+
+  // The whole HTTP/1.1 request `n`.
+  void Build(std::uint64_t n, std::string* out) const {
+    const std::string body = Body(n);
     out->assign(head_);
-    if (!options_.secret.empty()) {
-      *out +=
-          "X-Novu-Signature: " + crypto::Hex(crypto::HmacSha256(options_.secret, body)) + "\r\n";
-    }
+    if (!options_.secret.empty()) *out += "X-Novu-Signature: " + Signature(body) + "\r\n";
     *out += "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n";
     *out += body;
   }
@@ -383,6 +402,86 @@ class Worker {
   int epoll_ = -1;
 };
 
+// --mode engine: keeps --connections requests submitted to Herald's HTTP engine. Completions
+// arrive on the engine's I/O thread and are handed back to this (the calling) thread, which
+// builds and submits the next requests: the hand-over Herald's dispatcher does.
+Tally RunEngine(Shared& shared) {
+  const Options& o = shared.options;
+  http::ClientOptions client_options;  // Herald's defaults (64 requests in flight per integration)
+  client_options.allow_private_targets = true;
+  std::unique_ptr<http::Client> client = http::NewCurlClient(client_options);
+
+  struct Done {
+    int status = 0;  // 0: transport error
+    std::uint32_t latency_us = 0;
+  };
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<Done> done;  // completions not yet taken by this thread
+  Tally tally;
+  std::uint64_t in_flight = 0;
+
+  auto send_next = [&]() -> bool {
+    if (Clock::now() >= shared.deadline) return false;
+    std::uint64_t n = shared.next.fetch_add(1, std::memory_order_relaxed);
+    if (n >= o.requests) return false;
+    http::Request request;
+    request.url = o.url;
+    request.body = shared.builder.Body(n);
+    request.headers.emplace_back("Content-Type", "application/json");
+    if (!o.secret.empty()) {
+      request.headers.emplace_back("X-Novu-Signature", shared.builder.Signature(request.body));
+    }
+    request.concurrency_key = "bench";
+    const Clock::time_point started = Clock::now();
+    client->Send(std::move(request), [&, started](http::Outcome outcome) {
+      auto us = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - started);
+      std::lock_guard lock(mu);
+      done.push_back(
+          {outcome.ok() ? outcome.response.status : 0, static_cast<std::uint32_t>(us.count())});
+      if (done.size() == 1) cv.notify_one();
+    });
+    ++in_flight;
+    return true;
+  };
+
+  for (int i = 0; i < o.connections && send_next(); ++i) {
+  }
+  std::vector<Done> taken;
+  while (in_flight > 0) {
+    {
+      std::unique_lock lock(mu);
+      if (!cv.wait_until(lock, shared.deadline, [&] { return !done.empty(); })) break;
+      taken.swap(done);
+    }
+    for (const Done& d : taken) {
+      --in_flight;
+      if (d.status == 0) {
+        ++tally.transport_errors;
+      } else {
+        ++tally.statuses[d.status];
+        if (d.status == shared.expect_status) tally.latencies_us.push_back(d.latency_us);
+      }
+      send_next();
+    }
+    taken.clear();
+  }
+  tally.unfinished = in_flight;
+  client->Shutdown(std::chrono::milliseconds(0));  // fails what is left (a hard stop)
+  client.reset();                                  // before the state its callbacks use goes
+  return tally;
+}
+
+// CPU time (user + system) this process has used so far, in microseconds.
+std::int64_t ProcessCpuUs() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  auto us = [](const timeval& t) {
+    return static_cast<std::int64_t>(t.tv_sec) * 1000000 + static_cast<std::int64_t>(t.tv_usec);
+  };
+  return us(usage.ru_utime) + us(usage.ru_stime);
+}
+
 std::uint32_t Percentile(std::vector<std::uint32_t>& sorted, double q) {
   if (sorted.empty()) return 0;
   auto rank = static_cast<std::size_t>(q * static_cast<double>(sorted.size()) + 0.999999);
@@ -392,13 +491,15 @@ std::uint32_t Percentile(std::vector<std::uint32_t>& sorted, double q) {
 int Main(int argc, char** argv) {
   Options o;
   CLI::App cli{"herald_bench_load: closed-loop HTTP/1.1 load generator for Herald benchmarks"};
-  cli.add_option("--mode", o.mode, "trigger | raw")->check(CLI::IsMember({"trigger", "raw"}));
+  cli.add_option("--mode", o.mode, "trigger | raw | engine")
+      ->check(CLI::IsMember({"trigger", "raw", "engine"}));
   cli.add_option("--url", o.url, "http://HOST:PORT/PATH")->required();
   cli.add_option("--api-key", o.api_key, "trigger mode: sent as Authorization: ApiKey <key>");
   cli.add_option("--workflow", o.workflow, "trigger mode: workflow id (the body's name)");
   cli.add_option("--subscribers", o.subscribers, "request n targets sub-<n mod S> / tok-<n mod S>")
       ->check(CLI::Range(1, 100000000));
-  cli.add_option("--secret", o.secret, "raw mode: sign bodies (X-Novu-Signature) with this key");
+  cli.add_option("--secret", o.secret,
+                 "raw and engine modes: sign bodies (X-Novu-Signature) with this key");
   cli.add_option("--requests", o.requests, "requests to send")->check(CLI::Range(1, 100000000));
   cli.add_option("--connections", o.connections, "keep-alive connections")
       ->check(CLI::Range(1, 10000));
@@ -428,7 +529,8 @@ int Main(int argc, char** argv) {
                             std::chrono::duration<double>(o.max_seconds))};
   std::vector<Tally> tallies(o.threads);
   std::vector<std::thread> threads;
-  for (int t = 0; t < o.threads; ++t) {
+  if (o.mode == "engine") tallies.assign(1, RunEngine(shared));
+  for (int t = 0; t < o.threads && o.mode != "engine"; ++t) {
     int share = o.connections / o.threads + (t < o.connections % o.threads ? 1 : 0);
     threads.emplace_back([&, t, share] {
       Worker worker(shared, share);
@@ -481,6 +583,7 @@ int Main(int argc, char** argv) {
       {"connections", o.connections},
       {"start_us", start_us},
       {"end_us", end_us},
+      {"cpu_us_per_request", done > 0 ? ProcessCpuUs() / static_cast<double>(done) : 0.0},
   };
   std::printf("%s\n", DumpJson(report).c_str());
   return ok > 0 ? 0 : 1;
