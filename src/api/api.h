@@ -26,6 +26,11 @@ struct ApiOptions {
   std::size_t max_tokens_per_channel = 100;
   // Called after a trigger was queued, to wake the dispatcher.
   std::function<void()> on_work;
+  // Called after the store made sends unwanted (a cancelled transaction, a deleted subscriber or
+  // integration), so that those still waiting for a connection are taken back.
+  std::function<void(store::UnwantedSends)> on_unwanted;
+  // Called after an integration changed or was deleted, so that delivery reads it again.
+  std::function<void(const std::string& integration_id)> on_integration_changed;
   // Threads for handlers that wait on the store (every synchronous handler, and any request
   // with an Idempotency-Key): the HTTP I/O threads never block.
   int blocking_threads = 4;
@@ -105,6 +110,7 @@ class Api {
   Reply CreateSubscriberV1(Req& r, const Env& env);
   Reply UpdateSubscriberV1(Req& r, const Env& env);
   Reply DeleteSubscriberV1(Req& r, const Env& env);
+  Status DeleteSubscriber(const Env& env, const std::string& subscriber_id);  // v1 and v2
   Reply PutCredentials(Req& r, const Env& env);
   Reply PatchCredentials(Req& r, const Env& env);
   Reply DeleteCredentials(Req& r, const Env& env);

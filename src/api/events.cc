@@ -449,6 +449,10 @@ void Api::TriggerBulk(Req& r, const Env& env, server::Done done) {
 Api::Reply Api::CancelTrigger(Req& r, const Env& env) {
   RETURN_IF_ERROR(CheckId(r.Param("transactionId"), "transactionId"));
   ASSIGN_OR_RETURN(bool cancelled, store_.CancelTransaction(env.id, r.Param("transactionId")));
+  if (cancelled && options_.on_unwanted) {
+    options_.on_unwanted({env.id, r.Param("transactionId"), std::nullopt, std::nullopt, "cancelled",
+                          "the transaction was cancelled before it was sent"});
+  }
   return server::DataReply(cancelled);
 }
 

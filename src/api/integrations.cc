@@ -142,11 +142,17 @@ Api::Reply Api::UpdateIntegration(Req& r, const Env& env) {
   }
   integration.updated_at = NowMs();
   ASSIGN_OR_RETURN(store::Integration updated, store_.UpdateIntegration(integration));
+  if (options_.on_integration_changed) options_.on_integration_changed(updated.id);
   return server::DataReply(wire::IntegrationJson(updated, env.organization_id));
 }
 
 Api::Reply Api::DeleteIntegration(Req& r, const Env& env) {
   RETURN_IF_ERROR(store_.DeleteIntegration(env.id, r.Param("id")));
+  if (options_.on_integration_changed) options_.on_integration_changed(r.Param("id"));
+  if (options_.on_unwanted) {
+    options_.on_unwanted({env.id, std::nullopt, std::nullopt, r.Param("id"), "integration_deleted",
+                          "the integration was deleted before the message was sent"});
+  }
   ASSIGN_OR_RETURN(Json list, ListJson(store_, env, /*active_only=*/false));
   return server::DataReply(list);
 }

@@ -52,8 +52,17 @@ Api::Reply Api::PatchSubscriberV2(Req& r, const Env& env) {
   return server::DataReply(wire::SubscriberJson(sub, env.organization_id));
 }
 
+Status Api::DeleteSubscriber(const Env& env, const std::string& subscriber_id) {
+  RETURN_IF_ERROR(store_.DeleteSubscriber(env.id, subscriber_id));
+  if (options_.on_unwanted) {
+    options_.on_unwanted({env.id, std::nullopt, subscriber_id, std::nullopt, "subscriber_deleted",
+                          "the subscriber was deleted before the message was sent"});
+  }
+  return Status::Ok();
+}
+
 Api::Reply Api::DeleteSubscriberV2(Req& r, const Env& env) {
-  RETURN_IF_ERROR(store_.DeleteSubscriber(env.id, r.Param("subscriberId")));
+  RETURN_IF_ERROR(DeleteSubscriber(env, r.Param("subscriberId")));
   return server::DataReply(Deleted());
 }
 
@@ -92,7 +101,7 @@ Api::Reply Api::UpdateSubscriberV1(Req& r, const Env& env) {
 }
 
 Api::Reply Api::DeleteSubscriberV1(Req& r, const Env& env) {
-  RETURN_IF_ERROR(store_.DeleteSubscriber(env.id, r.Param("subscriberId")));
+  RETURN_IF_ERROR(DeleteSubscriber(env, r.Param("subscriberId")));
   return server::DataReply(Deleted());
 }
 

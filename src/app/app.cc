@@ -170,6 +170,12 @@ int Serve(const Options& options) {
   api::ApiOptions api_options;
   api_options.token_policy.allow_private_targets = allow_private;
   api_options.on_work = [&dispatcher] { dispatcher.Wake(); };
+  api_options.on_unwanted = [&dispatcher](store::UnwantedSends what) {
+    dispatcher.Withdraw(std::move(what));
+  };
+  api_options.on_integration_changed = [&dispatcher](const std::string& id) {
+    dispatcher.ForgetIntegration(id);
+  };
   api::Api api(**store, *environments, templates, api_options);
   dispatcher.SetTriggerDecoder(
       [&api](const store::QueuedTrigger& queued) { return api.DecodeQueued(queued); });

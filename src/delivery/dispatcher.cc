@@ -1,6 +1,7 @@
 #include "delivery/dispatcher.h"
 
 #include <algorithm>
+#include <cstdint>
 
 #include "core/log.h"
 #include "core/time.h"
@@ -241,15 +242,61 @@ bool Dispatcher::PlanQueued() {
 void Dispatcher::SendAll(std::vector<store::Message> messages) {
   // A lease can only outlive its send if a request waited longer than the lease; never send a
   // message twice from this process.
-  std::vector<store::Message*> fresh;
+  std::vector<std::pair<store::Message*, const Target*>> fresh;
   {
     std::lock_guard lock(mu_);
     for (store::Message& message : messages) {
-      if (sending_.insert(message.id).second) fresh.push_back(&message);
+      auto [it, inserted] = sending_.try_emplace(message.id);
+      if (!inserted) continue;
+      // Moved, not copied: the send reads them from here (a node's address is stable until its
+      // outcome is recorded).
+      Target& target = it->second;
+      target.environment_id = std::move(message.environment_id);
+      target.transaction_id = std::move(message.transaction_id);
+      target.subscriber_id = std::move(message.subscriber_id);
+      target.integration_id = std::move(message.integration_id);
+      fresh.emplace_back(&message, &target);
     }
     in_flight_ += fresh.size();
   }
-  for (store::Message* message : fresh) Send(std::move(*message));
+  for (auto [message, target] : fresh) Send(std::move(*message), *target);
+}
+
+void Dispatcher::Withdraw(store::UnwantedSends what) {
+  constexpr std::size_t kMaxRemembered = 1000;
+  constexpr auto kRemembered = std::chrono::minutes(10);
+  std::lock_guard lock(mu_);
+  auto now = Clock::now();
+  std::erase_if(unwanted_, [&](const Unwanted& u) { return u.until < now; });
+  if (unwanted_.size() >= kMaxRemembered) unwanted_.erase(unwanted_.begin());
+  unwanted_.push_back({std::move(what), now + kRemembered});
+  any_unwanted_.store(true, std::memory_order_release);
+}
+
+bool Dispatcher::Matches(const store::UnwantedSends& what, const Target& target) {
+  return what.environment_id == target.environment_id &&
+         (!what.transaction_id || *what.transaction_id == target.transaction_id) &&
+         (!what.subscriber_id || *what.subscriber_id == target.subscriber_id) &&
+         (!what.integration_id || *what.integration_id == target.integration_id);
+}
+
+bool Dispatcher::Withdrawn(std::uint64_t tag) const {
+  if (!any_unwanted_.load(std::memory_order_acquire)) return false;
+  auto& target = *reinterpret_cast<Target*>(static_cast<std::uintptr_t>(tag));
+  std::lock_guard lock(mu_);
+  for (const Unwanted& u : unwanted_) {
+    if (u.until < Clock::now() || !Matches(u.what, target)) continue;
+    target.withdrawn_reason = u.what.reason;
+    target.withdrawn_text = u.what.text;
+    return true;
+  }
+  return false;
+}
+
+void Dispatcher::ForgetIntegration(const std::string& integration_id) {
+  std::lock_guard lock(mu_);
+  forgotten_integrations_.push_back(integration_id);
+  any_forgotten_.store(true, std::memory_order_release);
 }
 
 void Dispatcher::ForgetProvider(std::shared_ptr<const providers::Provider> provider) {
@@ -262,28 +309,33 @@ void Dispatcher::ForgetProvider(std::shared_ptr<const providers::Provider> provi
 
 void Dispatcher::DropForgottenProviders() {
   std::vector<std::shared_ptr<const providers::Provider>> forgotten;
+  std::vector<std::string> integrations;
   {
     std::lock_guard lock(mu_);
     forgotten.swap(forgotten_);
+    integrations.swap(forgotten_integrations_);
     any_forgotten_.store(false, std::memory_order_relaxed);
   }
   std::erase_if(providers_, [&](const auto& entry) {
-    return std::find(forgotten.begin(), forgotten.end(), entry.second.provider) != forgotten.end();
+    return std::find(forgotten.begin(), forgotten.end(), entry.second.provider) !=
+               forgotten.end() ||
+           std::find(integrations.begin(), integrations.end(), entry.first) != integrations.end();
   });
 }
 
-const Dispatcher::CachedProvider& Dispatcher::ProviderFor(const store::Message& message) {
+const Dispatcher::CachedProvider& Dispatcher::ProviderFor(const Target& target,
+                                                          const std::string& provider_id) {
   if (any_forgotten_.load(std::memory_order_acquire)) DropForgottenProviders();
   auto now = Clock::now();
-  auto it = providers_.find(message.integration_id);
+  auto it = providers_.find(target.integration_id);
   if (it != providers_.end() && now - it->second.loaded < options_.integration_ttl) {
     return it->second;
   }
   CachedProvider entry;
   entry.loaded = now;
   Result<store::Integration> integration =
-      store_.GetIntegration(message.environment_id, message.integration_id);
-  const providers::ProviderSpec* spec = options_.find_provider(message.provider_id);
+      store_.GetIntegration(target.environment_id, target.integration_id);
+  const providers::ProviderSpec* spec = options_.find_provider(provider_id);
   if (!integration.ok()) {
     bool missing = integration.status().code() == Code::kNotFound;
     entry.error_id = missing ? "integration_not_found" : "integration_unavailable";
@@ -295,7 +347,7 @@ const Dispatcher::CachedProvider& Dispatcher::ProviderFor(const store::Message& 
     entry.error_text = "integration " + integration->identifier + " is not active";
   } else if (!spec) {
     entry.error_id = "unknown_provider";
-    entry.error_text = "provider " + message.provider_id + " is not supported";
+    entry.error_text = "provider " + provider_id + " is not supported";
   } else {
     Result<std::unique_ptr<providers::Provider>> built = spec->Create(integration->credentials);
     if (built.ok()) {
@@ -305,12 +357,12 @@ const Dispatcher::CachedProvider& Dispatcher::ProviderFor(const store::Message& 
       entry.error_text = built.status().message();
     }
   }
-  return providers_[message.integration_id] = std::move(entry);
+  return providers_[target.integration_id] = std::move(entry);
 }
 
-void Dispatcher::Send(store::Message message) {
+void Dispatcher::Send(store::Message message, const Target& target) {
   Sent sent{message.id, message.channel_pk, message.token_identity, message.attempts};
-  const CachedProvider& cached = ProviderFor(message);
+  const CachedProvider& cached = ProviderFor(target, message.provider_id);
   if (!cached.provider) {
     providers::Outcome outcome;
     outcome.verdict =
@@ -334,7 +386,9 @@ void Dispatcher::Send(store::Message message) {
     return;
   }
   request->timeout = options_.request_timeout;
-  request->concurrency_key = message.integration_id;
+  request->concurrency_key = target.integration_id;
+  request->withdrawal = this;
+  request->withdrawal_tag = static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(&target));
   std::shared_ptr<const providers::Provider> provider = cached.provider;
   client_.Send(std::move(*request), [this, sent = std::move(sent), provider](http::Outcome reply) {
     if (reply.error == http::TransportError::kShutdown) {
@@ -343,6 +397,18 @@ void Dispatcher::Send(store::Message message) {
       --in_flight_;
       sending_.erase(sent.id);
       cv_.notify_all();
+      return;
+    }
+    if (reply.error == http::TransportError::kWithdrawn) {  // never sent: no attempt counted
+      providers::Outcome withdrawn{providers::Verdict::kFailed, "", "", std::nullopt, ""};
+      {
+        std::lock_guard lock(mu_);
+        if (auto it = sending_.find(sent.id); it != sending_.end()) {
+          withdrawn.reason = it->second.withdrawn_reason;
+          withdrawn.detail = it->second.withdrawn_text;
+        }
+      }
+      Complete(sent, withdrawn, /*attempted=*/false);
       return;
     }
     providers::Outcome outcome = provider->Classify(reply);
@@ -370,11 +436,13 @@ bool Dispatcher::TouchToken(const Sent& message, EpochMs at) {
 }
 
 // Runs on the dispatcher thread or the HTTP client's I/O thread.
-void Dispatcher::Complete(const Sent& message, const providers::Outcome& outcome) {
+void Dispatcher::Complete(const Sent& message, const providers::Outcome& outcome, bool attempted) {
   using providers::Verdict;
   store::MessageOutcome done;
   done.message_id = message.id;
-  done.channel_pk = message.channel_pk;
+  done.attempted = attempted;
+  // A send taken back says nothing about its token.
+  if (attempted) done.channel_pk = message.channel_pk;
   done.token_identity = message.token_identity;
   done.at = NowMs();
   done.error_id = outcome.reason;

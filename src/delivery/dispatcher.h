@@ -52,7 +52,7 @@ struct DispatcherOptions {
 // Decodes a queued trigger for planning (api::Api::DecodeQueued; wired by app/).
 using TriggerDecoder = std::function<Result<store::TriggerRequest>(const store::QueuedTrigger&)>;
 
-class Dispatcher {
+class Dispatcher : private http::Withdrawal {
  public:
   Dispatcher(store::Store& store, http::Client& client, store::MessagePlanner planner,
              DispatcherOptions options);
@@ -66,6 +66,12 @@ class Dispatcher {
   // Stops claiming, waits up to `grace` for in-flight sends and records their outcomes; what is
   // left stays durable in the store and is taken back on the next start.
   void Stop(std::chrono::milliseconds grace);
+  // Any thread, after the store made `what` unwanted (a cancelled transaction, a deleted
+  // subscriber or integration): sends of it still waiting for a connection are taken back, also
+  // those planned just before the change and handed over after it (for ten minutes).
+  void Withdraw(store::UnwantedSends what);
+  // Any thread, after an integration changed or went: its next send reads it again.
+  void ForgetIntegration(const std::string& integration_id);
 
  private:
   struct CachedProvider {
@@ -82,6 +88,18 @@ class Dispatcher {
   // Marks `messages` in flight (skipping any already being sent) and sends them.
   void SendAll(std::vector<store::Message> messages);
   std::size_t Room();  // messages that may still be put in flight
+  // A message handed to the HTTP client, until its outcome is recorded (what Withdraw matches).
+  struct Target {
+    std::string environment_id, transaction_id, subscriber_id, integration_id;
+    std::string withdrawn_reason, withdrawn_text;  // set when its send was taken back
+  };
+  struct Unwanted {
+    store::UnwantedSends what;
+    std::chrono::steady_clock::time_point until;
+  };
+  bool Withdrawn(std::uint64_t tag) const override;  // http::Withdrawal, on the client's thread
+  static bool Matches(const store::UnwantedSends& what, const Target& target);
+
   // What is remembered of a message while its request is in the air.
   struct Sent {
     std::string id;
@@ -89,11 +107,11 @@ class Dispatcher {
     std::string token_identity;
     int attempts = 0;
   };
-  void Send(store::Message message);
-  void Complete(const Sent& message, const providers::Outcome& outcome);
+  void Send(store::Message message, const Target& target);
+  void Complete(const Sent& message, const providers::Outcome& outcome, bool attempted = true);
   bool TouchToken(const Sent& message, EpochMs at);
   static std::string TokenKey(const Sent& message);
-  const CachedProvider& ProviderFor(const store::Message& message);
+  const CachedProvider& ProviderFor(const Target& target, const std::string& provider_id);
   // Any thread: `provider` holds stale auth; the dispatcher stops using it before its next send.
   void ForgetProvider(std::shared_ptr<const providers::Provider> provider);
   void DropForgottenProviders();  // dispatcher thread
@@ -104,7 +122,7 @@ class Dispatcher {
   DispatcherOptions options_;
   TriggerDecoder decoder_;
 
-  std::mutex mu_;
+  mutable std::mutex mu_;
   std::condition_variable cv_;
   bool wake_ = false;
   bool stopping_ = false;
@@ -114,7 +132,10 @@ class Dispatcher {
   int recording_ = 0;  // CompleteMessages calls not yet called back
   std::chrono::steady_clock::time_point record_again_at_{};  // after a failed recording
   std::vector<store::MessageOutcome> completions_;
-  std::unordered_set<std::string> sending_;           // ids of messages sent and not yet recorded
+  std::unordered_map<std::string, Target> sending_;   // by id: sent, outcome not yet recorded
+  std::vector<Unwanted> unwanted_;                    // see Withdraw
+  std::atomic<bool> any_unwanted_{false};             // unwanted_ is not empty (read without mu_)
+  std::vector<std::string> forgotten_integrations_;   // see ForgetIntegration
   std::unordered_map<std::string, EpochMs> touched_;  // token -> last-active last written
   std::vector<std::shared_ptr<const providers::Provider>> forgotten_;  // see ForgetProvider
   std::atomic<bool> any_forgotten_{false};  // forgotten_ is not empty (read without mu_)

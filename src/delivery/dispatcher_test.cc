@@ -66,6 +66,10 @@ class FakeClient : public http::Client {
     std::lock_guard lock(mu_);
     return bodies_;
   }
+  std::vector<std::string> Answered() const {  // the bodies of the requests it answered
+    std::lock_guard lock(mu_);
+    return answered_;
+  }
 
  private:
   void Run() {
@@ -76,6 +80,13 @@ class FakeClient : public http::Client {
       hold_ = 0;
       auto [request, done] = std::move(queue_.front());
       queue_.pop_front();
+      if (request.withdrawal && request.withdrawal->Withdrawn(request.withdrawal_tag)) {
+        lock.unlock();
+        done(http::Outcome{http::TransportError::kWithdrawn, "withdrawn", {}});
+        lock.lock();
+        continue;
+      }
+      answered_.push_back(request.body);
       lock.unlock();
       http::Outcome reply;
       bool stale = !request.headers.empty() && request.headers.front().second == stale_token_;
@@ -93,6 +104,7 @@ class FakeClient : public http::Client {
   std::deque<std::pair<http::Request, http::Callback>> queue_;
   std::vector<std::string> seen_;  // each request's authorization header, in order
   std::vector<std::string> bodies_;
+  std::vector<std::string> answered_;
   std::thread thread_;
 };
 
@@ -337,6 +349,44 @@ TEST_F(DispatcherTest, SendsInFlightAtACrashGoOutBeforeTheInboxBacklog) {
   std::sort(bodies.begin(), bodies.begin() + 2);
   std::sort(bodies.begin() + 2, bodies.end());
   EXPECT_EQ(bodies, (std::vector<std::string>{"old-1", "old-2", "device-1", "device-2"}));
+}
+
+// Sends made unwanted while they wait for a connection (a cancelled transaction) are taken back:
+// never sent, failed with the reason given and no attempt counted; others go out.
+TEST_F(DispatcherTest, WithdrawnSendsWaitingForAConnectionAreNeverSent) {
+  FakeClient client("none", /*hold_first=*/4);  // answers nothing until four requests are in
+  DispatcherOptions options;
+  options.owner = "test";
+  options.find_provider = [this](std::string_view id) -> const providers::ProviderSpec* {
+    return id == spec_.id() ? &spec_ : providers::FindProvider(id);
+  };
+  Dispatcher dispatcher(*store_, client, Planner(), options);
+  Trigger(dispatcher, "tx-cancelled");
+  dispatcher.Start();
+  dispatcher.Wake();
+  for (int i = 0; i < 500 && client.Bodies().size() < 2; ++i) std::this_thread::sleep_for(5ms);
+  ASSERT_EQ(client.Bodies().size(), 2u);  // both waiting inside the client
+  dispatcher.Withdraw({env_, "tx-cancelled", std::nullopt, std::nullopt, "cancelled",
+                       "the transaction was cancelled before it was sent"});
+  dispatcher.Withdraw({"another-env", std::nullopt, std::nullopt, std::nullopt, "x", "y"});
+  Trigger(dispatcher, "tx-kept");
+  dispatcher.Wake();
+  std::vector<store::Message> cancelled = Settled("tx-cancelled");
+  std::vector<store::Message> kept = Settled("tx-kept");
+  dispatcher.Stop(1s);
+
+  ASSERT_EQ(cancelled.size(), 2u);
+  for (const store::Message& m : cancelled) {
+    EXPECT_EQ(m.state, store::DeliveryState::kFailed);
+    EXPECT_EQ(m.error_id.value_or(""), "cancelled");
+    EXPECT_EQ(m.attempts, 0);
+    EXPECT_FALSE(m.last_attempt_at.has_value());
+  }
+  ASSERT_EQ(kept.size(), 2u);
+  for (const store::Message& m : kept) {
+    EXPECT_EQ(m.state, store::DeliveryState::kDelivered) << m.error_text.value_or("");
+  }
+  EXPECT_EQ(client.Answered().size(), 2u);  // only tx-kept's
 }
 
 }  // namespace

@@ -35,6 +35,8 @@ const char* TransportErrorName(TransportError error) {
       return "bad_request";
     case TransportError::kShutdown:
       return "shutdown";
+    case TransportError::kWithdrawn:
+      return "withdrawn";
   }
   return "unknown";
 }

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -18,6 +19,17 @@ namespace herald::http {
 
 using Headers = std::vector<std::pair<std::string, std::string>>;
 
+// Lets a sender take back a request still waiting for its turn (a concurrency slot): the client
+// asks once, on its I/O thread, just before it would send the request; a withdrawn request
+// completes with TransportError::kWithdrawn and is never sent.
+class Withdrawal {
+ public:
+  virtual bool Withdrawn(std::uint64_t tag) const = 0;
+
+ protected:
+  ~Withdrawal() = default;
+};
+
 struct Request {
   std::string method = "POST";
   std::string url;  // absolute http(s) URL
@@ -30,6 +42,9 @@ struct Request {
   std::string concurrency_key;
   // Prefer HTTP/2 (APNs, FCM). An http:// URL then means cleartext HTTP/2 with prior knowledge.
   bool http2_prior_knowledge = false;
+  // If set, asked (with `withdrawal_tag`) before the request is sent; it must outlive the request.
+  const Withdrawal* withdrawal = nullptr;
+  std::uint64_t withdrawal_tag = 0;
 };
 
 struct Response {
@@ -56,6 +71,7 @@ enum class TransportError {
   kProtocol,         // malformed response, stream error, GOAWAY
   kBadRequest,       // our request was unusable (bad URL, ...)
   kShutdown,         // the client is stopping
+  kWithdrawn,        // the sender took it back before it was sent (Request::withdrawal)
 };
 const char* TransportErrorName(TransportError error);
 bool IsTransient(TransportError error);

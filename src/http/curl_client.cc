@@ -609,6 +609,9 @@ void CurlClient::Start(std::unique_ptr<Transfer> transfer) {
     Complete(std::move(transfer), Outcome{error, std::move(message), {}});
   };
   const Request& request = transfer->request;
+  if (request.withdrawal && request.withdrawal->Withdrawn(request.withdrawal_tag)) {
+    return fail(TransportError::kWithdrawn, "taken back by the sender before it was sent");
+  }
   std::optional<Url> url = ParseHttpUrl(request.url);
   if (!url) return fail(TransportError::kBadRequest, "invalid or unsupported URL");
   if (!IsToken(request.method)) return fail(TransportError::kBadRequest, "invalid HTTP method");

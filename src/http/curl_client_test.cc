@@ -713,6 +713,43 @@ TEST(CurlClientTest, SetConcurrencyLowersAndRaisesTheLimit) {
   for (const auto& outcome : collector.outcomes()) EXPECT_TRUE(outcome.ok());
 }
 
+// A request waiting for a slot is asked, when its turn comes, whether its sender still wants it:
+// one taken back completes as withdrawn and never reaches the server; the others go out.
+TEST(CurlClientTest, AWithdrawnRequestIsNeverSent) {
+  TestServer server([](const SeenRequest&) {
+    return Reply{Reply::kRespond, HttpResponse(200, "ok"), milliseconds(50)};
+  });
+  struct Unwanted : Withdrawal {
+    bool Withdrawn(std::uint64_t tag) const override { return tag % 2 == 1; }
+  } unwanted;
+  Collector collector;
+  auto client = NewCurlClient(LoopbackOptions());
+  client->SetConcurrency("k", 1);
+  for (std::uint64_t i = 0; i < 6; ++i) {
+    Request request = Get(server.Url("/" + std::to_string(i)));
+    request.concurrency_key = "k";
+    request.withdrawal = &unwanted;
+    request.withdrawal_tag = i;
+    client->Send(request, collector.callback());
+  }
+  ASSERT_TRUE(collector.WaitFor(6));
+  int withdrawn = 0;
+  for (const auto& outcome : collector.outcomes()) {
+    if (outcome.error == TransportError::kWithdrawn) {
+      ++withdrawn;
+    } else {
+      EXPECT_TRUE(outcome.ok()) << outcome.error_message;
+    }
+  }
+  EXPECT_EQ(withdrawn, 3);
+  std::vector<std::string> targets;
+  for (const SeenRequest& seen : server.requests()) targets.push_back(seen.target);
+  std::sort(targets.begin(), targets.end());
+  EXPECT_EQ(targets, (std::vector<std::string>{"/0", "/2", "/4"}));
+  EXPECT_FALSE(IsTransient(TransportError::kWithdrawn));
+  EXPECT_STREQ(TransportErrorName(TransportError::kWithdrawn), "withdrawn");
+}
+
 TEST(CurlClientTest, ShutdownFailsQueuedAndActiveRequestsPromptly) {
   TestServer server([](const SeenRequest&) { return Reply{Reply::kHang}; });
   ClientOptions options = LoopbackOptions();

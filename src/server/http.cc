@@ -33,7 +33,9 @@ const std::string* Request::Query(std::string_view key) const {
 std::vector<std::string> Request::QueryAll(std::string_view key) const {
   std::vector<std::string> values;
   for (const auto& [k, value] : query) {
-    if (k == key) values.push_back(value);
+    // `key[]=` too: how axios (and so @novu/node) writes an array, and Novu's parser reads it.
+    bool bracketed = k.size() == key.size() + 2 && k.starts_with(key) && k.ends_with("[]");
+    if (k == key || bracketed) values.push_back(value);
   }
   return values;
 }

@@ -201,7 +201,7 @@ class HttpServerTest : public ::testing::Test {
 TEST(RequestTest, Accessors) {
   Request request;
   request.headers = {{"x-a", "1"}, {"x-a", "2"}};
-  request.query = {{"a", "1"}, {"b", ""}, {"a", "2"}};
+  request.query = {{"a", "1"}, {"b", ""}, {"a", "2"}, {"a[]", "3"}, {"ab", "x"}, {"a[", "y"}};
   request.params = {{"id", "42"}};
   EXPECT_EQ(request.Header("x-a"), "1");
   EXPECT_EQ(request.Header("X-A"), "1");
@@ -211,7 +211,7 @@ TEST(RequestTest, Accessors) {
   ASSERT_NE(request.Query("b"), nullptr);
   EXPECT_EQ(*request.Query("b"), "");
   EXPECT_EQ(request.Query("c"), nullptr);
-  EXPECT_EQ(request.QueryAll("a"), (std::vector<std::string>{"1", "2"}));
+  EXPECT_EQ(request.QueryAll("a"), (std::vector<std::string>{"1", "2", "3"}));  // a[]: axios
   EXPECT_TRUE(request.QueryAll("c").empty());
   EXPECT_EQ(request.Param("id"), "42");
   EXPECT_EQ(request.Param("missing"), "");

@@ -141,6 +141,16 @@ struct MessageOutcome {
   std::optional<std::string> channel_pk;
   std::string token_identity;
   bool touch_token = true;  // kDelivered: false = its last-active was written very recently
+  bool attempted = true;    // kFailed: false = taken back before it was sent (no attempt counted)
+};
+
+// Messages that must not be sent any more: every field that is set must match (the environment
+// always). The dispatcher takes back such sends still waiting for a connection (see
+// Dispatcher::Withdraw); the store has already failed or cancelled their rows.
+struct UnwantedSends {
+  std::string environment_id;
+  std::optional<std::string> transaction_id, subscriber_id, integration_id;
+  std::string reason, text;  // recorded as the message's errorId / errorText
 };
 
 struct MessageQuery {
@@ -199,7 +209,8 @@ class Store {
   virtual Result<Integration> GetIntegration(std::string_view env, std::string_view id) = 0;
   // Replaces the stored record with `integration` (matched by env + id). NotFound / Conflict.
   virtual Result<Integration> UpdateIntegration(const Integration& integration) = 0;
-  // Deletes it and every subscriber channel bound to it. NotFound if absent.
+  // Deletes it and every subscriber channel bound to it, and fails its messages not sent yet.
+  // NotFound if absent.
   virtual Status DeleteIntegration(std::string_view env, std::string_view id) = 0;
 
   // ---- subscribers ---------------------------------------------------------------------------
@@ -213,7 +224,8 @@ class Store {
   // NotFound if absent.
   virtual Result<Subscriber> PatchSubscriber(std::string_view env, std::string_view subscriber_id,
                                              const SubscriberPatch& patch) = 0;
-  // NotFound if absent. Removes its channels, tokens and topic subscriptions too.
+  // NotFound if absent. Removes its channels, tokens and topic subscriptions too, and fails its
+  // messages not sent yet.
   virtual Status DeleteSubscriber(std::string_view env, std::string_view subscriber_id) = 0;
   virtual Result<Page<Subscriber>> SearchSubscribers(std::string_view env,
                                                      const SubscriberFilter& filter,

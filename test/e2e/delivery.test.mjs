@@ -628,6 +628,49 @@ test('cancel: stops retries of what is not yet sent', T, async () => {
   assert.equal((await sdk.cancel(tx2)).result, false);
 });
 
+// A cancel takes back sends still waiting for a connection: with more tokens than the
+// integration's 64 connections and a slow receiver, the 64 on the wire land, the rest never do.
+test('cancel: sends waiting for a connection are taken back', T, async () => {
+  const tokens = Array.from({ length: 80 }, () => tok());
+  for (const t of tokens) scripts.set(t, () => ({ status: 200, delayMs: 800 })); // under the 1.5 s timeout
+  const subscriberId = await sub(tokens);
+  const tx = assertProcessed((await trigger(subscriberId, { orderId: 13 })).result);
+  const arrived = () => tokens.filter((t) => rx.count(t) > 0).length;
+  await waitFor(() => arrived() >= 64, 8_000, { describe: () => `${arrived()} of 64 on the wire` });
+  assert.equal((await sdk.cancel(tx)).result, true);
+  // The 64 on the wire answer after their delay and are recorded as sent; the rest stay cancelled.
+  const messages = await waitForMessages(h, tx, {
+    count: 80, limit: 100, timeoutMs: 10_000,
+    until: (ms) => ms.filter((m) => m.status === 'sent').length === 64,
+  });
+  await assertCountsStay(Object.fromEntries(tokens.map((t) => [t, rx.count(t)])), 1_000);
+  assert.equal(arrived(), 64, 'only the sends already on the wire landed');
+  assert.equal(messages.filter((m) => m.status === 'sent').length, 64);
+  assert.equal(messages.filter((m) => m.deliveryStatus === 'cancelled').length, 16);
+});
+
+// An integration's new credentials are used by the next send, not after a cache expires.
+test('an updated integration is used at once', T, async () => {
+  const rx2 = await startReceiver({ secret: 'first-secret-1' });
+  const rx3 = await startReceiver({ secret: 'second-secret-2' });
+  try {
+    const moving = await createHookIntegration(sdk, rx2.url, 'first-secret-1');
+    const t = tok();
+    const subscriberId = await createSubscriber(sdk, { tokens: [t], integration: moving });
+    assertProcessed((await trigger(subscriberId, { orderId: 14 })).result);
+    await rx2.waitForToken(t);
+    await sdk.integrations.update({ credentials: { webhookUrl: rx3.url, secretKey: 'second-secret-2' } }, moving.id);
+    assertProcessed((await trigger(subscriberId, { orderId: 15 })).result);
+    await rx3.waitForToken(t);
+    assert.equal(rx2.count(t), 1);
+    assert.equal(rx3.forToken(t)[0].json.payload.orderId, 15);
+    assert.ok(rx3.forToken(t)[0].sigOk, 'signed with the new secret');
+  } finally {
+    await rx2.close();
+    await rx3.close();
+  }
+});
+
 // ---------------------------------------------------------------- bad input
 
 test('bad input on the new routes', T, async () => {

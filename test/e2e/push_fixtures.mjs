@@ -89,11 +89,11 @@ export const isFinal = (m) => m.status === 'sent' || m.status === 'error';
  * and `until(messages)` holds (default: every message is final). Resolves the messages.
  */
 export async function waitForMessages(h, tx, {
-  count, until = (ms) => ms.every(isFinal), timeoutMs = 10_000, key = h.devKey,
+  count, until = (ms) => ms.every(isFinal), timeoutMs = 10_000, key = h.devKey, limit,
 } = {}) {
   let last = [];
   await waitFor(async () => {
-    last = (await rawMessages(h, { transactionId: tx }, { key })).data;
+    last = (await rawMessages(h, { transactionId: tx, limit }, { key })).data;
     return (count === undefined || last.length === count) && last.length > 0 && until(last);
   }, timeoutMs, {
     interval: 50,

@@ -992,8 +992,27 @@ class SqliteStore final : public Store {
       if (db.Changes() == 0) {
         return Status::NotFound("Integration with id " + std::string(id) + " not found");
       }
-      return Status::Ok();
+      return FailUnsent(db, env, "integration_id", id, "integration_deleted",
+                        "the integration was deleted before the message was sent");
     });
+  }
+
+  // Fails the messages of `env` not sent yet whose `column` is `value` (their leases stay: a send
+  // already in flight still records what came of it).
+  static Status FailUnsent(Db& db, std::string_view env, std::string_view column,
+                           std::string_view value, std::string_view reason, std::string_view text) {
+    // Every message not sent yet has a next_attempt_at (its due time or its lease end): the
+    // partial index messages_due holds exactly those, so only they are visited (the planner
+    // would otherwise walk every message of the environment).
+    Stmt s = db.Prepare(
+        "UPDATE messages INDEXED BY messages_due SET state = 'failed', next_attempt_at = NULL, "
+        "error_id = ?, "
+        "error_text = ?, updated_at = ? WHERE next_attempt_at IS NOT NULL AND "
+        "state = 'pending' AND environment_id = ? AND " +
+        std::string(column) + " = ?");
+    s.Bind(1, reason).Bind(2, text).Bind(3, static_cast<std::int64_t>(NowMs()));
+    s.Bind(4, env).Bind(5, value);
+    return s.Exec();
   }
 
   // ---- subscribers ----
@@ -1089,7 +1108,8 @@ class SqliteStore final : public Store {
       if (db.Changes() == 0) {
         return Status::NotFound("Subscriber '" + std::string(subscriber_id) + "' was not found");
       }
-      return Status::Ok();
+      return FailUnsent(db, env, "subscriber_id", subscriber_id, "subscriber_deleted",
+                        "the subscriber was deleted before the message was sent");
     });
   }
 
@@ -1950,9 +1970,11 @@ class SqliteStore final : public Store {
                   "ELSE NULL END, error_id = ?, error_text = ?, "
                   "attempts = attempts + 1, last_attempt_at = ?, lease_owner = NULL, "
                   "lease_until = NULL, updated_at = ? WHERE id = ? AND lease_owner = ?"
-                : "UPDATE messages SET state = CASE WHEN state = 'cancelled' THEN 'cancelled' "
-                  "ELSE 'failed' END, next_attempt_at = NULL, error_id = ?, "
-                  "error_text = ?, attempts = attempts + 1, last_attempt_at = ?, "
+                : "UPDATE messages SET state = CASE WHEN state IN ('cancelled', 'failed') "
+                  "THEN state ELSE 'failed' END, next_attempt_at = NULL, "
+                  "error_id = CASE WHEN state = 'failed' THEN error_id ELSE ? END, "
+                  "error_text = CASE WHEN state = 'failed' THEN error_text ELSE ? END, "
+                  "attempts = attempts + ?, last_attempt_at = COALESCE(?, last_attempt_at), "
                   "lease_owner = NULL, lease_until = NULL, updated_at = ? "
                   "WHERE id = ? AND lease_owner = ?";
         Stmt s = db.Prepare(sql);
@@ -1964,7 +1986,12 @@ class SqliteStore final : public Store {
           s.Bind(i++, o.error_id);
           s.Bind(i++, o.error_text);
         }
-        s.Bind(i++, static_cast<std::int64_t>(o.at));
+        if (o.kind == Kind::kFailed) {
+          s.Bind(i++, o.attempted ? 1 : 0);
+          s.Bind(i++, o.attempted ? std::optional<std::int64_t>(o.at) : std::nullopt);
+        } else {
+          s.Bind(i++, static_cast<std::int64_t>(o.at));
+        }
         s.Bind(i++, static_cast<std::int64_t>(now));
         s.Bind(i++, o.message_id);
         s.Bind(i++, owner);

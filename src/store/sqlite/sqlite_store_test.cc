@@ -875,6 +875,71 @@ TEST_F(SqliteStoreTest, TopicFanoutRunsInBatchesAndExcludes) {
   EXPECT_EQ(planned->messages, 0u);
 }
 
+// Deleting a subscriber or an integration fails their messages not sent yet, so that no retry
+// goes to them; a send already in flight still records what came of it.
+TEST_F(SqliteStoreTest, DeletingASubscriberOrIntegrationFailsItsUnsentMessages) {
+  Integration hook = MakeIntegration(dev_, "hook");
+  ASSERT_TRUE(store_->CreateIntegration(hook).ok());
+  MustHoldTokens("gone", {"t1"});
+  MustHoldTokens("kept", {"t2"});
+  Integration other = MakeIntegration(dev_, "other");
+  ASSERT_TRUE(store_->CreateIntegration(other).ok());
+  MustUpsert(dev_, "elsewhere");
+  CredentialsUpdate u{"push-webhook",           "other", Tokens({"t3"}), {}, {},
+                      TokenWriteMode::kReplace, 100};
+  ASSERT_TRUE(store_->UpdateCredentials(dev_, "elsewhere", u).ok());
+  auto trigger = [&](const std::string& tx, const std::string& to) {
+    TriggerRequest r;
+    r.environment_id = dev_;
+    r.transaction_id = tx;
+    r.workflow = TestWorkflow();
+    r.subscribers.push_back({to, {}, {}});
+    ASSERT_TRUE(AcceptSync(*store_, r).ok());
+  };
+  // One of "gone"'s messages is in flight (leased), the other waits to be sent.
+  trigger("tx-gone", "gone");
+  const EpochMs now = NowMs();
+  auto leased = store_->ClaimDueMessages("sender", now, now + 60000, 10);
+  ASSERT_TRUE(leased.ok());
+  ASSERT_EQ(leased->size(), 1u);
+  const Message in_flight = leased->front();
+  trigger("tx-gone-2", "gone");
+  trigger("tx-kept", "kept");
+  trigger("tx-elsewhere", "elsewhere");
+  auto state = [&](const std::string& tx) {
+    MessageQuery q;
+    q.environment_id = dev_;
+    q.transaction_ids = {tx};
+    long long total = 0;
+    auto messages = store_->ListMessages(q, &total);
+    EXPECT_TRUE(messages.ok());
+    EXPECT_EQ(messages->size(), 1u) << tx;
+    return messages->empty() ? Message{} : messages->front();
+  };
+  ASSERT_TRUE(store_->DeleteSubscriber(dev_, "gone").ok());
+  ASSERT_TRUE(store_->DeleteIntegration(dev_, other.id).ok());
+  for (const char* tx : {"tx-gone", "tx-gone-2", "tx-elsewhere"}) {
+    Message m = state(tx);
+    EXPECT_EQ(m.state, DeliveryState::kFailed) << tx;
+    EXPECT_EQ(m.error_id.value_or(""),
+              std::string(tx) == "tx-elsewhere" ? "integration_deleted" : "subscriber_deleted");
+    EXPECT_FALSE(m.next_attempt_at.has_value());
+  }
+  EXPECT_EQ(state("tx-kept").state, DeliveryState::kPending);
+  // Nothing of theirs can be claimed any more; the kept subscriber's message can.
+  auto claimed = store_->ClaimDueMessages("other", NowMs(), NowMs() + 60000, 10);
+  ASSERT_TRUE(claimed.ok());
+  ASSERT_EQ(claimed->size(), 1u);
+  EXPECT_EQ(claimed->front().transaction_id, "tx-kept");
+  // The send that was in flight answers: it was delivered, and the record says so.
+  MessageOutcome o;
+  o.message_id = in_flight.id;
+  o.kind = MessageOutcome::Kind::kDelivered;
+  o.at = NowMs();
+  ASSERT_TRUE(CompleteSync(*store_, "sender", {o}).ok());
+  EXPECT_EQ(state("tx-gone").state, DeliveryState::kDelivered);
+}
+
 // The activity feed's filters: each one narrows, the subscriber criteria (ids, emails, search)
 // widen each other as Novu's do, and a notification records its severity and its topics.
 TEST_F(SqliteStoreTest, NotificationFiltersMatchWhatEachNotificationRecords) {
