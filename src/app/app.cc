@@ -114,6 +114,10 @@ int Serve(const Options& options) {
   if (Status st = EnsureDataDir(options.data_dir); !st.ok()) return Fail(st);
   Result<std::unique_ptr<DataDirLock>> lock = DataDirLock::Acquire(options.data_dir);
   if (!lock.ok()) return Fail(lock.status());
+  // A database outside the data directory is owned the same way: two servers never share one.
+  Result<std::unique_ptr<DataDirLock>> db_lock =
+      DataDirLock::AcquireForDatabase(DatabasePath(options), options.data_dir);
+  if (!db_lock.ok()) return Fail(db_lock.status());
   Result<std::unique_ptr<crypto::KeyRing>> keys = LoadKeyRing(options.data_dir, /*create=*/true);
   if (!keys.ok()) return Fail(keys.status());
   store::SqliteOptions store_options;

@@ -52,13 +52,29 @@ Status EnsureDataDir(const std::string& dir) {
 }
 
 Result<std::unique_ptr<DataDirLock>> DataDirLock::Acquire(const std::string& dir) {
-  std::string path = dir + "/herald.lock";
+  return AcquireFile(dir + "/herald.lock", "data directory " + dir);
+}
+
+Result<std::unique_ptr<DataDirLock>> DataDirLock::AcquireForDatabase(const std::string& db_path,
+                                                                     const std::string& data_dir) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::path db = fs::weakly_canonical(db_path, ec);
+  if (ec) db = fs::absolute(db_path);
+  fs::path lock = db.filename() == "herald.db" ? db.parent_path() / "herald.lock"
+                                               : fs::path(db.string() + ".lock");
+  fs::path own = fs::weakly_canonical(fs::path(data_dir) / "herald.lock", ec);
+  if (!ec && lock == own) return std::unique_ptr<DataDirLock>();
+  return AcquireFile(lock.string(), "database " + db.string());
+}
+
+Result<std::unique_ptr<DataDirLock>> DataDirLock::AcquireFile(const std::string& path,
+                                                              const std::string& what) {
   int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   if (fd < 0) return Status::Unavailable("cannot open " + path + ": " + Errno());
   if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
     ::close(fd);
-    return Status::Unavailable("data directory " + dir +
-                               " is in use by another herald process (lock " + path + ")");
+    return Status::Unavailable(what + " is in use by another herald process (lock " + path + ")");
   }
   std::string pid = std::to_string(::getpid()) + "\n";
   if (::ftruncate(fd, 0) == 0) (void)!::write(fd, pid.data(), pid.size());

@@ -19,9 +19,16 @@ Status EnsureDataDir(const std::string& dir);
 class DataDirLock {
  public:
   static Result<std::unique_ptr<DataDirLock>> Acquire(const std::string& dir);
+  // The same for an SQLite database kept outside the data directory (--database): its lock is
+  // herald.lock beside it if it is named herald.db (so that it is the lock of the data directory
+  // it belongs to), else DB.lock. Null when that is `data_dir`'s own lock (already held).
+  static Result<std::unique_ptr<DataDirLock>> AcquireForDatabase(const std::string& db_path,
+                                                                 const std::string& data_dir);
   ~DataDirLock();
 
  private:
+  static Result<std::unique_ptr<DataDirLock>> AcquireFile(const std::string& path,
+                                                          const std::string& what);
   explicit DataDirLock(int fd) : fd_(fd) {}
   int fd_;
 };

@@ -107,6 +107,12 @@ test('a second server on the same data directory is refused while the first runs
     assert.match(err.stderr ?? '', /in use by another herald process/, err.stderr);
     return true;
   });
+  // Nor can a server with a data directory of its own take the first one's database.
+  const database = `sqlite://${s.dataDir}/herald.db`;
+  await assert.rejects(startHerald({ env: { ...s.keys, HERALD_DATABASE_URL: database } }), (err) => {
+    assert.match(err.stderr ?? '', /database .* is in use by another herald process/, err.stderr);
+    return true;
+  });
   // The first one is unaffected, and once it is gone the directory can be served again.
   const token = uid('lock');
   const subscriberId = await createSubscriber(novu(s.h), { tokens: [token], integration: s.integration });
