@@ -182,6 +182,16 @@ class DispatcherTest : public ::testing::Test {
     std::filesystem::remove_all(dir_);
   }
 
+  // Options for a dispatcher owned by `owner` that finds the test provider too.
+  DispatcherOptions Options(const char* owner) {
+    DispatcherOptions options;
+    options.owner = owner;
+    options.find_provider = [this](std::string_view id) -> const providers::ProviderSpec* {
+      return id == spec_.id() ? &spec_ : providers::FindProvider(id);
+    };
+    return options;
+  }
+
   // One message per token of the subscriber's channels.
   static store::MessagePlanner Planner() {
     return [](const store::Workflow&, const store::Subscriber& sub, const store::Notification&,
@@ -278,15 +288,11 @@ class DispatcherTest : public ::testing::Test {
 // once, and a later trigger is sent by the rebuilt one.
 TEST_F(DispatcherTest, RefreshAuthBuildsTheProviderAgainOnceAndRetries) {
   FakeClient client("Bearer token-1", /*hold_first=*/2);  // both first sends on the stale token
-  DispatcherOptions options;
-  options.owner = "test";
+  DispatcherOptions options = Options("test");
   options.integration_ttl = std::chrono::hours(1);
   options.retry.base = 5ms;
   options.retry.cap = 20ms;
   options.retry.max_attempts = 4;
-  options.find_provider = [this](std::string_view id) -> const providers::ProviderSpec* {
-    return id == spec_.id() ? &spec_ : providers::FindProvider(id);
-  };
   Dispatcher dispatcher(*store_, client, Planner(), options);
   Trigger(dispatcher, "tx-refresh");
   dispatcher.Start();
@@ -325,11 +331,7 @@ TEST_F(DispatcherTest, SendsInFlightAtACrashGoOutBeforeTheInboxBacklog) {
   PlanLeased("tx-in-flight", "u-old", "crashed", NowMs() + 3600000);
 
   FakeClient client("none", /*hold_first=*/0);
-  DispatcherOptions options;
-  options.owner = "restarted";
-  options.find_provider = [this](std::string_view id) -> const providers::ProviderSpec* {
-    return id == spec_.id() ? &spec_ : providers::FindProvider(id);
-  };
+  DispatcherOptions options = Options("restarted");
   Dispatcher dispatcher(*store_, client, Planner(), options);
   Trigger(dispatcher, "tx-backlog");
   dispatcher.Start();
@@ -355,11 +357,7 @@ TEST_F(DispatcherTest, SendsInFlightAtACrashGoOutBeforeTheInboxBacklog) {
 // never sent, failed with the reason given and no attempt counted; others go out.
 TEST_F(DispatcherTest, WithdrawnSendsWaitingForAConnectionAreNeverSent) {
   FakeClient client("none", /*hold_first=*/4);  // answers nothing until four requests are in
-  DispatcherOptions options;
-  options.owner = "test";
-  options.find_provider = [this](std::string_view id) -> const providers::ProviderSpec* {
-    return id == spec_.id() ? &spec_ : providers::FindProvider(id);
-  };
+  DispatcherOptions options = Options("test");
   Dispatcher dispatcher(*store_, client, Planner(), options);
   Trigger(dispatcher, "tx-cancelled");
   dispatcher.Start();
