@@ -236,7 +236,9 @@ class Store {
   // integration is missing, or the token limit would be exceeded.
   virtual Result<Subscriber> UpdateCredentials(std::string_view env, std::string_view subscriber_id,
                                                const CredentialsUpdate& update) = 0;
-  // Removes every channel of `provider_id` from the subscriber. NotFound if no subscriber.
+  // Removes every channel of `provider_id` from the subscriber, and fails the messages not sent
+  // yet to their tokens (as UpdateCredentials does for each token it removes). NotFound if no
+  // subscriber.
   virtual Status DeleteCredentials(std::string_view env, std::string_view subscriber_id,
                                    std::string_view provider_id) = 0;
 

@@ -997,6 +997,21 @@ class SqliteStore final : public Store {
     });
   }
 
+  // Fails the messages not sent yet to the tokens `where` selects (over channel_pk and
+  // token_identity, with `params`): the token is gone.
+  static Status FailUnsentToChannels(Db& db, std::string_view where,
+                                     const std::vector<std::string>& params, EpochMs now) {
+    Stmt s = db.Prepare(
+        "UPDATE messages INDEXED BY messages_due SET state = 'failed', next_attempt_at = NULL, "
+        "error_id = 'token_removed', error_text = 'the device token was removed before the "
+        "message was sent', updated_at = ? WHERE next_attempt_at IS NOT NULL AND "
+        "state = 'pending' AND " +
+        std::string(where));
+    s.Bind(1, static_cast<std::int64_t>(now));
+    for (std::size_t i = 0; i < params.size(); ++i) s.Bind(static_cast<int>(i) + 2, params[i]);
+    return s.Exec();
+  }
+
   // Fails the messages of `env` not sent yet whose `column` is `value` (their leases stay: a send
   // already in flight still records what came of it).
   static Status FailUnsent(Db& db, std::string_view env, std::string_view column,
@@ -1226,6 +1241,12 @@ class SqliteStore final : public Store {
     if (wanted.size() > update.max_tokens) {
       return TokenLimitExceeded(wanted.size(), update.max_tokens);
     }
+    // Messages not sent yet to a token this removes are failed: no retry goes to it.
+    for (const DeviceToken& old : existing) {
+      if (seen.count(old.identity)) continue;
+      RETURN_IF_ERROR(FailUnsentToChannels(db, "channel_pk = ? AND token_identity = ?",
+                                           {channel_pk, old.identity}, now));
+    }
     Stmt clear = db.Prepare("DELETE FROM device_tokens WHERE channel_pk = ?");
     clear.Bind(1, channel_pk);
     RETURN_IF_ERROR(clear.Exec());
@@ -1267,6 +1288,11 @@ class SqliteStore final : public Store {
       if (!sub_pk) {
         return Status::NotFound("Subscriber '" + std::string(subscriber_id) + "' was not found");
       }
+      RETURN_IF_ERROR(FailUnsentToChannels(
+          db,
+          "channel_pk IN (SELECT id FROM subscriber_channels WHERE subscriber_pk = ? AND "
+          "provider_id = ?)",
+          {*sub_pk, std::string(provider_id)}, NowMs()));
       Stmt s =
           db.Prepare("DELETE FROM subscriber_channels WHERE subscriber_pk = ? AND provider_id = ?");
       s.Bind(1, *sub_pk).Bind(2, provider_id);

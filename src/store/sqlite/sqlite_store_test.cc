@@ -940,6 +940,50 @@ TEST_F(SqliteStoreTest, DeletingASubscriberOrIntegrationFailsItsUnsentMessages) 
   EXPECT_EQ(state("tx-gone").state, DeliveryState::kDelivered);
 }
 
+// A token removed by a credentials update (or with all of a provider's credentials) takes its
+// messages not sent yet with it; the tokens kept keep theirs.
+TEST_F(SqliteStoreTest, RemovingATokenFailsItsUnsentMessages) {
+  HookSubscriber({"t1", "t2", "t3"});
+  TriggerRequest r;
+  r.environment_id = dev_;
+  r.transaction_id = "tx-tokens";
+  r.workflow = TestWorkflow();
+  r.subscribers.push_back({"u1", {}, {}});
+  ASSERT_TRUE(AcceptSync(*store_, r).ok());
+  auto states = [&] {
+    MessageQuery q;
+    q.environment_id = dev_;
+    q.transaction_ids = {"tx-tokens"};
+    long long total = 0;
+    std::map<std::string, std::string> out;
+    auto messages = store_->ListMessages(q, &total);
+    EXPECT_TRUE(messages.ok());
+    if (!messages.ok()) return out;
+    for (const Message& m : *messages) {
+      out[m.device_token] = std::string(DeliveryStateName(m.state)) + "/" + m.error_id.value_or("");
+    }
+    return out;
+  };
+  // Re-sending the same tokens removes nothing.
+  CredentialsUpdate same{"push-webhook",           std::nullopt, Tokens({"t1", "t2", "t3"}), {}, {},
+                         TokenWriteMode::kReplace, 100};
+  ASSERT_TRUE(store_->UpdateCredentials(dev_, "u1", same).ok());
+  EXPECT_EQ(states(), (std::map<std::string, std::string>{
+                          {"t1", "pending/"}, {"t2", "pending/"}, {"t3", "pending/"}}));
+  CredentialsUpdate fewer{"push-webhook",           std::nullopt, Tokens({"t2", "t3"}), {}, {},
+                          TokenWriteMode::kReplace, 100};
+  ASSERT_TRUE(store_->UpdateCredentials(dev_, "u1", fewer).ok());
+  EXPECT_EQ(states(), (std::map<std::string, std::string>{
+                          {"t1", "failed/token_removed"}, {"t2", "pending/"}, {"t3", "pending/"}}));
+  ASSERT_TRUE(store_->DeleteCredentials(dev_, "u1", "push-webhook").ok());
+  EXPECT_EQ(states(), (std::map<std::string, std::string>{{"t1", "failed/token_removed"},
+                                                          {"t2", "failed/token_removed"},
+                                                          {"t3", "failed/token_removed"}}));
+  auto claimed = store_->ClaimDueMessages("x", NowMs(), NowMs() + 60000, 10);
+  ASSERT_TRUE(claimed.ok());
+  EXPECT_TRUE(claimed->empty());
+}
+
 // The activity feed's filters: each one narrows, the subscriber criteria (ids, emails, search)
 // widen each other as Novu's do, and a notification records its severity and its topics.
 TEST_F(SqliteStoreTest, NotificationFiltersMatchWhatEachNotificationRecords) {
