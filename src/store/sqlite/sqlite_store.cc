@@ -992,43 +992,32 @@ class SqliteStore final : public Store {
       if (db.Changes() == 0) {
         return Status::NotFound("Integration with id " + std::string(id) + " not found");
       }
-      return FailUnsent(db, env, "integration_id", id, "integration_deleted",
+      return FailUnsent(db, "environment_id = ? AND integration_id = ?",
+                        {std::string(env), std::string(id)}, "integration_deleted",
                         "the integration was deleted before the message was sent");
     });
   }
 
-  // Fails the messages not sent yet to the tokens `where` selects (over channel_pk and
-  // token_identity, with `params`): the token is gone.
-  static Status FailUnsentToChannels(Db& db, std::string_view where,
-                                     const std::vector<std::string>& params, EpochMs now) {
-    Stmt s = db.Prepare(
-        "UPDATE messages INDEXED BY messages_due SET state = 'failed', next_attempt_at = NULL, "
-        "error_id = 'token_removed', error_text = 'the device token was removed before the "
-        "message was sent', updated_at = ? WHERE next_attempt_at IS NOT NULL AND "
-        "state = 'pending' AND " +
-        std::string(where));
-    s.Bind(1, static_cast<std::int64_t>(now));
-    for (std::size_t i = 0; i < params.size(); ++i) s.Bind(static_cast<int>(i) + 2, params[i]);
-    return s.Exec();
-  }
-
-  // Fails the messages of `env` not sent yet whose `column` is `value` (their leases stay: a send
-  // already in flight still records what came of it).
-  static Status FailUnsent(Db& db, std::string_view env, std::string_view column,
-                           std::string_view value, std::string_view reason, std::string_view text) {
+  // Fails the messages not sent yet that `where` selects (with `params`), saying why: their
+  // subscriber, integration or token is gone. Leases stay: a send already in flight still
+  // records what came of it.
+  static Status FailUnsent(Db& db, std::string_view where, const std::vector<std::string>& params,
+                           std::string_view reason, std::string_view text) {
     // Every message not sent yet has a next_attempt_at (its due time or its lease end): the
     // partial index messages_due holds exactly those, so only they are visited (the planner
     // would otherwise walk every message of the environment).
     Stmt s = db.Prepare(
         "UPDATE messages INDEXED BY messages_due SET state = 'failed', next_attempt_at = NULL, "
-        "error_id = ?, "
-        "error_text = ?, updated_at = ? WHERE next_attempt_at IS NOT NULL AND "
-        "state = 'pending' AND environment_id = ? AND " +
-        std::string(column) + " = ?");
+        "error_id = ?, error_text = ?, updated_at = ? WHERE next_attempt_at IS NOT NULL AND "
+        "state = 'pending' AND " +
+        std::string(where));
     s.Bind(1, reason).Bind(2, text).Bind(3, static_cast<std::int64_t>(NowMs()));
-    s.Bind(4, env).Bind(5, value);
+    for (std::size_t i = 0; i < params.size(); ++i) s.Bind(static_cast<int>(i) + 4, params[i]);
     return s.Exec();
   }
+
+  static constexpr std::string_view kTokenRemoved =
+      "the device token was removed before the message was sent";
 
   // ---- subscribers ----
   static void ApplyPatch(Subscriber& sub, const SubscriberPatch& p) {
@@ -1123,7 +1112,8 @@ class SqliteStore final : public Store {
       if (db.Changes() == 0) {
         return Status::NotFound("Subscriber '" + std::string(subscriber_id) + "' was not found");
       }
-      return FailUnsent(db, env, "subscriber_id", subscriber_id, "subscriber_deleted",
+      return FailUnsent(db, "environment_id = ? AND subscriber_id = ?",
+                        {std::string(env), std::string(subscriber_id)}, "subscriber_deleted",
                         "the subscriber was deleted before the message was sent");
     });
   }
@@ -1244,8 +1234,8 @@ class SqliteStore final : public Store {
     // Messages not sent yet to a token this removes are failed: no retry goes to it.
     for (const DeviceToken& old : existing) {
       if (seen.count(old.identity)) continue;
-      RETURN_IF_ERROR(FailUnsentToChannels(db, "channel_pk = ? AND token_identity = ?",
-                                           {channel_pk, old.identity}, now));
+      RETURN_IF_ERROR(FailUnsent(db, "channel_pk = ? AND token_identity = ?",
+                                 {channel_pk, old.identity}, "token_removed", kTokenRemoved));
     }
     Stmt clear = db.Prepare("DELETE FROM device_tokens WHERE channel_pk = ?");
     clear.Bind(1, channel_pk);
@@ -1288,11 +1278,11 @@ class SqliteStore final : public Store {
       if (!sub_pk) {
         return Status::NotFound("Subscriber '" + std::string(subscriber_id) + "' was not found");
       }
-      RETURN_IF_ERROR(FailUnsentToChannels(
-          db,
-          "channel_pk IN (SELECT id FROM subscriber_channels WHERE subscriber_pk = ? AND "
-          "provider_id = ?)",
-          {*sub_pk, std::string(provider_id)}, NowMs()));
+      RETURN_IF_ERROR(FailUnsent(db,
+                                 "channel_pk IN (SELECT id FROM subscriber_channels WHERE "
+                                 "subscriber_pk = ? AND provider_id = ?)",
+                                 {*sub_pk, std::string(provider_id)}, "token_removed",
+                                 kTokenRemoved));
       Stmt s =
           db.Prepare("DELETE FROM subscriber_channels WHERE subscriber_pk = ? AND provider_id = ?");
       s.Bind(1, *sub_pk).Bind(2, provider_id);
