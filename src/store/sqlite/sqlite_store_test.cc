@@ -106,6 +106,18 @@ class SqliteStoreTest : public ::testing::Test {
     return out;
   }
 
+  // The development environment's messages of transaction `tx` (up to 100; none if unreadable).
+  std::vector<Message> MessagesOf(const std::string& tx) {
+    MessageQuery q;
+    q.environment_id = dev_;
+    q.transaction_ids = {tx};
+    q.limit = 100;
+    long long total = 0;
+    auto messages = store_->ListMessages(q, &total);
+    EXPECT_TRUE(messages.ok()) << messages.status().message();
+    return messages.ok() ? *messages : std::vector<Message>{};
+  }
+
   std::filesystem::path dir_;
   crypto::KeyRing keys_{"k1", {{"k1", std::string(32, 'k')}}};
   std::unique_ptr<Store> store_;
@@ -907,14 +919,9 @@ TEST_F(SqliteStoreTest, DeletingASubscriberOrIntegrationFailsItsUnsentMessages) 
   trigger("tx-kept", "kept");
   trigger("tx-elsewhere", "elsewhere");
   auto state = [&](const std::string& tx) {
-    MessageQuery q;
-    q.environment_id = dev_;
-    q.transaction_ids = {tx};
-    long long total = 0;
-    auto messages = store_->ListMessages(q, &total);
-    EXPECT_TRUE(messages.ok());
-    EXPECT_EQ(messages->size(), 1u) << tx;
-    return messages->empty() ? Message{} : messages->front();
+    std::vector<Message> messages = MessagesOf(tx);
+    EXPECT_EQ(messages.size(), 1u) << tx;
+    return messages.empty() ? Message{} : messages.front();
   };
   ASSERT_TRUE(store_->DeleteSubscriber(dev_, "gone").ok());
   ASSERT_TRUE(store_->DeleteIntegration(dev_, other.id).ok());
@@ -951,15 +958,8 @@ TEST_F(SqliteStoreTest, RemovingATokenFailsItsUnsentMessages) {
   r.subscribers.push_back({"u1", {}, {}});
   ASSERT_TRUE(AcceptSync(*store_, r).ok());
   auto states = [&] {
-    MessageQuery q;
-    q.environment_id = dev_;
-    q.transaction_ids = {"tx-tokens"};
-    long long total = 0;
     std::map<std::string, std::string> out;
-    auto messages = store_->ListMessages(q, &total);
-    EXPECT_TRUE(messages.ok());
-    if (!messages.ok()) return out;
-    for (const Message& m : *messages) {
+    for (const Message& m : MessagesOf("tx-tokens")) {
       out[m.device_token] = std::string(DeliveryStateName(m.state)) + "/" + m.error_id.value_or("");
     }
     return out;
@@ -1118,17 +1118,8 @@ TEST_F(SqliteStoreTest, TopicExcludesHoldForTheWholeFanOut) {
       EXPECT_TRUE(remaining.ok());
       if (!remaining.ok() || *remaining == 0) break;
     }
-    MessageQuery q;
-    q.environment_id = dev_;
-    q.transaction_ids = {tx};
-    q.limit = 100;
-    long long total = 0;
     std::multiset<std::string> got;
-    auto messages = store_->ListMessages(q, &total);
-    EXPECT_TRUE(messages.ok());
-    if (messages.ok()) {
-      for (const Message& m : *messages) got.insert(m.subscriber_id);
-    }
+    for (const Message& m : MessagesOf(tx)) got.insert(m.subscriber_id);
     return got;
   };
   using Got = std::multiset<std::string>;
