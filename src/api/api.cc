@@ -188,6 +188,9 @@ void Api::AddRoutes(server::Router& router) {
   router.Add("PUT", "/v1/integrations/:id", Bind(&Api::UpdateIntegration));
   router.Add("DELETE", "/v1/integrations/:id", Bind(&Api::DeleteIntegration));
   router.Add("POST", "/v1/integrations/:id/set-primary", Bind(&Api::SetPrimaryIntegration));
+  router.Add("GET", "/v1/integrations/:id/vapid-public-key", Bind(&Api::GetVapidPublicKey));
+  router.Add("POST", "/v1/integrations/:id/test", Bind(&Api::TestIntegration));
+  router.Add("POST", "/v1/integrations/:id/send-test", Bind(&Api::SendTestPush));
 
   // Subscribers, v2 (@novu/api) and v1 (@novu/node)
   router.Add("POST", "/v2/subscribers", Bind(&Api::CreateSubscriberV2));

@@ -31,6 +31,16 @@ struct ApiOptions {
   std::function<void(store::UnwantedSends)> on_unwanted;
   // Called after an integration changed or was deleted, so that delivery reads it again.
   std::function<void(const std::string& integration_id)> on_integration_changed;
+  // Integration checks, run by delivery (it holds the HTTP client and the auth tokens): a
+  // connection test (POST /v1/integrations/:id/test) and one push sent now (.../send-test).
+  // `done` may run on any thread.
+  std::function<void(std::string env, std::string integration_id,
+                     std::function<void(Result<providers::ProbeResult>)> done)>
+      test_connection;
+  std::function<void(std::string env, std::string integration_id, std::string token,
+                     std::string title, std::string body,
+                     std::function<void(Result<providers::Outcome>)> done)>
+      send_test;
   // Threads for handlers that wait on the store (every synchronous handler, and any request
   // with an Idempotency-Key): the HTTP I/O threads never block.
   int blocking_threads = 4;
@@ -100,6 +110,9 @@ class Api {
   Reply UpdateIntegration(Req& r, const Env& env);
   Reply DeleteIntegration(Req& r, const Env& env);
   Reply SetPrimaryIntegration(Req& r, const Env& env);
+  Reply GetVapidPublicKey(Req& r, const Env& env);
+  void TestIntegration(Req& r, const Env& env, server::Done done);
+  void SendTestPush(Req& r, const Env& env, server::Done done);
 
   // subscribers.cc
   Reply CreateSubscriberV2(Req& r, const Env& env);

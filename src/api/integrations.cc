@@ -163,4 +163,118 @@ Api::Reply Api::SetPrimaryIntegration(Req& r, const Env& env) {
   return Status::InvalidArgument("Channel " + integration.channel + " does not support primary");
 }
 
+Api::Reply Api::GetVapidPublicKey(Req& r, const Env& env) {
+  ASSIGN_OR_RETURN(store::Integration integration, store_.GetIntegration(env.id, r.Param("id")));
+  if (integration.provider_id != "web-push") {
+    return Status::InvalidArgument("integration " + integration.identifier +
+                                   " is not a web-push integration");
+  }
+  // The public half only: what a page passes to pushManager.subscribe().
+  return server::DataReply(
+      Json{{"publicKey", integration.credentials.value("apiKey", "")},
+           {"integrationIdentifier", integration.identifier}});
+}
+
+namespace {
+
+// What an integration check answers: 200 with the verdict, whatever it is (a refused credential
+// is a result, not an error of the request); 4xx/5xx only when the check could not run.
+void ReplyWith(server::Done& done, const std::string& target, Result<Json> result) {
+  if (!result.ok()) return done(server::ErrorReply(result.status(), target));
+  done(server::DataReply(*result));
+}
+
+const char* VerdictName(providers::Verdict verdict) {
+  switch (verdict) {
+    case providers::Verdict::kDelivered:
+      return "delivered";
+    case providers::Verdict::kAccepted:
+      return "accepted";
+    case providers::Verdict::kPending:
+      return "pending";
+    case providers::Verdict::kRetry:
+      return "retry";
+    case providers::Verdict::kRefreshAuth:
+      return "refresh-auth";
+    case providers::Verdict::kFailed:
+      return "failed";
+    case providers::Verdict::kFailedRemoveToken:
+      return "failed-remove-token";
+    case providers::Verdict::kFailedConfig:
+      return "failed-config";
+  }
+  return "failed";
+}
+
+}  // namespace
+
+// Checks run on a store reader thread (the integration is read), then in delivery; the reply
+// comes back from there.
+void Api::TestIntegration(Req& r, const Env& env, server::Done done) {
+  blocking_.Post([this, &r, env_id = env.id, done = std::move(done)]() mutable {
+    Result<store::Integration> integration = store_.GetIntegration(env_id, r.Param("id"));
+    if (!integration.ok()) return done(server::ErrorReply(integration.status(), r.target));
+    if (!options_.test_connection) {
+      return done(server::ErrorReply(Status::Unavailable("delivery is not running"), r.target));
+    }
+    options_.test_connection(
+        env_id, integration->id,
+        [done, target = r.target](Result<providers::ProbeResult> probe) mutable {
+          if (!probe.ok()) return ReplyWith(done, target, probe.status());
+          Json data = {{"ok", probe->ok}, {"detail", probe->detail}};
+          if (!probe->ok) data["reason"] = probe->reason;
+          ReplyWith(done, target, std::move(data));
+        });
+  });
+}
+
+void Api::SendTestPush(Req& r, const Env& env, server::Done done) {
+  blocking_.Post([this, &r, env_id = env.id, done = std::move(done)]() mutable {
+    auto fail = [&](const Status& status) { done(server::ErrorReply(status, r.target)); };
+    Result<Json> body = ParseObjectBody(r);
+    if (!body.ok()) return fail(body.status());
+    if (Status st = RejectUnknownFields(*body, {"token", "title", "body"}); !st.ok()) {
+      return fail(st);
+    }
+    Result<store::Integration> integration = store_.GetIntegration(env_id, r.Param("id"));
+    if (!integration.ok()) return fail(integration.status());
+    const providers::ProviderSpec* spec = providers::FindProvider(integration->provider_id);
+    if (!spec) return fail(Status::Internal("stored integration has an unknown provider"));
+    // A web-push token may come as the PushSubscription object itself.
+    auto token_it = body->find("token");
+    std::string token;
+    if (token_it != body->end() && token_it->is_object() && integration->provider_id == "web-push") {
+      token = DumpJson(*token_it);
+    } else {
+      Result<std::string> text = RequiredString(*body, "token");
+      if (!text.ok()) return fail(text.status());
+      token = std::move(*text);
+    }
+    Result<std::string> normalized = spec->NormalizeDeviceToken(token, options_.token_policy);
+    if (!normalized.ok()) {
+      return fail(Status::InvalidArgument("token: " + normalized.status().message()));
+    }
+    Result<std::optional<std::string>> title = OptString(*body, "title");
+    if (!title.ok()) return fail(title.status());
+    Result<std::optional<std::string>> text = OptString(*body, "body");
+    if (!text.ok()) return fail(text.status());
+    if (!options_.send_test) {
+      return fail(Status::Unavailable("delivery is not running"));
+    }
+    options_.send_test(
+        env_id, integration->id, std::move(*normalized), title->value_or("Herald test"),
+        text->value_or("A test push from Herald"),
+        [done, target = r.target](Result<providers::Outcome> outcome) mutable {
+          if (!outcome.ok()) return ReplyWith(done, target, outcome.status());
+          Json data = {{"ok", outcome->verdict == providers::Verdict::kDelivered ||
+                                  outcome->verdict == providers::Verdict::kAccepted},
+                       {"verdict", VerdictName(outcome->verdict)},
+                       {"reason", outcome->reason},
+                       {"detail", outcome->detail},
+                       {"providerResponseId", outcome->provider_message_id}};
+          ReplyWith(done, target, std::move(data));
+        });
+  });
+}
+
 }  // namespace herald::api

@@ -180,6 +180,14 @@ int Serve(const Options& options) {
   api_options.on_integration_changed = [&dispatcher](const std::string& id) {
     dispatcher.ForgetIntegration(id);
   };
+  api_options.test_connection = [&dispatcher](std::string env, std::string id, auto done) {
+    dispatcher.TestConnection(std::move(env), std::move(id), std::move(done));
+  };
+  api_options.send_test = [&dispatcher](std::string env, std::string id, std::string token,
+                                        std::string title, std::string body, auto done) {
+    dispatcher.SendTest(std::move(env), std::move(id), std::move(token), std::move(title),
+                        std::move(body), std::move(done));
+  };
   api::Api api(**store, *environments, templates, api_options);
   dispatcher.SetTriggerDecoder(
       [&api](const store::QueuedTrigger& queued) { return api.DecodeQueued(queued); });

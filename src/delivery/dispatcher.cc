@@ -25,7 +25,11 @@ constexpr auto kRecordRetryDelay = std::chrono::milliseconds(200);
 
 Dispatcher::Dispatcher(store::Store& store, http::Client& client, store::MessagePlanner planner,
                        DispatcherOptions options)
-    : store_(store), client_(client), planner_(std::move(planner)), options_(std::move(options)) {}
+    : store_(store), client_(client), planner_(std::move(planner)), options_(std::move(options)) {
+  tokens_ = std::make_unique<TokenBroker>(
+      client_, [this](std::function<void()> task) { Post(std::move(task)); },
+      options_.request_timeout);
+}
 
 Dispatcher::~Dispatcher() { Stop(std::chrono::milliseconds(0)); }
 
@@ -72,7 +76,8 @@ void Dispatcher::Stop(std::chrono::milliseconds grace) {
 void Dispatcher::Loop() {
   auto last_housekeeping = Clock::now();
   while (true) {
-    bool progressed = FlushCompletions();
+    bool progressed = RunPosted();
+    progressed = FlushCompletions() || progressed;
     bool drain = false;
     {
       std::lock_guard lock(mu_);
@@ -127,7 +132,8 @@ void Dispatcher::Loop() {
           kMinWait, wait);
     }
     bool signalled = cv_.wait_for(lock, wait, [&] {
-      return wake_ || stopping_ || (!completions_.empty() && !backing_off) || fanouts_pending_;
+      return wake_ || stopping_ || (!completions_.empty() && !backing_off) || fanouts_pending_ ||
+             !posted_.empty();
     });
     // A quiet tick re-checks fan-outs (a cheap read when there are none), e.g. after an error.
     if (!signalled && wait == kIdleTick) fanouts_pending_ = true;
@@ -242,7 +248,8 @@ bool Dispatcher::PlanQueued() {
 void Dispatcher::SendAll(std::vector<store::Message> messages) {
   // A lease can only outlive its send if a request waited longer than the lease; never send a
   // message twice from this process.
-  std::vector<std::pair<store::Message*, const Target*>> fresh;
+  std::vector<ItemPtr> fresh;
+  fresh.reserve(messages.size());
   {
     std::lock_guard lock(mu_);
     for (store::Message& message : messages) {
@@ -255,11 +262,32 @@ void Dispatcher::SendAll(std::vector<store::Message> messages) {
       target.transaction_id = std::move(message.transaction_id);
       target.subscriber_id = std::move(message.subscriber_id);
       target.integration_id = std::move(message.integration_id);
-      fresh.emplace_back(&message, &target);
+      auto item = std::make_shared<Item>();
+      item->sent = {message.id, std::move(message.channel_pk), std::move(message.token_identity),
+                    message.attempts, std::move(message.receipt)};
+      item->push = {std::move(message.id),           std::move(message.device_token),
+                    std::move(message.title),        std::move(message.content),
+                    std::move(message.payload_json), std::move(message.overrides)};
+      item->target = &target;
+      item->provider_id = std::move(message.provider_id);
+      fresh.push_back(std::move(item));
     }
     in_flight_ += fresh.size();
   }
-  for (auto [message, target] : fresh) Send(std::move(*message), *target);
+  for (ItemPtr& item : fresh) {
+    const Target& target = *item->target;
+    const CachedProvider& cached =
+        ProviderFor(target.environment_id, target.integration_id, item->provider_id);
+    if (!cached.provider) {
+      Finish(*item, {cached.transient ? providers::Verdict::kRetry
+                                      : providers::Verdict::kFailedConfig,
+                     cached.error_id, cached.error_text});
+      continue;
+    }
+    item->sent.remove_dead_tokens = cached.remove_dead_tokens;
+    Route(cached.provider, std::move(item));
+  }
+  FlushBatches();
 }
 
 void Dispatcher::Withdraw(store::UnwantedSends what) {
@@ -299,42 +327,28 @@ void Dispatcher::ForgetIntegration(const std::string& integration_id) {
   any_forgotten_.store(true, std::memory_order_release);
 }
 
-void Dispatcher::ForgetProvider(std::shared_ptr<const providers::Provider> provider) {
-  std::lock_guard lock(mu_);
-  // Every request in flight on a stale token comes back refresh-auth: keep the provider once.
-  if (std::find(forgotten_.begin(), forgotten_.end(), provider) != forgotten_.end()) return;
-  forgotten_.push_back(std::move(provider));
-  any_forgotten_.store(true, std::memory_order_release);
-}
-
-void Dispatcher::DropForgottenProviders() {
-  std::vector<std::shared_ptr<const providers::Provider>> forgotten;
+void Dispatcher::DropForgottenIntegrations() {
   std::vector<std::string> integrations;
   {
     std::lock_guard lock(mu_);
-    forgotten.swap(forgotten_);
     integrations.swap(forgotten_integrations_);
     any_forgotten_.store(false, std::memory_order_relaxed);
   }
-  std::erase_if(providers_, [&](const auto& entry) {
-    return std::find(forgotten.begin(), forgotten.end(), entry.second.provider) !=
-               forgotten.end() ||
-           std::find(integrations.begin(), integrations.end(), entry.first) != integrations.end();
-  });
+  for (const std::string& id : integrations) providers_.erase(id);
 }
 
-const Dispatcher::CachedProvider& Dispatcher::ProviderFor(const Target& target,
+const Dispatcher::CachedProvider& Dispatcher::ProviderFor(const std::string& environment_id,
+                                                          const std::string& integration_id,
                                                           const std::string& provider_id) {
-  if (any_forgotten_.load(std::memory_order_acquire)) DropForgottenProviders();
+  if (any_forgotten_.load(std::memory_order_acquire)) DropForgottenIntegrations();
   auto now = Clock::now();
-  auto it = providers_.find(target.integration_id);
+  auto it = providers_.find(integration_id);
   if (it != providers_.end() && now - it->second.loaded < options_.integration_ttl) {
     return it->second;
   }
   CachedProvider entry;
   entry.loaded = now;
-  Result<store::Integration> integration =
-      store_.GetIntegration(target.environment_id, target.integration_id);
+  Result<store::Integration> integration = store_.GetIntegration(environment_id, integration_id);
   const providers::ProviderSpec* spec = options_.find_provider(provider_id);
   if (!integration.ok()) {
     bool missing = integration.status().code() == Code::kNotFound;
@@ -349,6 +363,11 @@ const Dispatcher::CachedProvider& Dispatcher::ProviderFor(const Target& target,
     entry.error_id = "unknown_provider";
     entry.error_text = "provider " + provider_id + " is not supported";
   } else {
+    const Json& configurations = integration->configurations;
+    if (auto it = configurations.find("removeDeadTokens");
+        it != configurations.end() && it->is_boolean()) {
+      entry.remove_dead_tokens = it->get<bool>();
+    }
     Result<std::unique_ptr<providers::Provider>> built = spec->Create(integration->credentials);
     if (built.ok()) {
       entry.provider = std::shared_ptr<const providers::Provider>(std::move(built.value()));
@@ -357,64 +376,7 @@ const Dispatcher::CachedProvider& Dispatcher::ProviderFor(const Target& target,
       entry.error_text = built.status().message();
     }
   }
-  return providers_[target.integration_id] = std::move(entry);
-}
-
-void Dispatcher::Send(store::Message message, const Target& target) {
-  Sent sent{message.id, message.channel_pk, message.token_identity, message.attempts};
-  const CachedProvider& cached = ProviderFor(target, message.provider_id);
-  if (!cached.provider) {
-    providers::Outcome outcome;
-    outcome.verdict =
-        cached.transient ? providers::Verdict::kRetry : providers::Verdict::kFailedConfig;
-    outcome.reason = cached.error_id;
-    outcome.detail = cached.error_text;
-    Complete(sent, outcome);
-    return;
-  }
-  // The rendered parts move into the request: nothing but `sent` is kept while it is in the air.
-  providers::PushMessage push{message.id,
-                              std::move(message.device_token),
-                              std::move(message.title),
-                              std::move(message.content),
-                              std::move(message.payload_json),
-                              std::move(message.overrides)};
-  Result<http::Request> request = cached.provider->BuildRequest(push);
-  if (!request.ok()) {
-    Complete(sent, {providers::Verdict::kFailed, "INVALID_MESSAGE", request.status().message(),
-                    std::nullopt, ""});
-    return;
-  }
-  request->timeout = options_.request_timeout;
-  request->concurrency_key = target.integration_id;
-  request->withdrawal = this;
-  request->withdrawal_tag = static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(&target));
-  std::shared_ptr<const providers::Provider> provider = cached.provider;
-  client_.Send(std::move(*request), [this, sent = std::move(sent), provider](http::Outcome reply) {
-    if (reply.error == http::TransportError::kShutdown) {
-      // Stopping: leave the message leased; the next start takes it back.
-      std::lock_guard lock(mu_);
-      --in_flight_;
-      sending_.erase(sent.id);
-      cv_.notify_all();
-      return;
-    }
-    if (reply.error == http::TransportError::kWithdrawn) {  // never sent: no attempt counted
-      providers::Outcome withdrawn{providers::Verdict::kFailed, "", "", std::nullopt, ""};
-      {
-        std::lock_guard lock(mu_);
-        if (auto it = sending_.find(sent.id); it != sending_.end()) {
-          withdrawn.reason = it->second.withdrawn_reason;
-          withdrawn.detail = it->second.withdrawn_text;
-        }
-      }
-      Complete(sent, withdrawn, /*attempted=*/false);
-      return;
-    }
-    providers::Outcome outcome = provider->Classify(reply);
-    if (outcome.verdict == providers::Verdict::kRefreshAuth) ForgetProvider(provider);
-    Complete(sent, outcome);
-  });
+  return providers_[integration_id] = std::move(entry);
 }
 
 // The key of `touched_` for the token of `message` (which has a channel).
@@ -456,6 +418,27 @@ void Dispatcher::Complete(const Sent& message, const providers::Outcome& outcome
         done.provider_response_id = outcome.provider_message_id;
       }
       break;
+    case Verdict::kAccepted:
+    case Verdict::kPending: {
+      // Confirmed later (or asked again later), as long as attempts are left: a receipt that
+      // never comes leaves the message delivered as far as anyone can tell.
+      const bool accepted = outcome.verdict == Verdict::kAccepted;
+      const std::string& receipt = accepted ? outcome.receipt : message.receipt;
+      const auto after = outcome.retry_after.value_or(std::chrono::minutes(15));
+      if (attempts >= options_.retry.max_attempts || receipt.empty()) {
+        done.kind = store::MessageOutcome::Kind::kDelivered;
+        done.error_text = receipt.empty() ? "" : "no receipt after " + std::to_string(attempts) +
+                                                     " checks";
+        break;
+      }
+      done.kind = store::MessageOutcome::Kind::kAwaitingReceipt;
+      done.receipt = receipt;
+      done.retry_at = done.at + after.count();
+      if (accepted && !outcome.provider_message_id.empty()) {
+        done.provider_response_id = outcome.provider_message_id;
+      }
+      break;
+    }
     case Verdict::kRetry:
     case Verdict::kRefreshAuth: {
       std::optional<std::chrono::milliseconds> delay;
@@ -480,7 +463,11 @@ void Dispatcher::Complete(const Sent& message, const providers::Outcome& outcome
       break;
     case Verdict::kFailedRemoveToken:
       done.kind = store::MessageOutcome::Kind::kFailed;
-      done.expire_token = true;
+      if (message.remove_dead_tokens) {
+        done.retire_token =
+            outcome.unsubscribed ? store::TokenStatus::kUnsubscribed : store::TokenStatus::kExpired;
+        done.token_invalid_since = outcome.token_invalid_since;
+      }
       break;
   }
   {

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "delivery/retry_policy.h"
+#include "delivery/token_broker.h"
 #include "http/client.h"
 #include "providers/registry.h"
 #include "store/store.h"
@@ -39,8 +40,8 @@ struct DispatcherOptions {
   // frees every lease on start, so the lease only has to outlast the longest queueing of a send.
   std::chrono::milliseconds lease{3600000};
   std::chrono::milliseconds request_timeout{15000};
-  // How long a built Provider is reused. A reply classified refresh-auth drops it at once: the
-  // next message of its integration builds a new one (fresh credentials, a new auth token).
+  // How long a built Provider is reused (an integration changed through the API is read again at
+  // once: ForgetIntegration). Auth tokens live in the TokenBroker and outlast a rebuild.
   std::chrono::milliseconds integration_ttl{5000};
   RetryPolicy retry;
   int thread_nice = 0;  // added to the dispatcher thread's nice value (see LowerThreadPriority)
@@ -73,11 +74,21 @@ class Dispatcher : private http::Withdrawal {
   // Any thread, after an integration changed or went: its next send reads it again.
   void ForgetIntegration(const std::string& integration_id);
 
+  // Any thread: sends one push through the integration now, outside the queue (no message is
+  // recorded), and calls `done` with the provider's verdict (on an internal thread).
+  void SendTest(std::string environment_id, std::string integration_id, std::string device_token,
+                std::string title, std::string body, std::function<void(Result<providers::Outcome>)> done);
+  // Any thread: checks the integration's credentials against the provider without reaching a
+  // user (providers::Provider::BuildProbe), and calls `done` with what it found.
+  void TestConnection(std::string environment_id, std::string integration_id,
+                      std::function<void(Result<providers::ProbeResult>)> done);
+
  private:
   struct CachedProvider {
     std::shared_ptr<const providers::Provider> provider;  // null: `error` says why
     std::string error_id, error_text;
     bool transient = false;  // the error may go away (database busy): retry, do not fail
+    bool remove_dead_tokens = true;  // the integration's configurations.removeDeadTokens
     std::chrono::steady_clock::time_point loaded;
   };
 
@@ -85,6 +96,9 @@ class Dispatcher : private http::Withdrawal {
   bool FlushCompletions();
   bool PlanQueued();
   bool ClaimAndSend();
+  bool RunPosted();
+  // Runs `task` on the dispatcher thread at its next pass (any thread).
+  void Post(std::function<void()> task);
   // Marks `messages` in flight (skipping any already being sent) and sends them.
   void SendAll(std::vector<store::Message> messages);
   std::size_t Room();  // messages that may still be put in flight
@@ -106,15 +120,53 @@ class Dispatcher : private http::Withdrawal {
     std::optional<std::string> channel_pk;
     std::string token_identity;
     int attempts = 0;
+    std::string receipt;  // being confirmed: what the provider's receipt service knows it by
+    bool remove_dead_tokens = true;
   };
-  void Send(store::Message message, const Target& target);
+  // One message on its way: from SendAll (or SendTest) to its outcome.
+  struct Item {
+    Sent sent;
+    providers::PushMessage push;
+    const Target* target = nullptr;  // in sending_, or own_target for a test send
+    std::unique_ptr<Target> own_target;
+    std::string provider_id;
+    bool auth_refreshed = false;  // already resent once with a new token
+    std::function<void(const providers::Outcome&)> on_done;  // a test send's answer
+  };
+  using ItemPtr = std::shared_ptr<Item>;
+  // Dispatcher thread: the send path (dispatcher_send.cc).
+  void Route(const std::shared_ptr<const providers::Provider>& provider, ItemPtr item);
+  void FlushBatches();
+  // A message waiting for the provider's confirmation: its receipt is checked, in batches.
+  void RouteCheck(const std::shared_ptr<const providers::Provider>& provider, ItemPtr item);
+  // What a request was sent with, for its reply.
+  struct SentWith {
+    std::shared_ptr<const providers::Provider> provider;
+    providers::AuthToken token;
+    std::string scope;
+  };
+  using SentWithPtr = std::shared_ptr<const SentWith>;
+  void WithToken(std::shared_ptr<const providers::Provider> provider, std::string scope,
+                 std::vector<ItemPtr> items, bool checks = false);
+  void Transmit(const SentWithPtr& with, std::vector<ItemPtr> items);
+  void TransmitBatch(const SentWithPtr& with, std::vector<ItemPtr> items);
+  void TransmitChecks(const SentWithPtr& with, std::vector<ItemPtr> items);
+  void Stamp(http::Request& request, const Item& item, bool withdrawable);
+  // Any thread: what to do with a classified outcome (resend once on refresh-auth, else done).
+  void Settle(const SentWithPtr& with, ItemPtr item, providers::Outcome outcome);
+  // Any thread: a reply that is not an outcome (shutdown, withdrawn), else false.
+  bool SettleUnsent(const ItemPtr& item, const http::Outcome& reply);
+  void Finish(const Item& item, const providers::Outcome& outcome, bool attempted = true);
   void Complete(const Sent& message, const providers::Outcome& outcome, bool attempted = true);
   bool TouchToken(const Sent& message, EpochMs at);
   static std::string TokenKey(const Sent& message);
-  const CachedProvider& ProviderFor(const Target& target, const std::string& provider_id);
-  // Any thread: `provider` holds stale auth; the dispatcher stops using it before its next send.
-  void ForgetProvider(std::shared_ptr<const providers::Provider> provider);
-  void DropForgottenProviders();  // dispatcher thread
+  const CachedProvider& ProviderFor(const std::string& environment_id,
+                                    const std::string& integration_id,
+                                    const std::string& provider_id);
+  void DropForgottenIntegrations();  // dispatcher thread
+  // A Provider for a test send or a connection test (not cached), or why there is none.
+  Result<std::shared_ptr<const providers::Provider>> BuildForTest(const std::string& environment_id,
+                                                                 const std::string& integration_id);
 
   store::Store& store_;
   http::Client& client_;
@@ -136,13 +188,21 @@ class Dispatcher : private http::Withdrawal {
   std::vector<Unwanted> unwanted_;                    // see Withdraw
   std::atomic<bool> any_unwanted_{false};             // unwanted_ is not empty (read without mu_)
   std::vector<std::string> forgotten_integrations_;   // see ForgetIntegration
+  std::atomic<bool> any_forgotten_{false};  // forgotten_integrations_ is not empty
   std::unordered_map<std::string, EpochMs> touched_;  // token -> last-active last written
-  std::vector<std::shared_ptr<const providers::Provider>> forgotten_;  // see ForgetProvider
-  std::atomic<bool> any_forgotten_{false};  // forgotten_ is not empty (read without mu_)
+  std::vector<std::function<void()>> posted_;         // see Post
 
   // Dispatcher thread only: no claim pass before this (set when one found nothing due).
   std::chrono::steady_clock::time_point claim_again_at_{};
   std::map<std::string, CachedProvider> providers_;  // by integration id; dispatcher thread only
+  // Messages of batching providers gathered during one SendAll, by integration and auth scope.
+  struct PendingBatch {
+    std::shared_ptr<const providers::Provider> provider;
+    std::vector<ItemPtr> items;
+  };
+  std::map<std::pair<std::string, std::string>, PendingBatch> batches_;
+  std::map<std::string, PendingBatch> checks_;  // receipts to check, by integration
+  std::unique_ptr<TokenBroker> tokens_;  // dispatcher thread only
   std::mt19937_64 random_{std::random_device{}()};
   std::thread thread_;
 };

@@ -22,12 +22,15 @@ namespace {
 
 using namespace std::chrono_literals;
 
-// Answers on its own thread, like the real client: 401 to a request whose bearer token is
-// `stale_token`, 200 to any other. The first answer waits until `hold_first` requests are in.
+// Which bearer tokens FakeClient refuses with 401.
+enum class Stale { kNone, kFirst, kAll };
+
+// Answers on its own thread, like the real client. A request to the token endpoint gets a new
+// token ("token-<n>"); a send whose bearer token is stale gets 401, any other 200 with its
+// device token as the id. The first answer waits until `hold_first` requests are in.
 class FakeClient : public http::Client {
  public:
-  FakeClient(std::string stale_token, std::size_t hold_first)
-      : stale_token_(std::move(stale_token)), hold_(hold_first) {
+  FakeClient(Stale stale, std::size_t hold_first) : stale_(stale), hold_(hold_first) {
     thread_ = std::thread([this] { Run(); });
   }
   ~FakeClient() override { Shutdown(0ms); }
@@ -36,8 +39,10 @@ class FakeClient : public http::Client {
     {
       std::lock_guard lock(mu_);
       if (!stopping_) {
-        seen_.push_back(request.headers.empty() ? "" : request.headers.front().second);
-        bodies_.push_back(request.body);
+        if (request.url != kTokenUrl) {
+          seen_.push_back(request.headers.empty() ? "" : request.headers.front().second);
+          bodies_.push_back(request.body);
+        }
         queue_.emplace_back(std::move(request), std::move(done));
         cv_.notify_one();
         return;
@@ -58,26 +63,41 @@ class FakeClient : public http::Client {
     cv_.notify_one();
     if (thread_.joinable() && thread_.get_id() != std::this_thread::get_id()) thread_.join();
   }
-  std::vector<std::string> Seen() const {
+  std::vector<std::string> Seen() const {  // each send's authorization header, in order
     std::lock_guard lock(mu_);
     return seen_;
   }
-  std::vector<std::string> Bodies() const {  // each request's body (the device token), in order
+  std::vector<std::string> Bodies() const {  // each send's body (the device token), in order
     std::lock_guard lock(mu_);
     return bodies_;
   }
-  std::vector<std::string> Answered() const {  // the bodies of the requests it answered
+  std::vector<std::string> Answered() const {  // the bodies of the sends it answered
     std::lock_guard lock(mu_);
     return answered_;
   }
+  int exchanges() const {
+    std::lock_guard lock(mu_);
+    return issued_;
+  }
+  std::thread::id thread_id() const { return thread_.get_id(); }
+
+  static constexpr const char* kTokenUrl = "https://oauth.example.com/token";
 
  private:
   void Run() {
     std::unique_lock lock(mu_);
     for (;;) {
-      cv_.wait(lock, [&] { return stopping_ || (!queue_.empty() && queue_.size() >= hold_); });
+      // Token requests are answered at once; the first send waits for `hold_` sends.
+      cv_.wait(lock, [&] {
+        if (stopping_) return true;
+        if (queue_.empty()) return false;
+        if (queue_.front().first.url == kTokenUrl) return true;
+        return static_cast<std::size_t>(std::count_if(queue_.begin(), queue_.end(), [](const auto& q) {
+                 return q.first.url != kTokenUrl;
+               })) >= hold_;
+      });
       if (queue_.empty()) return;
-      hold_ = 0;
+      if (queue_.front().first.url != kTokenUrl) hold_ = 0;
       auto [request, done] = std::move(queue_.front());
       queue_.pop_front();
       if (request.withdrawal && request.withdrawal->Withdrawn(request.withdrawal_tag)) {
@@ -86,49 +106,112 @@ class FakeClient : public http::Client {
         lock.lock();
         continue;
       }
-      answered_.push_back(request.body);
-      lock.unlock();
       http::Outcome reply;
-      bool stale = !request.headers.empty() && request.headers.front().second == stale_token_;
-      reply.response.status = stale ? 401 : 200;
+      if (request.url == kTokenUrl) {
+        reply.response.status = 200;
+        reply.response.body = "token-" + std::to_string(++issued_);
+      } else {
+        answered_.push_back(request.body);
+        std::string auth = request.headers.empty() ? "" : request.headers.front().second;
+        bool stale = stale_ == Stale::kAll || (stale_ == Stale::kFirst && auth == "Bearer token-1");
+        reply.response.status = stale ? 401 : 200;
+        reply.response.body = request.body;
+      }
+      lock.unlock();
       done(std::move(reply));
       lock.lock();
     }
   }
 
-  const std::string stale_token_;
+  const Stale stale_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
   bool stopping_ = false;
   std::size_t hold_;
+  int issued_ = 0;
   std::deque<std::pair<http::Request, http::Callback>> queue_;
-  std::vector<std::string> seen_;  // each request's authorization header, in order
+  std::vector<std::string> seen_;
   std::vector<std::string> bodies_;
   std::vector<std::string> answered_;
   std::thread thread_;
 };
 
-// A provider whose every instance signs with its own token ("Bearer token-<n>", n counting
-// instances), as one holding an OAuth access token would; 401 means that token is stale.
-class AuthProvider : public providers::Provider {
+// A provider whose requests carry an OAuth-like token from an exchange with FakeClient's token
+// endpoint; 401 means that token is stale. With `batch` > 1 it sends that many messages per
+// request (the body lists their device tokens, one per line) and records the thread that
+// classified each reply.
+class AuthProvider : public providers::Provider, public providers::Authenticator {
  public:
-  explicit AuthProvider(int generation) : generation_(generation) {}
-  Result<http::Request> BuildRequest(const providers::PushMessage& message) const override {
+  explicit AuthProvider(std::size_t batch) : batch_(batch) {}
+  const Authenticator* auth() const override { return this; }
+  Kind kind() const override { return Kind::kExchanged; }
+  std::string CredentialKey() const override { return "test-credential"; }
+  Result<http::Request> BuildExchange(EpochMs) const override {
+    http::Request r;
+    r.url = FakeClient::kTokenUrl;
+    return r;
+  }
+  Result<providers::AuthToken> ReadExchange(const http::Outcome& reply, EpochMs now) const override {
+    if (!reply.ok() || reply.response.status != 200) return Status::Unavailable("no token");
+    return providers::AuthToken{reply.response.body, now, now + 3600000};
+  }
+
+  Result<http::Request> BuildRequest(const providers::PushMessage& message,
+                                     const providers::AuthToken& token) const override {
     http::Request r;
     r.url = "https://push.example.com/send";
-    r.headers = {{"authorization", "Bearer token-" + std::to_string(generation_)}};
+    r.headers = {{"authorization", "Bearer " + token.value}};
     r.body = message.device_token;
     return r;
   }
   providers::Outcome Classify(const http::Outcome& reply) const override {
     if (reply.ok() && reply.response.status == 401) {
-      return {providers::Verdict::kRefreshAuth, "UNAUTHENTICATED", "token expired", {}, ""};
+      return {providers::Verdict::kRefreshAuth, "UNAUTHENTICATED", "token expired"};
     }
-    return providers::ClassifyTransport(reply);
+    providers::Outcome out = providers::ClassifyTransport(reply);
+    if (reply.ok()) out.provider_message_id = reply.response.body;
+    return out;
   }
 
+  std::size_t max_batch() const override { return batch_; }
+  providers::BatchPlan BuildBatch(std::span<const providers::PushMessage* const> batch,
+                                  const providers::AuthToken& token) const override {
+    providers::BatchPlan plan;
+    providers::BatchRequest request;
+    request.request.url = "https://push.example.com/batch";
+    request.request.headers = {{"authorization", "Bearer " + token.value}};
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      request.request.body += batch[i]->device_token + "\n";
+      request.messages.push_back(i);
+    }
+    plan.requests.push_back(std::move(request));
+    return plan;
+  }
+  std::vector<providers::Outcome> ClassifyBatch(
+      const http::Outcome& reply,
+      std::span<const providers::PushMessage* const> messages) const override {
+    {
+      std::lock_guard lock(mu_);
+      classified_on.push_back(std::this_thread::get_id());
+      batch_sizes.push_back(messages.size());
+    }
+    std::vector<providers::Outcome> out;
+    for (const providers::PushMessage* message : messages) {
+      providers::Outcome outcome = Classify(reply);
+      if (outcome.verdict == providers::Verdict::kDelivered) {
+        outcome.provider_message_id = message->device_token;
+      }
+      out.push_back(outcome);
+    }
+    return out;
+  }
+
+  mutable std::mutex mu_;
+  mutable std::vector<std::thread::id> classified_on;
+  mutable std::vector<std::size_t> batch_sizes;
+
  private:
-  const int generation_;
+  const std::size_t batch_;
 };
 
 class AuthSpec : public providers::ProviderSpec {
@@ -142,9 +225,14 @@ class AuthSpec : public providers::ProviderSpec {
     return std::string(token);
   }
   Result<std::unique_ptr<providers::Provider>> Create(const Json&) const override {
-    return std::unique_ptr<providers::Provider>(new AuthProvider(++created));
+    ++created;
+    auto provider = std::make_unique<AuthProvider>(batch);
+    last = provider.get();
+    return std::unique_ptr<providers::Provider>(std::move(provider));
   }
   mutable std::atomic<int> created{0};
+  mutable std::atomic<AuthProvider*> last{nullptr};
+  std::size_t batch = 1;
 
  private:
   std::vector<providers::CredentialField> fields_;
@@ -169,6 +257,7 @@ class DispatcherTest : public ::testing::Test {
     integration.provider_id = "test-auth";
     integration.active = true;
     ASSERT_TRUE(store_->CreateIntegration(integration).ok());
+    integration_id_ = integration.id;
     bool created = false;
     ASSERT_TRUE(store_->UpsertSubscriber(env_, "u1", {}, false, &created).ok());
     store::CredentialsUpdate tokens;
@@ -238,7 +327,7 @@ class DispatcherTest : public ::testing::Test {
   // A trigger of the one-step workflow to `subscriber_id`, planned and leased to `owner` until
   // `lease_until` (what a process that is sending it has in the store).
   void PlanLeased(const std::string& transaction_id, const std::string& subscriber_id,
-                  const std::string& owner, EpochMs lease_until) {
+                  const std::string& owner, EpochMs lease_until, std::size_t messages = 2) {
     std::vector<store::PlannedTrigger> items(1);
     store::TriggerRequest r;
     r.environment_id = env_;
@@ -250,12 +339,13 @@ class DispatcherTest : public ::testing::Test {
     items[0].request = std::move(r);
     auto receipt = store_->PlanTriggers(std::move(items), Planner(), owner, lease_until);
     ASSERT_TRUE(receipt.ok()) << receipt.status().message();
-    ASSERT_EQ(receipt->leased.size(), 2u);
+    ASSERT_EQ(receipt->messages, messages);
+    ASSERT_EQ(receipt->leased.size(), owner.empty() ? 0u : messages);
   }
 
   // The trigger's two messages (one per token) once neither is pending (or as they are after
   // 10 s).
-  std::vector<store::Message> Settled(const std::string& transaction_id) {
+  std::vector<store::Message> Settled(const std::string& transaction_id, std::size_t count = 2) {
     std::vector<store::Message> last;
     for (auto deadline = std::chrono::steady_clock::now() + 10s;
          std::chrono::steady_clock::now() < deadline; std::this_thread::sleep_for(10ms)) {
@@ -264,7 +354,7 @@ class DispatcherTest : public ::testing::Test {
       query.transaction_ids = {transaction_id};
       long long total = 0;
       auto messages = store_->ListMessages(query, &total);
-      if (!messages.ok() || messages->size() != 2) continue;
+      if (!messages.ok() || messages->size() != count) continue;
       last = *messages;
       if (std::none_of(last.begin(), last.end(), [](const store::Message& m) {
             return m.state == store::DeliveryState::kPending;
@@ -279,20 +369,18 @@ class DispatcherTest : public ::testing::Test {
   crypto::KeyRing keys_{"k1", {{"k1", std::string(32, 'k')}}};
   std::unique_ptr<store::Store> store_;
   std::string env_;
+  std::string integration_id_;
   AuthSpec spec_;
 };
 
-// A reply classified refresh-auth drops the provider that sent it: the retries go out from one
-// new instance (a new token), long before the provider cache would have expired, and it stays
-// cached: both tokens' first sends come back 401 from the same stale provider, which is rebuilt
-// once, and a later trigger is sent by the rebuilt one.
-TEST_F(DispatcherTest, RefreshAuthBuildsTheProviderAgainOnceAndRetries) {
-  FakeClient client("Bearer token-1", /*hold_first=*/2);  // both first sends on the stale token
+// A reply classified refresh-auth drops the token that was refused and resends the message at
+// once with a new one: both tokens' first sends come back 401 on the same stale token, one new
+// exchange serves both resends, the provider is never rebuilt, and a later trigger uses the new
+// token without an exchange. The resend is part of the same attempt.
+TEST_F(DispatcherTest, RefreshAuthExchangesOnceAndResendsAtOnce) {
+  FakeClient client(Stale::kFirst, /*hold_first=*/2);  // both first sends on token-1
   DispatcherOptions options = Options("test");
   options.integration_ttl = std::chrono::hours(1);
-  options.retry.base = 5ms;
-  options.retry.cap = 20ms;
-  options.retry.max_attempts = 4;
   Dispatcher dispatcher(*store_, client, Planner(), options);
   Trigger(dispatcher, "tx-refresh");
   dispatcher.Start();
@@ -303,20 +391,114 @@ TEST_F(DispatcherTest, RefreshAuthBuildsTheProviderAgainOnceAndRetries) {
   std::vector<store::Message> second = Settled("tx-after");
   dispatcher.Stop(1s);
 
-  ASSERT_EQ(first.size(), 2u);
-  for (const store::Message& m : first) {
-    EXPECT_EQ(m.state, store::DeliveryState::kDelivered) << m.error_text.value_or("");
-    EXPECT_EQ(m.attempts, 2);
+  for (const auto* messages : {&first, &second}) {
+    ASSERT_EQ(messages->size(), 2u);
+    for (const store::Message& m : *messages) {
+      EXPECT_EQ(m.state, store::DeliveryState::kDelivered) << m.error_text.value_or("");
+      EXPECT_EQ(m.attempts, 1);
+      EXPECT_EQ(m.provider_response_id.value_or(""), m.device_token);
+    }
   }
-  ASSERT_EQ(second.size(), 2u);
-  for (const store::Message& m : second) {
-    EXPECT_EQ(m.state, store::DeliveryState::kDelivered) << m.error_text.value_or("");
-    EXPECT_EQ(m.attempts, 1);
-  }
-  EXPECT_EQ(spec_.created.load(), 2);
+  EXPECT_EQ(spec_.created.load(), 1);
+  EXPECT_EQ(client.exchanges(), 2);
   EXPECT_EQ(client.Seen(),
             (std::vector<std::string>{"Bearer token-1", "Bearer token-1", "Bearer token-2",
                                       "Bearer token-2", "Bearer token-2", "Bearer token-2"}));
+}
+
+// A provider that refuses the new token too: the message fails as a configuration error after
+// one resend, without waiting for the retry schedule.
+TEST_F(DispatcherTest, RefusedAgainWithANewTokenIsAConfigurationFailure) {
+  FakeClient client(Stale::kAll, /*hold_first=*/0);
+  Dispatcher dispatcher(*store_, client, Planner(), Options("test"));
+  Trigger(dispatcher, "tx-refused");
+  dispatcher.Start();
+  dispatcher.Wake();
+  std::vector<store::Message> messages = Settled("tx-refused");
+  dispatcher.Stop(1s);
+
+  ASSERT_EQ(messages.size(), 2u);
+  for (const store::Message& m : messages) {
+    EXPECT_EQ(m.state, store::DeliveryState::kFailed);
+    EXPECT_EQ(m.error_id.value_or(""), "UNAUTHENTICATED");
+    EXPECT_NE(m.error_text.value_or("").find("refused again with a new auth token"),
+              std::string::npos);
+    EXPECT_EQ(m.attempts, 1);
+  }
+  EXPECT_EQ(client.Seen().size(), 4u);
+  EXPECT_LE(client.exchanges(), 3);  // one, then one refresh (a second only if the first
+                                     // refresh landed before the other message's 401)
+}
+
+// A batching provider gets the messages of one integration in requests of at most max_batch,
+// and its replies are classified on the dispatcher thread, not the client's.
+TEST_F(DispatcherTest, BatchesAreBuiltPerIntegrationAndClassifiedOffTheClientThread) {
+  spec_.batch = 2;
+  bool created = false;
+  ASSERT_TRUE(store_->UpsertSubscriber(env_, "u5", {}, false, &created).ok());
+  store::CredentialsUpdate tokens;
+  tokens.provider_id = "test-auth";
+  tokens.tokens = std::vector<store::DeviceToken>{
+      {"b-1", "b-1"}, {"b-2", "b-2"}, {"b-3", "b-3"}, {"b-4", "b-4"}, {"b-5", "b-5"}};
+  ASSERT_TRUE(store_->UpdateCredentials(env_, "u5", tokens).ok());
+  PlanLeased("tx-batch", "u5", "", 0, 5);
+
+  FakeClient client(Stale::kFirst, /*hold_first=*/0);
+  Dispatcher dispatcher(*store_, client, Planner(), Options("test"));
+  dispatcher.Start();
+  dispatcher.Wake();
+  std::vector<store::Message> messages = Settled("tx-batch", 5);
+  dispatcher.Stop(1s);
+
+  ASSERT_EQ(messages.size(), 5u);
+  for (const store::Message& m : messages) {
+    EXPECT_EQ(m.state, store::DeliveryState::kDelivered) << m.error_text.value_or("");
+    EXPECT_EQ(m.provider_response_id.value_or(""), m.device_token);
+  }
+  AuthProvider* provider = spec_.last.load();
+  ASSERT_NE(provider, nullptr);
+  std::lock_guard lock(provider->mu_);
+  std::vector<std::size_t> sizes = provider->batch_sizes;
+  std::sort(sizes.begin(), sizes.end());
+  // token-1 is stale: the first requests come back 401 and their messages are resent.
+  std::size_t total = 0;
+  for (std::size_t size : sizes) {
+    EXPECT_LE(size, 2u);
+    total += size;
+  }
+  EXPECT_GE(total, 5u);
+  for (std::thread::id id : provider->classified_on) EXPECT_NE(id, client.thread_id());
+}
+
+// A test send goes through the same path (auth, refresh) without a message record, and a
+// connection test runs the exchange, then the provider's probe.
+TEST_F(DispatcherTest, TestSendAndConnectionTest) {
+  FakeClient client(Stale::kFirst, /*hold_first=*/0);
+  Dispatcher dispatcher(*store_, client, Planner(), Options("test"));
+  dispatcher.Start();
+  std::promise<Result<providers::Outcome>> sent;
+  dispatcher.SendTest(env_, integration_id_, "probe-device", "T", "B",
+                      [&](Result<providers::Outcome> outcome) { sent.set_value(outcome); });
+  Result<providers::Outcome> outcome = sent.get_future().get();
+  ASSERT_TRUE(outcome.ok()) << outcome.status().message();
+  EXPECT_EQ(outcome->verdict, providers::Verdict::kDelivered);  // after one refresh
+  EXPECT_EQ(outcome->provider_message_id, "probe-device");
+
+  std::promise<Result<providers::ProbeResult>> probed;
+  dispatcher.TestConnection(env_, integration_id_, [&](Result<providers::ProbeResult> result) {
+    probed.set_value(result);
+  });
+  Result<providers::ProbeResult> probe = probed.get_future().get();
+  ASSERT_TRUE(probe.ok());
+  EXPECT_TRUE(probe->ok);
+
+  std::promise<Result<providers::ProbeResult>> missing;
+  dispatcher.TestConnection(env_, "no-such-integration", [&](Result<providers::ProbeResult> r) {
+    missing.set_value(r);
+  });
+  EXPECT_EQ(missing.get_future().get().status().code(), Code::kNotFound);
+  dispatcher.Stop(1s);
+  EXPECT_EQ(client.Bodies(), (std::vector<std::string>{"probe-device", "probe-device"}));
 }
 
 // What a crashed process had in flight is taken back on start and sent before the triggers
@@ -330,7 +512,7 @@ TEST_F(DispatcherTest, SendsInFlightAtACrashGoOutBeforeTheInboxBacklog) {
   ASSERT_TRUE(store_->UpdateCredentials(env_, "u-old", tokens).ok());
   PlanLeased("tx-in-flight", "u-old", "crashed", NowMs() + 3600000);
 
-  FakeClient client("none", /*hold_first=*/0);
+  FakeClient client(Stale::kNone, /*hold_first=*/0);
   DispatcherOptions options = Options("restarted");
   Dispatcher dispatcher(*store_, client, Planner(), options);
   Trigger(dispatcher, "tx-backlog");
@@ -356,7 +538,7 @@ TEST_F(DispatcherTest, SendsInFlightAtACrashGoOutBeforeTheInboxBacklog) {
 // Sends made unwanted while they wait for a connection (a cancelled transaction) are taken back:
 // never sent, failed with the reason given and no attempt counted; others go out.
 TEST_F(DispatcherTest, WithdrawnSendsWaitingForAConnectionAreNeverSent) {
-  FakeClient client("none", /*hold_first=*/4);  // answers nothing until four requests are in
+  FakeClient client(Stale::kNone, /*hold_first=*/4);  // answers nothing until four requests are in
   DispatcherOptions options = Options("test");
   Dispatcher dispatcher(*store_, client, Planner(), options);
   Trigger(dispatcher, "tx-cancelled");

@@ -30,6 +30,12 @@ class Withdrawal {
   ~Withdrawal() = default;
 };
 
+// A TLS client certificate and its private key, both PEM (certificate-authenticated APNs).
+struct ClientCertificate {
+  std::string certificate_pem;
+  std::string private_key_pem;
+};
+
 struct Request {
   std::string method = "POST";
   std::string url;  // absolute http(s) URL
@@ -42,6 +48,11 @@ struct Request {
   std::string concurrency_key;
   // Prefer HTTP/2 (APNs, FCM). An http:// URL then means cleartext HTTP/2 with prior knowledge.
   bool http2_prior_knowledge = false;
+  // Requests of different groups never share a connection (APNs binds a connection to the
+  // credential that first used it). Empty: the shared pool.
+  std::string connection_group;
+  // Presented on TLS connections of this request (which then belong to this certificate).
+  std::shared_ptr<const ClientCertificate> client_certificate;
   // If set, asked (with `withdrawal_tag`) before the request is sent; it must outlive the request.
   const Withdrawal* withdrawal = nullptr;
   std::uint64_t withdrawal_tag = 0;

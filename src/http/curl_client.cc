@@ -1,13 +1,8 @@
 // libcurl multi on one I/O thread. Threads other than the I/O thread only touch the
 // mutex-guarded inbox (new requests, limit changes, flags); everything curl-related and the
 // per-key admission state belong to the I/O thread.
-#include <arpa/inet.h>
 #include <curl/curl.h>
-#include <netinet/in.h>
-#include <openssl/err.h>
-#include <openssl/pem.h>
 #include <openssl/ssl.h>
-#include <openssl/x509.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -16,11 +11,8 @@
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
-#include <cstring>
 #include <deque>
 #include <exception>
-#include <fstream>
-#include <iterator>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -34,6 +26,7 @@
 #include "core/log.h"
 #include "core/url.h"
 #include "http/client.h"
+#include "http/curl_support.h"
 #include "http/socket_watch.h"
 
 namespace herald::http {
@@ -52,158 +45,6 @@ constexpr const char* kShutdownMessage = "http client is shutting down";
 void GlobalInit() {
   static std::once_flag once;
   std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
-}
-
-char ToLower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
-
-// RFC 9110 token characters (method and header names).
-bool IsToken(std::string_view text) {
-  if (text.empty()) return false;
-  for (char c : text) {
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
-    if (!ok) return false;
-  }
-  return true;
-}
-
-bool IsSafeHeaderValue(std::string_view value) {
-  return value.find_first_of(std::string_view("\r\n\0", 3)) == std::string_view::npos;
-}
-
-std::string_view Trim(std::string_view text) {
-  while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);
-  while (!text.empty() && (text.back() == ' ' || text.back() == '\t' || text.back() == '\r' ||
-                           text.back() == '\n')) {
-    text.remove_suffix(1);
-  }
-  return text;
-}
-
-TransportError MapCurlError(CURLcode code) {
-  switch (code) {
-    case CURLE_OPERATION_TIMEDOUT:
-      return TransportError::kTimeout;
-    case CURLE_COULDNT_CONNECT:
-    case CURLE_SEND_ERROR:
-    case CURLE_RECV_ERROR:
-    case CURLE_GOT_NOTHING:
-      return TransportError::kConnect;
-    case CURLE_COULDNT_RESOLVE_HOST:
-    case CURLE_COULDNT_RESOLVE_PROXY:
-      return TransportError::kDns;
-    // libcurl reports any handshake that did not complete this way, a connection reset or
-    // closed in the middle of it included: retried like other network errors (a server whose
-    // TLS can never match ours is retried up to the limit, then dead-lettered with the reason).
-    case CURLE_SSL_CONNECT_ERROR:
-      return TransportError::kTlsHandshake;
-    case CURLE_PEER_FAILED_VERIFICATION:
-    case CURLE_SSL_CACERT_BADFILE:
-    case CURLE_SSL_CERTPROBLEM:
-    case CURLE_SSL_CIPHER:
-    case CURLE_SSL_ENGINE_NOTFOUND:
-    case CURLE_SSL_ENGINE_SETFAILED:
-    case CURLE_SSL_ENGINE_INITFAILED:
-    case CURLE_SSL_SHUTDOWN_FAILED:
-    case CURLE_SSL_CRL_BADFILE:
-    case CURLE_SSL_ISSUER_ERROR:
-    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
-    case CURLE_SSL_INVALIDCERTSTATUS:
-    case CURLE_SSL_CLIENTCERT:
-    case CURLE_USE_SSL_FAILED:
-      return TransportError::kTls;
-    case CURLE_URL_MALFORMAT:
-    case CURLE_UNSUPPORTED_PROTOCOL:
-      return TransportError::kBadRequest;
-    default:  // HTTP2, HTTP2_STREAM, WEIRD_SERVER_REPLY, PARTIAL_FILE and anything unexpected
-      return TransportError::kProtocol;
-  }
-}
-
-std::string HttpVersionName(long version) {
-  switch (version) {
-    case CURL_HTTP_VERSION_1_0:
-      return "1.0";
-    case CURL_HTTP_VERSION_1_1:
-      return "1.1";
-    case CURL_HTTP_VERSION_2_0:
-      return "2";
-    case CURL_HTTP_VERSION_3:
-      return "3";
-    default:
-      return "";
-  }
-}
-
-bool ReadFile(const std::string& path, std::string* out) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return false;
-  out->assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-  return !in.bad();
-}
-
-// The CA bundle libcurl uses by default (the system one), if it can be read.
-std::string SystemCaBundle() {
-  std::vector<std::string> candidates;
-  if (CURL* probe = curl_easy_init()) {
-    char* path = nullptr;
-    if (curl_easy_getinfo(probe, CURLINFO_CAINFO, &path) == CURLE_OK && path != nullptr) {
-      candidates.emplace_back(path);
-    }
-    curl_easy_cleanup(probe);
-  }
-  candidates.insert(candidates.end(), {"/etc/ssl/certs/ca-certificates.crt",
-                                       "/etc/pki/tls/certs/ca-bundle.crt", "/etc/ssl/cert.pem"});
-  std::string pem;
-  for (const auto& path : candidates) {
-    if (ReadFile(path, &pem) && !pem.empty()) return pem;
-  }
-  return {};
-}
-
-struct X509StoreDeleter {
-  void operator()(X509_STORE* store) const { X509_STORE_free(store); }
-};
-
-// Adds every certificate of the PEM text `pem` to `store`; false if the text does not parse.
-bool AddPemCertificates(X509_STORE* store, const std::string& pem) {
-  std::unique_ptr<BIO, decltype(&BIO_free)> bio(
-      BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())), BIO_free);
-  STACK_OF(X509_INFO)* infos =
-      bio ? PEM_X509_INFO_read_bio(bio.get(), nullptr, nullptr, nullptr) : nullptr;
-  if (!infos) {
-    ERR_clear_error();
-    return false;
-  }
-  for (int i = 0; i < sk_X509_INFO_num(infos); ++i) {
-    X509_INFO* info = sk_X509_INFO_value(infos, i);
-    if (info->x509) X509_STORE_add_cert(store, info->x509);  // a repeat is ignored
-  }
-  sk_X509_INFO_pop_free(infos, X509_INFO_free);
-  ERR_clear_error();
-  return true;
-}
-
-// True if `address` (about to be connected to) is loopback, private, link-local or metadata, or
-// cannot be read: outbound requests never go there unless private targets are allowed. May throw
-// (out of memory).
-bool RefusedTarget(const curl_sockaddr& address) {
-  char text[INET6_ADDRSTRLEN] = {};
-  const char* printed = nullptr;
-  // curl's storage behind `addr` is large enough for `addrlen` bytes.
-  const auto* bytes = reinterpret_cast<const unsigned char*>(&address.addr);
-  if (address.family == AF_INET && address.addrlen >= sizeof(sockaddr_in)) {
-    sockaddr_in v4;
-    std::memcpy(&v4, bytes, sizeof(v4));
-    printed = inet_ntop(AF_INET, &v4.sin_addr, text, sizeof(text));
-  } else if (address.family == AF_INET6 && address.addrlen >= sizeof(sockaddr_in6)) {
-    sockaddr_in6 v6;
-    std::memcpy(&v6, bytes, sizeof(v6));
-    printed = inet_ntop(AF_INET6, &v6.sin6_addr, text, sizeof(text));
-  }
-  if (printed != nullptr && !IsPrivateAddress(printed)) return false;
-  spdlog::debug("http_private_target_refused address={}", printed ? printed : "?");
-  return true;
 }
 
 struct MultiDeleter {
@@ -254,6 +95,7 @@ class CurlClient final : public Client {
   void Pump(const std::string& key);
   void Start(std::unique_ptr<Transfer> transfer);
   CURLcode Configure(Transfer& transfer, const Url& url);
+  CURLSH* ShareFor(const std::string& connection_group);
   void ReapCompleted();
   Outcome OutcomeOf(Transfer& transfer, CURLcode result);
   void Complete(std::unique_ptr<Transfer> transfer, Outcome outcome);
@@ -294,6 +136,8 @@ class CurlClient final : public Client {
   bool h2c_reuse_broken_ = false;
   // DNS and TLS session caches; no lock callbacks: only the I/O thread uses the handles.
   std::unique_ptr<CURLSH, ShareDeleter> share_;
+  // Per Request::connection_group: the same caches plus a connection pool of its own. I/O thread.
+  std::unordered_map<std::string, std::unique_ptr<CURLSH, ShareDeleter>> group_shares_;
   std::unique_ptr<CURLM, MultiDeleter> multi_;  // connection cache and the event loop
   int epoll_fd_ = -1;
   int wake_fd_ = -1;                                            // eventfd: new work or stop
@@ -328,36 +172,12 @@ CurlClient::CurlClient(const ClientOptions& options) : options_(options) {
     spdlog::warn("http_client_no_http2 curl={}", info->version);
   }
   h2c_reuse_broken_ = info->version_num < 0x080000;
-  std::string extra;
-  auto ca_file_unusable = [&] {
-    ca_error_ = "cannot read a PEM certificate from HERALD_CA_FILE " + options_.ca_file;
-    spdlog::error("http_ca_file_unusable path=\"{}\"", options_.ca_file);
-  };
-  if (!options_.ca_file.empty() &&
-      (!ReadFile(options_.ca_file, &extra) ||
-       extra.find("-----BEGIN CERTIFICATE-----") == std::string::npos)) {
-    ca_file_unusable();
-  }
   const bool openssl =
       info->ssl_version != nullptr && std::string_view(info->ssl_version).starts_with("OpenSSL/");
-  if (ca_error_.empty() && (openssl || !extra.empty())) {
-    std::string system = SystemCaBundle();
-    if (system.empty()) spdlog::warn("http_system_ca_bundle_missing");
-    if (openssl) {
-      ca_store_.reset(X509_STORE_new());
-      if (!ca_store_) throw std::runtime_error("cannot allocate a certificate store");
-      // As libcurl sets up its own store: an intermediate listed as trusted is an anchor.
-      X509_STORE_set_flags(ca_store_.get(), X509_V_FLAG_PARTIAL_CHAIN);
-      if (!system.empty() && !AddPemCertificates(ca_store_.get(), system)) {
-        spdlog::warn("http_system_ca_bundle_unreadable");
-      }
-      if (!extra.empty() && !AddPemCertificates(ca_store_.get(), extra)) ca_file_unusable();
-    } else {
-      ca_pem_ = std::move(system);
-      if (!ca_pem_.empty() && ca_pem_.back() != '\n') ca_pem_ += '\n';
-      ca_pem_ += extra;
-    }
-  }
+  TrustAnchors trust = LoadTrustAnchors(options_.ca_file, openssl);
+  ca_store_ = std::move(trust.store);
+  ca_pem_ = std::move(trust.pem);
+  ca_error_ = std::move(trust.error);
 
   share_.reset(curl_share_init());
   multi_.reset(curl_multi_init());
@@ -398,6 +218,7 @@ CurlClient::~CurlClient() {
   Shutdown(milliseconds(0));
   for (CURL* easy : pool_) curl_easy_cleanup(easy);
   multi_.reset();  // closes the cached connections; handles are cleaned before the share
+  group_shares_.clear();  // closes the groups' connections (the socket watch is still here)
   if (wake_fd_ >= 0) close(wake_fd_);
   if (epoll_fd_ >= 0) close(epoll_fd_);
 }
@@ -627,13 +448,8 @@ void CurlClient::Start(std::unique_ptr<Transfer> transfer) {
       curl_slist_free_all(list);
       return fail(TransportError::kBadRequest, "invalid request header " + name);
     }
-    auto is = [&name](std::string_view other) {
-      return name.size() == other.size() &&
-             std::equal(name.begin(), name.end(), other.begin(),
-                        [](char a, char b) { return ToLower(a) == b; });
-    };
-    has_content_type = has_content_type || is("content-type");
-    has_expect = has_expect || is("expect");
+    has_content_type = has_content_type || HeaderNameIs(name, "content-type");
+    has_expect = has_expect || HeaderNameIs(name, "expect");
     // "Name;" is curl's spelling of a header with an empty value ("Name:" would remove it).
     std::string line = value.empty() ? name + ";" : name + ": " + value;
     curl_slist* next = curl_slist_append(list, line.c_str());
@@ -694,7 +510,9 @@ CURLcode CurlClient::Configure(Transfer& transfer, const Url& url) {
   };
 
   check(curl_easy_setopt(easy, CURLOPT_PRIVATE, &transfer));
-  check(curl_easy_setopt(easy, CURLOPT_SHARE, share_.get()));
+  CURLSH* share = ShareFor(request.connection_group);
+  if (share == nullptr) return CURLE_OUT_OF_MEMORY;
+  check(curl_easy_setopt(easy, CURLOPT_SHARE, share));
   check(curl_easy_setopt(easy, CURLOPT_URL, request.url.c_str()));
   check(curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L));
   check(curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, transfer.error_buffer));
@@ -723,6 +541,19 @@ CURLcode CurlClient::Configure(Transfer& transfer, const Url& url) {
   } else if (!ca_pem_.empty()) {
     curl_blob blob{ca_pem_.data(), ca_pem_.size(), CURL_BLOB_NOCOPY};
     check(curl_easy_setopt(easy, CURLOPT_CAINFO_BLOB, &blob));
+  }
+
+  if (request.client_certificate && url.scheme == "https") {
+    // Not copied: the transfer holds the request (libcurl copies what a connection keeps).
+    const ClientCertificate& cert = *request.client_certificate;
+    curl_blob cert_blob{const_cast<char*>(cert.certificate_pem.data()),
+                        cert.certificate_pem.size(), CURL_BLOB_NOCOPY};
+    curl_blob key_blob{const_cast<char*>(cert.private_key_pem.data()),
+                       cert.private_key_pem.size(), CURL_BLOB_NOCOPY};
+    check(curl_easy_setopt(easy, CURLOPT_SSLCERT_BLOB, &cert_blob));
+    check(curl_easy_setopt(easy, CURLOPT_SSLCERTTYPE, "PEM"));
+    check(curl_easy_setopt(easy, CURLOPT_SSLKEY_BLOB, &key_blob));
+    check(curl_easy_setopt(easy, CURLOPT_SSLKEYTYPE, "PEM"));
   }
 
   // Protocol: h2 via ALPN for https, h2c only when asked, otherwise HTTP/1.1 keep-alive.
@@ -774,6 +605,18 @@ CURLcode CurlClient::Configure(Transfer& transfer, const Url& url) {
                            static_cast<curl_off_t>(options_.max_response_bytes)));
   }
   return rc;
+}
+
+CURLSH* CurlClient::ShareFor(const std::string& connection_group) {
+  if (connection_group.empty()) return share_.get();
+  auto it = group_shares_.find(connection_group);
+  if (it != group_shares_.end()) return it->second.get();
+  std::unique_ptr<CURLSH, ShareDeleter> share(curl_share_init());
+  if (!share) return nullptr;
+  for (curl_lock_data data : {CURL_LOCK_DATA_DNS, CURL_LOCK_DATA_SSL_SESSION, CURL_LOCK_DATA_CONNECT}) {
+    curl_share_setopt(share.get(), CURLSHOPT_SHARE, data);
+  }
+  return group_shares_.emplace(connection_group, std::move(share)).first->second.get();
 }
 
 void CurlClient::ReapCompleted() {

@@ -6,24 +6,58 @@
 #include "core/time.h"
 
 namespace herald::providers {
+namespace {
 
-const char* VerdictName(Verdict verdict) {
-  switch (verdict) {
-    case Verdict::kDelivered:
-      return "delivered";
-    case Verdict::kRetry:
-      return "retry";
-    case Verdict::kRefreshAuth:
-      return "refresh-auth";
-    case Verdict::kFailed:
-      return "failed";
-    case Verdict::kFailedRemoveToken:
-      return "failed-remove-token";
-    case Verdict::kFailedConfig:
-      return "failed-config";
-  }
-  return "failed";
+Status NotImplemented(std::string_view what) {
+  return Status(Code::kFailedPrecondition, "provider does not implement " + std::string(what));
 }
+
+}  // namespace
+
+// ---- defaults: a provider implements the parts it needs --------------------------------------
+
+Result<AuthToken> Authenticator::Mint(std::string_view, EpochMs) const {
+  return NotImplemented("token minting");
+}
+
+Result<http::Request> Authenticator::BuildExchange(EpochMs) const {
+  return NotImplemented("token exchange");
+}
+
+Result<AuthToken> Authenticator::ReadExchange(const http::Outcome&, EpochMs) const {
+  return NotImplemented("token exchange");
+}
+
+Result<http::Request> Provider::BuildRequest(const PushMessage&, const AuthToken&) const {
+  return NotImplemented("per-message requests");
+}
+
+Outcome Provider::Classify(const http::Outcome& reply) const { return ClassifyTransport(reply); }
+
+BatchPlan Provider::BuildBatch(std::span<const PushMessage* const> batch, const AuthToken&) const {
+  BatchPlan plan;
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    plan.refused.emplace_back(
+        i, Outcome{Verdict::kFailedConfig, "NOT_IMPLEMENTED", "provider sends no batches"});
+  }
+  return plan;
+}
+
+std::vector<Outcome> Provider::ClassifyBatch(const http::Outcome& reply,
+                                             std::span<const PushMessage* const> messages) const {
+  return std::vector<Outcome>(messages.size(), ClassifyTransport(reply));
+}
+
+Result<std::optional<http::Request>> Provider::BuildProbe(const AuthToken&) const {
+  return std::optional<http::Request>();
+}
+
+ProbeResult Provider::ReadProbe(const http::Outcome& reply) const {
+  return ProbeFromTransport(reply);
+}
+
+// ---- shared classification -------------------------------------------------------------------
+
 
 std::optional<std::chrono::milliseconds> ParseRetryAfter(std::string_view value,
                                                          std::int64_t now_ms) {
@@ -93,6 +127,42 @@ Outcome ClassifyTransport(const http::Outcome& reply) {
       break;
   }
   return out;
+}
+
+Status Refusal(std::string_view reason, std::string detail, Code code) {
+  return Status(code, std::move(detail)).WithExtra(Json{{"reason", std::string(reason)}});
+}
+
+std::string ReasonOf(const Status& status, std::string_view fallback) {
+  const Json& extra = status.extra();
+  if (extra.is_object()) {
+    auto it = extra.find("reason");
+    if (it != extra.end() && it->is_string()) return it->get<std::string>();
+  }
+  return std::string(fallback);
+}
+
+ProbeResult ProbeFromTransport(const http::Outcome& reply) {
+  ProbeResult result;
+  if (!reply.ok()) {
+    Outcome transport = ClassifyTransport(reply);
+    result.reason = transport.reason;
+    result.detail = transport.detail;
+    return result;
+  }
+  const int status = reply.response.status;
+  result.ok = status < 500 && status != 401 && status != 403;
+  result.reason = result.ok ? "" : "HTTP_" + std::to_string(status);
+  result.detail = "answered HTTP " + std::to_string(status);
+  return result;
+}
+
+OrderedJson DevicePayload(const PushMessage& message) {
+  std::optional<OrderedJson> payload = ParseOrderedJson(message.payload_json);
+  if (!payload || !payload->is_object()) return OrderedJson::object();
+  payload->erase("subscriber");
+  payload->erase("step");
+  return std::move(*payload);
 }
 
 }  // namespace herald::providers

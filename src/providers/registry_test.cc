@@ -49,7 +49,8 @@ TEST(RegistryTest, SecretFieldsMatchNovu) {
   };
   using Keys = std::vector<std::string_view>;
   EXPECT_EQ(secrets_of("fcm"), Keys{"serviceAccount"});
-  EXPECT_EQ(secrets_of("apns"), Keys{"secretKey"});
+  // Herald's certificate auth adds its own secrets beside Novu's .p8 key.
+  EXPECT_EQ(secrets_of("apns"), (Keys{"secretKey", "certificate", "password", "privateKey"}));
   EXPECT_EQ(secrets_of("expo"), Keys{"apiKey"});
   EXPECT_EQ(secrets_of("one-signal"), Keys{"apiKey"});
   EXPECT_EQ(secrets_of("pusher-beams"), Keys{"secretKey"});

@@ -1,9 +1,11 @@
-// Plain records the store reads and writes. No behaviour beyond small helpers; JSON mapping for
-// the API lives in api/.
+// Plain records the store reads and writes. No behaviour beyond small helpers (model.cc); JSON
+// mapping for the API lives in api/.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/json.h"
@@ -45,7 +47,9 @@ struct DeviceToken {
   TokenStatus status = TokenStatus::kActive;
   EpochMs created_at = 0;
   std::optional<EpochMs> last_active_at;
-  std::optional<std::string> last_failure_reason;
+  std::optional<std::string> last_failure_reason;  // the provider's typed reason
+  std::optional<EpochMs> registered_at;      // last (re-)registration; unset: created_at
+  std::optional<EpochMs> status_changed_at;  // when it last left or rejoined `active`
 };
 
 // One (subscriber, integration) push channel: Novu's `subscriber.channels[]` item.
@@ -158,6 +162,7 @@ struct Notification {
 
 enum class DeliveryState { kPending, kDelivered, kFailed, kCancelled };
 const char* DeliveryStateName(DeliveryState state);
+std::optional<DeliveryState> ParseDeliveryState(std::string_view name);
 
 // One message per (notification, step, device token): the unit of delivery and of retry.
 struct Message {
@@ -189,6 +194,9 @@ struct Message {
   std::optional<std::string> error_id;
   std::optional<std::string> error_text;
   std::optional<std::string> provider_response_id;
+  // Set while the provider has accepted the message and its confirmation is awaited (what its
+  // receipt service knows the message by); empty otherwise.
+  std::string receipt;
   EpochMs created_at = 0;
   EpochMs updated_at = 0;
 };

@@ -128,20 +128,26 @@ using MessagePlanner = std::function<Result<std::vector<Message>>(
     const Json& overrides)>;
 
 struct MessageOutcome {
-  enum class Kind { kDelivered, kRetry, kFailed };
+  // kAwaitingReceipt: accepted by the provider, whose confirmation is asked for at retry_at
+  // (the message stays pending, with `receipt`).
+  enum class Kind { kDelivered, kRetry, kFailed, kAwaitingReceipt };
   std::string message_id;
   Kind kind = Kind::kDelivered;
   EpochMs at = 0;                    // attempt time
-  EpochMs retry_at = 0;              // kRetry
+  EpochMs retry_at = 0;              // kRetry, kAwaitingReceipt
   std::string error_id, error_text;  // kRetry / kFailed (last reason)
   std::optional<std::string> provider_response_id;
-  bool expire_token = false;  // kFailed: the token is dead (status -> expired)
+  // kFailed: the token is dead; its new status (expired or unsubscribed). Applied once, to a
+  // token that is still active and was not registered again after `token_invalid_since`.
+  std::optional<TokenStatus> retire_token;
+  std::optional<EpochMs> token_invalid_since;
   // The device token the message went to (Message::channel_pk / token_identity; no channel:
   // the token came from an override and is not recorded anywhere).
   std::optional<std::string> channel_pk;
   std::string token_identity;
   bool touch_token = true;  // kDelivered: false = its last-active was written very recently
   bool attempted = true;    // kFailed: false = taken back before it was sent (no attempt counted)
+  std::string receipt;      // kAwaitingReceipt
 };
 
 // Messages that must not be sent any more: every field that is set must match (the environment

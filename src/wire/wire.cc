@@ -132,7 +132,9 @@ Json DevicesJson(const store::Subscriber& s) {
           {"status", store::TokenStatusName(t.status)},
           {"createdAt", IsoTime(t.created_at)},
           {"lastActiveAt", t.last_active_at ? Json(IsoTime(*t.last_active_at)) : Json()},
-          {"lastFailureReason", t.last_failure_reason ? Json(*t.last_failure_reason) : Json()}};
+          {"lastFailureReason", t.last_failure_reason ? Json(*t.last_failure_reason) : Json()},
+          {"statusChangedAt", t.status_changed_at ? Json(IsoTime(*t.status_changed_at)) : Json()},
+          {"registeredAt", IsoTime(t.registered_at.value_or(t.created_at))}};
       if (spec && ch.provider_id == "web-push") device["endpoint"] = spec->TokenIdentity(t.token);
       out.push_back(std::move(device));
     }

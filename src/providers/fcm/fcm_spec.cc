@@ -6,6 +6,7 @@
 #include "core/url.h"
 #include "crypto/crypto.h"
 #include "providers/basic_spec.h"
+#include "providers/fcm/fcm_provider.h"
 
 namespace herald::providers {
 namespace {
@@ -17,6 +18,10 @@ Status ServiceAccountError(std::string_view problem) {
 class FcmSpec final : public BasicSpec {
  public:
   FcmSpec() : BasicSpec("fcm", "Firebase Cloud Messaging", {{"serviceAccount", true, true}}) {}
+
+  Result<std::unique_ptr<Provider>> Create(const Json& credentials) const override {
+    return NewFcmProvider(credentials);
+  }
 
  protected:
   // What the OAuth JWT bearer grant needs (protocols.md §1.2).

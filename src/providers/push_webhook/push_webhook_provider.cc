@@ -11,7 +11,8 @@ class PushWebhookProvider final : public Provider {
   PushWebhookProvider(std::string url, std::string secret)
       : url_(std::move(url)), secret_(std::move(secret)) {}
 
-  Result<http::Request> BuildRequest(const PushMessage& message) const override {
+  Result<http::Request> BuildRequest(const PushMessage& message,
+                                     const AuthToken&) const override {
     http::Request request;
     request.method = "POST";
     request.url = url_;
@@ -37,6 +38,24 @@ class PushWebhookProvider final : public Provider {
       }
     }
     return out;
+  }
+
+  // The URL answers: a HEAD request (no body, nothing a receiver would deliver) that gets any
+  // HTTP response below 500.
+  Result<std::optional<http::Request>> BuildProbe(const AuthToken&) const override {
+    http::Request request;
+    request.method = "HEAD";
+    request.url = url_;
+    return std::optional<http::Request>(std::move(request));
+  }
+
+  ProbeResult ReadProbe(const http::Outcome& reply) const override {
+    ProbeResult result = ProbeFromTransport(reply);
+    if (reply.ok() && reply.response.status < 500) {
+      result.ok = true;
+      result.reason.clear();
+    }
+    return result;
   }
 
  private:

@@ -6,6 +6,7 @@
 #include "core/url.h"
 #include "crypto/crypto.h"
 #include "providers/basic_spec.h"
+#include "providers/web_push/web_push_provider.h"
 
 namespace herald::providers {
 namespace {
@@ -120,6 +121,10 @@ class WebPushSpec final : public BasicSpec {
       if (auto endpoint = StringMember(*subscription, "endpoint")) return std::string(*endpoint);
     }
     return std::string(normalized);
+  }
+
+  Result<std::unique_ptr<Provider>> Create(const Json& credentials) const override {
+    return NewWebPushProvider(credentials);
   }
 
  protected:

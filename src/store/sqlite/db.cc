@@ -92,7 +92,7 @@ std::optional<std::int64_t> Stmt::OptInt(int column) const {
 
 bool Stmt::IsNull(int column) const { return sqlite3_column_type(stmt_, column) == SQLITE_NULL; }
 
-Result<std::unique_ptr<Db>> Db::Open(const std::string& path, bool read_only) {
+Result<std::unique_ptr<Db>> Db::Open(const std::string& path, bool read_only, bool use_wal_vfs) {
   // Before the first connection: no global memory statistics (they put every allocation of every
   // connection behind one mutex).
   static const bool configured = [] {
@@ -103,8 +103,8 @@ Result<std::unique_ptr<Db>> Db::Open(const std::string& path, bool read_only) {
   sqlite3* handle = nullptr;
   int flags = read_only ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
   flags |= SQLITE_OPEN_NOMUTEX;  // each connection is used by one thread at a time
-  // Every connection through the VFS that writes a commit to the log in one system call.
-  int rc = sqlite3_open_v2(path.c_str(), &handle, flags, WalCombiningVfs());
+  // nullptr: SQLite's default VFS.
+  int rc = sqlite3_open_v2(path.c_str(), &handle, flags, use_wal_vfs ? WalCombiningVfs() : nullptr);
   if (rc != SQLITE_OK) {
     std::string message = handle ? sqlite3_errmsg(handle) : sqlite3_errstr(rc);
     sqlite3_close(handle);

@@ -62,7 +62,9 @@ class Stmt {
 class Db {
  public:
   // Opens (creating if needed) `path`, applies connection pragmas. Unavailable on failure.
-  static Result<std::unique_ptr<Db>> Open(const std::string& path, bool read_only);
+  // `use_wal_vfs`: through the WAL-combining VFS (wal_vfs.h); false: through SQLite's default VFS.
+  static Result<std::unique_ptr<Db>> Open(const std::string& path, bool read_only,
+                                          bool use_wal_vfs = true);
   ~Db();
   Db(const Db&) = delete;
 

@@ -1,5 +1,10 @@
 #include "store/sqlite/migrations.h"
 
+#include <string>
+
+#include "core/log.h"
+#include "core/time.h"
+
 namespace herald::store::sqlite {
 namespace {
 
@@ -232,10 +237,48 @@ DROP INDEX IF EXISTS messages_by_notification;
 ALTER TABLE notifications ADD COLUMN severity TEXT;
 ALTER TABLE notifications ADD COLUMN topics TEXT;
 )sql"},
+    {7, "dead_tokens_and_receipts", R"sql(
+-- A dead token keeps its record: when it left `active` (status_changed_at) and when it was last
+-- registered (registered_at, NULL = created_at: a provider's "invalid since" older than that does
+-- not retire it). A message a provider accepted and confirms later waits with its receipt.
+ALTER TABLE device_tokens ADD COLUMN registered_at INTEGER;
+ALTER TABLE device_tokens ADD COLUMN status_changed_at INTEGER;
+ALTER TABLE messages ADD COLUMN receipt TEXT;
+)sql"},
 };
 
 }  // namespace
 
 std::span<const Migration> Migrations() { return kMigrations; }
+
+Status Migrate(Db& db) {
+  RETURN_IF_ERROR(
+      db.ExecScript("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
+                    "name TEXT NOT NULL, applied_at INTEGER NOT NULL)"));
+  int current = 0;
+  {
+    Stmt s = db.Prepare("SELECT COALESCE(MAX(version), 0) FROM schema_migrations");
+    if (s.Step()) current = static_cast<int>(s.Int(0));
+  }
+  for (const Migration& m : Migrations()) {
+    if (m.version <= current) continue;
+    RETURN_IF_ERROR(db.ExecScript("BEGIN IMMEDIATE"));
+    Status st = db.ExecScript(m.sql);
+    if (st.ok()) {
+      Stmt s =
+          db.Prepare("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)");
+      s.Bind(1, m.version).Bind(2, m.name).Bind(3, static_cast<std::int64_t>(NowMs()));
+      st = s.Exec();
+    }
+    if (!st.ok()) {
+      (void)db.ExecScript("ROLLBACK");
+      return Status::Internal("migration " + std::to_string(m.version) +
+                              " failed: " + st.message());
+    }
+    RETURN_IF_ERROR(db.ExecScript("COMMIT"));
+    spdlog::info("schema migrated version={} name={}", m.version, m.name);
+  }
+  return Status::Ok();
+}
 
 }  // namespace herald::store::sqlite

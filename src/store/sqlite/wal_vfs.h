@@ -12,6 +12,14 @@
 // commit is published) and WAL locks (nothing buffered outlives the write lock, not even frames
 // of a rolled-back transaction): what SQLite reads back is what it wrote, nothing it made visible
 // is still in memory, and another connection writing the same log is never overwritten.
+//
+// Measured gain and history: added in 33416ee, it took Herald's end-to-end benchmark
+// (bench/README.md) from 3.6 pwrite calls per trigger to 0.6 (most of the rest are the
+// checkpoints' page writes); ab.sh, 6 pairs at 192 connections: -9.5 us of CPU per trigger
+// (the writer -7.5 us), 1.066 times the triggers per second. Three fixes after reviews (b9c3ee4,
+// a76c318, 7c93bfc) made it safe with padded commits, several writing connections and unknown
+// page sizes, without changing Herald's write pattern. SqliteOptions::use_wal_vfs (on by
+// default) opens the store's connections without it.
 #pragma once
 
 namespace herald::store::sqlite {
