@@ -48,6 +48,11 @@ Status ApplyCommonFields(const Json& body, store::Integration& integration) {
   }
   if (auto it = body.find("configurations"); it != body.end()) {
     if (!it->is_object()) return Status::InvalidArgument("configurations must be an object");
+    // Herald's own: whether a token the provider calls dead leaves the subscriber (default).
+    if (auto remove = it->find("removeDeadTokens");
+        remove != it->end() && !remove->is_boolean() && !remove->is_null()) {
+      return Status::InvalidArgument("configurations.removeDeadTokens must be a boolean");
+    }
     integration.configurations = *it;
   }
   return Status::Ok();

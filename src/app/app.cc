@@ -127,6 +127,8 @@ int Serve(const Options& options) {
   store_options.read_connections = 8;
   store_options.max_queued_triggers =
       EnvPositive("HERALD_MAX_QUEUED_TRIGGERS", store_options.max_queued_triggers);
+  // 0: SQLite's own VFS instead of Herald's WAL write-gathering one (sqlite/wal_vfs.h).
+  store_options.use_wal_vfs = EnvInRange("HERALD_SQLITE_WAL_VFS", 1, 0, 1) != 0;
   Result<std::unique_ptr<store::Store>> store = store::OpenSqliteStore(store_options, **keys);
   if (!store.ok()) return Fail(store.status());
   Result<std::vector<NewKey>> generated = BootstrapEnvironments(**store, **keys);

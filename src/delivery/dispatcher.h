@@ -33,7 +33,7 @@ struct DispatcherOptions {
   std::size_t claim_batch = 512;
   // Queued triggers read and planned per pass. The store plans them in small background writes
   // that let waiting acknowledgements go first, so a large pass does not hold triggers back
-  // (bench/e2e/ab.sh: 128 against 32 before that, at 192 connections, more deliveries per second).
+  // (measured: bench/HISTORY.md).
   std::size_t plan_batch = 128;
   std::size_t fanout_batch = 500;  // subscribers expanded per fan-out transaction
   // How long a claimed message stays with this process. The embedded store has one owner and

@@ -10,6 +10,7 @@
 #include <deque>
 #include <filesystem>
 #include <future>
+#include <map>
 #include <mutex>
 #include <thread>
 
@@ -140,10 +141,40 @@ class FakeClient : public http::Client {
 // endpoint; 401 means that token is stale. With `batch` > 1 it sends that many messages per
 // request (the body lists their device tokens, one per line) and records the thread that
 // classified each reply.
-class AuthProvider : public providers::Provider, public providers::Authenticator {
+class AuthProvider : public providers::Provider,
+                     public providers::Authenticator,
+                     public providers::ReceiptChecker {
  public:
-  explicit AuthProvider(std::size_t batch) : batch_(batch) {}
+  AuthProvider(std::size_t batch, bool receipts) : batch_(batch), receipts_(receipts) {}
   const Authenticator* auth() const override { return this; }
+  // With receipts: a send is accepted with its device token as the receipt; the check answers
+  // "device-1" delivered, "device-2" dead (the app is gone).
+  const ReceiptChecker* receipts() const override { return receipts_ ? this : nullptr; }
+  std::size_t max_receipts() const override { return 10; }
+  std::chrono::milliseconds first_check_after() const override { return 20ms; }
+  Result<http::Request> BuildCheck(std::span<const std::string> receipts,
+                                   const providers::AuthToken& token) const override {
+    http::Request r;
+    r.url = "https://push.example.com/receipts";
+    r.headers = {{"authorization", "Bearer " + token.value}};
+    for (const std::string& receipt : receipts) r.body += receipt + "\n";
+    return r;
+  }
+  std::vector<providers::Outcome> ReadCheck(const http::Outcome& reply,
+                                            std::span<const std::string> receipts) const override {
+    std::vector<providers::Outcome> out;
+    for (const std::string& receipt : receipts) {
+      providers::Outcome o;
+      if (!reply.ok() || reply.response.status != 200) {
+        o.verdict = providers::Verdict::kPending;
+      } else if (receipt == "device-2") {
+        o = {providers::Verdict::kFailedRemoveToken, "DeviceNotRegistered", "gone"};
+        o.unsubscribed = true;
+      }
+      out.push_back(o);
+    }
+    return out;
+  }
   Kind kind() const override { return Kind::kExchanged; }
   std::string CredentialKey() const override { return "test-credential"; }
   Result<http::Request> BuildExchange(EpochMs) const override {
@@ -170,6 +201,10 @@ class AuthProvider : public providers::Provider, public providers::Authenticator
     }
     providers::Outcome out = providers::ClassifyTransport(reply);
     if (reply.ok()) out.provider_message_id = reply.response.body;
+    if (receipts_ && out.verdict == providers::Verdict::kDelivered) {
+      out.verdict = providers::Verdict::kAccepted;
+      out.receipt = reply.response.body;
+    }
     return out;
   }
 
@@ -212,6 +247,7 @@ class AuthProvider : public providers::Provider, public providers::Authenticator
 
  private:
   const std::size_t batch_;
+  const bool receipts_;
 };
 
 class AuthSpec : public providers::ProviderSpec {
@@ -226,13 +262,14 @@ class AuthSpec : public providers::ProviderSpec {
   }
   Result<std::unique_ptr<providers::Provider>> Create(const Json&) const override {
     ++created;
-    auto provider = std::make_unique<AuthProvider>(batch);
+    auto provider = std::make_unique<AuthProvider>(batch, receipts);
     last = provider.get();
     return std::unique_ptr<providers::Provider>(std::move(provider));
   }
   mutable std::atomic<int> created{0};
   mutable std::atomic<AuthProvider*> last{nullptr};
   std::size_t batch = 1;
+  bool receipts = false;
 
  private:
   std::vector<providers::CredentialField> fields_;
@@ -499,6 +536,39 @@ TEST_F(DispatcherTest, TestSendAndConnectionTest) {
   EXPECT_EQ(missing.get_future().get().status().code(), Code::kNotFound);
   dispatcher.Stop(1s);
   EXPECT_EQ(client.Bodies(), (std::vector<std::string>{"probe-device", "probe-device"}));
+}
+
+// A provider that confirms later: the messages wait pending with their receipts, which are
+// checked in one request after first_check_after(); the check settles each message, and a dead
+// token found by it leaves the subscriber.
+TEST_F(DispatcherTest, ReceiptsAreCheckedLaterInOneRequest) {
+  spec_.receipts = true;
+  FakeClient client(Stale::kNone, /*hold_first=*/0);
+  Dispatcher dispatcher(*store_, client, Planner(), Options("test"));
+  Trigger(dispatcher, "tx-receipts");
+  dispatcher.Start();
+  dispatcher.Wake();
+  std::vector<store::Message> messages = Settled("tx-receipts");
+  dispatcher.Stop(1s);
+
+  ASSERT_EQ(messages.size(), 2u);
+  std::map<std::string, store::Message> by_token;
+  for (const store::Message& m : messages) by_token[m.device_token] = m;
+  EXPECT_EQ(by_token["device-1"].state, store::DeliveryState::kDelivered);
+  EXPECT_EQ(by_token["device-1"].provider_response_id.value_or(""), "device-1");
+  EXPECT_EQ(by_token["device-1"].attempts, 2);  // the send, then the check
+  EXPECT_EQ(by_token["device-2"].state, store::DeliveryState::kFailed);
+  EXPECT_EQ(by_token["device-2"].error_id.value_or(""), "DeviceNotRegistered");
+  std::vector<std::string> bodies = client.Bodies();
+  ASSERT_EQ(bodies.size(), 3u);
+  EXPECT_TRUE(bodies[2] == "device-1\ndevice-2\n" || bodies[2] == "device-2\ndevice-1\n")
+      << bodies[2];
+  Result<store::Subscriber> subscriber = store_->GetSubscriber(env_, "u1");
+  ASSERT_TRUE(subscriber.ok());
+  for (const store::DeviceToken& t : subscriber->channels.at(0).tokens) {
+    EXPECT_EQ(t.status, t.token == "device-2" ? store::TokenStatus::kUnsubscribed
+                                              : store::TokenStatus::kActive);
+  }
 }
 
 // What a crashed process had in flight is taken back on start and sent before the triggers

@@ -105,8 +105,8 @@ struct ClientOptions {
   std::size_t default_concurrency_per_key = 64;
   // Connections per origin. HTTP/1.1 carries one request per connection at a time, so a cap
   // below the concurrency only queues requests inside libcurl, which re-tries the queued ones
-  // whenever a transfer ends (bench/e2e/ab.sh: 8 cost the I/O thread ~8 us more per request than
-  // 32); the concurrency limit above is what throttles. HTTP/2 multiplexes on one connection.
+  // whenever a transfer ends (measured: bench/HISTORY.md); the concurrency limit above is what
+  // throttles. HTTP/2 multiplexes on one connection.
   std::size_t max_connections_per_host = 64;
   std::size_t max_response_bytes = 1 << 20;  // larger bodies fail with kProtocol; 0 = no cap
   std::string user_agent = "herald/0.1";

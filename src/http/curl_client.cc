@@ -123,11 +123,7 @@ class CurlClient final : public Client {
   static CURLcode OnSslContext(CURL* easy, void* ssl_ctx, void* user);
 
   const ClientOptions options_;
-  // The trusted CAs (the system bundle plus options_.ca_file), parsed once and shared by every
-  // TLS connection: libcurl would parse its CA file or blob again for each new connection (~20 ms
-  // of CPU for the system bundle with OpenSSL 3). Null when libcurl is not built on OpenSSL; then
-  // ca_pem_ (only with a ca_file) goes to CURLOPT_CAINFO_BLOB and libcurl's default file is used
-  // otherwise.
+  // The trusted CAs (see TrustAnchors in curl_support.h).
   std::unique_ptr<X509_STORE, X509StoreDeleter> ca_store_;
   std::string ca_pem_;
   std::string ca_error_;  // set when options_.ca_file could not be read

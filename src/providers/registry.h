@@ -3,6 +3,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -50,6 +51,14 @@ class ProviderSpec {
   // The identity two tokens are compared by for de-duplication (web-push: the endpoint;
   // others: the token itself). `normalized` is a value NormalizeDeviceToken returned.
   virtual std::string TokenIdentity(std::string_view normalized) const;
+
+  // Whether Novu's SDKs know this providerId: they validate subscriber channels and message
+  // records against a closed list, so records of other providers are shown apart (web-push).
+  virtual bool known_to_novu_sdk() const { return true; }
+  // Where a device token points, when it is a URL (web-push: the subscription's endpoint).
+  virtual std::optional<std::string> Endpoint(std::string_view /*normalized*/) const {
+    return std::nullopt;
+  }
 
   // Binds validated credentials to a Provider that can deliver. FailedPrecondition when Herald
   // cannot deliver through this provider yet (the message fails as a configuration error).

@@ -9,9 +9,12 @@ void PutOpt(Json& out, const char* key, const std::optional<std::string>& value)
   if (value) out[key] = *value;
 }
 
-// Novu's SDK validates channels[].providerId against a closed enum without web-push, so web-push
-// channels are listed under Herald's own `webPushChannels` key instead.
-bool InNovuChannels(std::string_view provider_id) { return provider_id != "web-push"; }
+// Novu's SDK validates channels[].providerId against a closed enum, so channels of providers it
+// does not know (web-push) are listed under Herald's own `webPushChannels` key instead.
+bool KnownToNovuSdk(std::string_view provider_id) {
+  const providers::ProviderSpec* spec = providers::FindProvider(provider_id);
+  return spec == nullptr || spec->known_to_novu_sdk();
+}
 
 Json ChannelJson(const store::SubscriberChannel& ch) {
   Json tokens = Json::array();
@@ -111,7 +114,7 @@ Json SubscriberJson(const store::Subscriber& s, std::string_view organization_id
   if (p.data && p.data->is_object()) out["data"] = *p.data;
   Json channels = Json::array(), web_push = Json::array();
   for (const store::SubscriberChannel& ch : s.channels) {
-    (InNovuChannels(ch.provider_id) ? channels : web_push).push_back(ChannelJson(ch));
+    (KnownToNovuSdk(ch.provider_id) ? channels : web_push).push_back(ChannelJson(ch));
   }
   out["channels"] = std::move(channels);
   out["webPushChannels"] = std::move(web_push);
@@ -135,7 +138,9 @@ Json DevicesJson(const store::Subscriber& s) {
           {"lastFailureReason", t.last_failure_reason ? Json(*t.last_failure_reason) : Json()},
           {"statusChangedAt", t.status_changed_at ? Json(IsoTime(*t.status_changed_at)) : Json()},
           {"registeredAt", IsoTime(t.registered_at.value_or(t.created_at))}};
-      if (spec && ch.provider_id == "web-push") device["endpoint"] = spec->TokenIdentity(t.token);
+      if (std::optional<std::string> endpoint = spec ? spec->Endpoint(t.token) : std::nullopt) {
+        device["endpoint"] = std::move(*endpoint);
+      }
       out.push_back(std::move(device));
     }
   }
@@ -282,8 +287,8 @@ Json NotificationJson(const store::NotificationWithMessages& item,
   const store::Notification& n = item.notification;
   Json jobs = Json::array();
   for (const store::Message& m : item.messages) {
-    // The SDK validates job.providerId against a closed list without web-push.
-    if (m.provider_id == "web-push") continue;
+    // The SDK validates job.providerId against a closed list.
+    if (!KnownToNovuSdk(m.provider_id)) continue;
     const char* detail_status = m.state == store::DeliveryState::kDelivered ? "Success"
                                 : m.state == store::DeliveryState::kFailed  ? "Failed"
                                                                             : "Pending";

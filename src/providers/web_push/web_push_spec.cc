@@ -114,6 +114,12 @@ class WebPushSpec final : public BasicSpec {
     return canonical.dump();
   }
 
+  // Novu has no web-push provider: its SDK refuses records that name it.
+  bool known_to_novu_sdk() const override { return false; }
+  std::optional<std::string> Endpoint(std::string_view normalized) const override {
+    return TokenIdentity(normalized);
+  }
+
   std::string TokenIdentity(std::string_view normalized) const override {
     std::string error;
     std::optional<Json> subscription = ParseJson(normalized, &error);

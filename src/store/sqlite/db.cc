@@ -126,15 +126,14 @@ Result<std::unique_ptr<Db>> Db::Open(const std::string& path, bool read_only, bo
   // log itself before it acknowledges a write (see writer.h), and checkpoints still sync.
   // A 4 MiB page cache: the writer's hot pages (the right edges of the tables and indexes it
   // appends to, recent messages) fit, and it is full within the first few thousand triggers,
-  // after which SQLite reuses its pages instead of allocating new ones. With 16 MiB a fresh
-  // process spent its first ~50 000 triggers faulting in new memory (bench/README.md, "SQLite's
-  // page cache": −3.5 µs per trigger over 20 000 triggers, −5 µs over 60 000, level after a
-  // warm-up of 80 000). A reader in WAL mode drops its cache when it starts reading after
+  // after which SQLite reuses its pages instead of allocating new ones (a larger cache had a
+  // fresh process fault in new memory for tens of thousands of triggers: bench/README.md,
+  // "SQLite's page cache"). A reader in WAL mode drops its cache when it starts reading after
   // another connection committed, so on a busy store its cache stays small anyway.
   // secure_delete=FAST: Debian builds SQLite with secure delete on, which also overwrites every
   // page freed to the freelist and writes it to the log; FAST still zeroes deleted content on the
   // pages a delete writes anyway, and skips only those extra page writes (the inbox frees a page
-  // every few dozen triggers; five interleaved pairs: -3 us per trigger, four lower, one higher).
+  // every few dozen triggers; measured: bench/HISTORY.md).
   // (Debian's SQLite is also built without lookaside memory: its allocations all go to malloc.)
   std::string pragmas =
       "PRAGMA foreign_keys=ON; PRAGMA synchronous=NORMAL; PRAGMA temp_store=MEMORY;"

@@ -44,7 +44,7 @@ enum class Priority { kForeground, kBackground };
 // How a write that fails is undone. kSavepoint: the writer runs it inside a savepoint of its own
 // and rolls that back. kSelf: the write leaves nothing behind when it fails, because it makes
 // one change with one statement (SQLite undoes a failed statement) or rolls itself back; it then
-// costs no savepoint (about 1 us a write).
+// costs no savepoint.
 enum class Undo { kSavepoint, kSelf };
 
 class Writer {
