@@ -136,6 +136,22 @@ test('GOAWAY: the streams it refused go out again on a new connection', T, async
   for (const t of tokens) assert.equal(receivedFor(t).length, 1, `each device once: ${t}`);
 });
 
+test('an http:// baseUrl speaks HTTP/2 with prior knowledge (h2c), for loopback mocks', T, async () => {
+  const plain = await startApnsMock();  // h2c
+  try {
+    plain.addKey({ keyId: 'KEY1234567', teamId: 'TEAM123456', publicKeyPem: key.publicPem });
+    assert.match(plain.origin, /^http:/);
+    const integration = await createIntegration(h, 'apns', { ...tokenCredentials(key, 'KEY1234567'), baseUrl: plain.origin });
+    const tokens = [device(), device()];
+    const subscriberId = await createSubscriberWithTokens(h, integration, tokens);
+    const messages = await settled(h, await trigger(h, wf, subscriberId, { orderId: 5 }), 2);
+    for (const m of messages) assert.equal(m.status, 'sent', JSON.stringify(m));
+    assert.deepEqual(plain.received.map((r) => r.token).sort(), [...tokens].sort());
+  } finally {
+    await plain.close();
+  }
+});
+
 test('certificate auth: a .p12 with its password, a PEM certificate and key', T, async () => {
   const client = await pki.issueClient({ cn: 'Apple Push Services: com.example.herald', uid: BUNDLE, password: 'p12-secret' });
   const p12 = await createIntegration(h, 'apns', {

@@ -119,6 +119,24 @@ test('a subscription the browser dropped is removed once and kept as unsubscribe
   assert.equal((await deviceRecords(h, subscriberId)).find((d) => d.endpoint === JSON.parse(gone.token).endpoint).status, 'active');
 });
 
+test('an integration with configurations.removeDeadTokens = false keeps a dropped subscription', T, async () => {
+  const keeper = await createIntegration(h, 'web-push', {
+    apiKey: vapid.publicKey, secretKey: vapid.privateKey, from: 'mailto:ops@example.com',
+  });
+  const res = await raw(h, 'PUT', `/v1/integrations/${keeper._id}`, { body: { configurations: { removeDeadTokens: false } } });
+  assert.equal(res.status, 200, res.text);
+  const [gone] = subscriptions(1);
+  mock.unsubscribe(gone.id);
+  const subscriberId = await createSubscriberWithTokens(h, keeper, [gone.token]);
+  const [m] = await settled(h, await trigger(h, wf, subscriberId, { orderId: 9 }), 1);
+  assert.equal(m.status, 'error');
+  assert.equal(m.errorId, 'SUBSCRIPTION_GONE');
+  assert.deepEqual(await listedTokens(h, subscriberId, 'web-push'), [gone.token]);
+  const [record] = await deviceRecords(h, subscriberId);
+  assert.equal(record.status, 'active');
+  assert.equal(record.lastFailureReason, 'SUBSCRIPTION_GONE');
+});
+
 test('429 (Retry-After) and 5xx are retried; 413 fails for good', T, async () => {
   const [busy, broken, huge] = subscriptions(3);
   mock.script(busy.id, [{ status: 429, headers: { 'retry-after': '1' } }]);
