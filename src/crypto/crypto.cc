@@ -1,5 +1,7 @@
 #include "crypto/crypto.h"
 
+#include "crypto/internal.h"
+
 #include <openssl/bio.h>
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
@@ -16,29 +18,24 @@
 #include <memory>
 
 #include "core/ids.h"
+#include "crypto/internal.h"
 
 namespace herald::crypto {
 namespace {
 
 using std::string_view_literals::operator""sv;
 
-template <auto Free>
-struct Deleter {
-  template <typename T>
-  void operator()(T* p) const {
-    Free(p);
-  }
-};
-using BioPtr = std::unique_ptr<BIO, Deleter<BIO_free>>;
+using internal::BioPtr;
+using internal::CipherCtxPtr;
+using internal::Deleter;
+using internal::PkeyCtxPtr;
+using internal::PkeyPtr;
 using BnPtr = std::unique_ptr<BIGNUM, Deleter<BN_clear_free>>;
-using CipherCtxPtr = std::unique_ptr<EVP_CIPHER_CTX, Deleter<EVP_CIPHER_CTX_free>>;
 using ParamBldPtr = std::unique_ptr<OSSL_PARAM_BLD, Deleter<OSSL_PARAM_BLD_free>>;
 using ParamsPtr = std::unique_ptr<OSSL_PARAM, Deleter<OSSL_PARAM_free>>;
-using PkeyCtxPtr = std::unique_ptr<EVP_PKEY_CTX, Deleter<EVP_PKEY_CTX_free>>;
-using PkeyPtr = std::unique_ptr<EVP_PKEY, Deleter<EVP_PKEY_free>>;
 
-constexpr std::size_t kP256ScalarSize = 32;
-constexpr std::size_t kP256PointSize = 65;
+using internal::kP256PointSize;
+using internal::kP256ScalarSize;
 constexpr std::size_t kAesKeySize = 32;
 constexpr std::size_t kGcmNonceSize = 12;
 constexpr std::size_t kGcmTagSize = 16;

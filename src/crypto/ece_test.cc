@@ -10,16 +10,13 @@
 
 #include "core/ids.h"
 #include "crypto/crypto.h"
+#include "crypto/test_util.h"
 #include "crypto/keys.h"
 
 namespace herald::crypto {
 namespace {
 
-std::string B64(std::string_view text) {
-  std::optional<std::string> raw = Base64UrlDecode(text);
-  EXPECT_TRUE(raw.has_value()) << text;
-  return raw.value_or("");
-}
+using test_util::B64;
 
 bool Contains(const Status& status, std::string_view what) {
   return status.message().find(what) != std::string::npos;

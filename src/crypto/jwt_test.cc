@@ -11,15 +11,12 @@
 
 #include "core/json.h"
 #include "crypto/crypto.h"
+#include "crypto/test_util.h"
 
 namespace herald::crypto {
 namespace {
 
-std::string B64(std::string_view text) {
-  std::optional<std::string> raw = Base64UrlDecode(text);
-  EXPECT_TRUE(raw.has_value()) << text;
-  return raw.value_or("");
-}
+using test_util::B64;
 
 // ---- RFC 7515 Appendix A.2: RS256 is deterministic, so the JWS must match byte for byte ----
 

@@ -17,11 +17,7 @@
 namespace herald::crypto {
 namespace {
 
-std::string B64(std::string_view text) {
-  std::optional<std::string> raw = Base64UrlDecode(text);
-  EXPECT_TRUE(raw.has_value()) << text;
-  return raw.value_or("");
-}
+using test_util::B64;
 
 using PkeyOwner = std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)>;
 

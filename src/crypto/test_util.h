@@ -1,4 +1,5 @@
-// Helpers for the crypto tests that drive the openssl command-line tool. Test code only.
+// Helpers for the crypto tests: base64url test vectors, and the openssl command-line tool. Test
+// code only.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -11,7 +12,16 @@
 #include <string>
 #include <string_view>
 
+#include "crypto/crypto.h"
+
 namespace herald::crypto::test_util {
+
+// The bytes of a base64url test vector (a test failure if it does not decode).
+inline std::string B64(std::string_view text) {
+  std::optional<std::string> raw = Base64UrlDecode(text);
+  EXPECT_TRUE(raw.has_value()) << text;
+  return raw.value_or("");
+}
 
 // True if an `openssl` executable is on PATH.
 inline bool HaveOpensslCli() {

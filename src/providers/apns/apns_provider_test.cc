@@ -15,10 +15,15 @@
 #include "crypto/keys.h"
 #include "crypto/test_util.h"
 #include "providers/registry.h"
+#include "providers/provider_test_util.h"
 #include "providers/spec_test_util.h"
 
 namespace herald::providers {
 namespace {
+
+using test::Failure;
+using test::HeaderOf;
+using test::Reply;
 
 constexpr const char* kDeviceToken =
     "a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90";
@@ -27,15 +32,7 @@ constexpr const char* kMessageId = "65f0c0ffee0123456789abcd";
 Json Credentials() { return test::ValidCredentials("apns"); }
 
 std::unique_ptr<Provider> Make(const Json& credentials = Credentials()) {
-  const ProviderSpec* spec = FindProvider("apns");
-  EXPECT_NE(spec, nullptr);
-  Json copy = credentials;
-  Status valid = spec->ValidateCredentials(copy);
-  EXPECT_TRUE(valid.ok()) << valid.message();
-  Result<std::unique_ptr<Provider>> provider = spec->Create(copy);
-  EXPECT_TRUE(provider.ok()) << (provider.ok() ? "" : provider.status().message());
-  if (!provider.ok()) return nullptr;
-  return std::move(*provider);
+  return test::MakeProvider("apns", credentials);
 }
 
 PushMessage Message() {
@@ -50,22 +47,6 @@ PushMessage Message() {
 }
 
 AuthToken Token() { return AuthToken{"hdr.claims.sig", NowMs(), NowMs() + 3000000}; }
-
-std::string HeaderOf(const http::Request& request, std::string_view name, int* count = nullptr) {
-  std::string found;
-  int n = 0;
-  for (const auto& [key, value] : request.headers) {
-    if (key.size() == name.size() &&
-        std::equal(key.begin(), key.end(), name.begin(), [](char a, char b) {
-          return std::tolower(static_cast<unsigned char>(a)) ==
-                 std::tolower(static_cast<unsigned char>(b));
-        })) {
-      if (n++ == 0) found = value;
-    }
-  }
-  if (count) *count = n;
-  return found;
-}
 
 bool HasHeader(const http::Request& request, std::string_view name) {
   int count = 0;
@@ -82,21 +63,6 @@ http::Request Build(const Provider& provider, const PushMessage& m,
 
 Json BodyOf(const http::Request& request) {
   return Json::parse(request.body, nullptr, /*allow_exceptions=*/false);
-}
-
-std::string RefusalReason(const Provider& provider, const PushMessage& m) {
-  Result<http::Request> request = provider.BuildRequest(m, Token());
-  if (request.ok()) return "<accepted>";
-  EXPECT_EQ(request.status().code(), Code::kInvalidArgument);
-  return ReasonOf(request.status(), "<no reason>");
-}
-
-http::Outcome Reply(int status, std::string body = "", http::Headers headers = {}) {
-  http::Outcome out;
-  out.response.status = status;
-  out.response.headers = std::move(headers);
-  out.response.body = std::move(body);
-  return out;
 }
 
 http::Outcome Reason(int status, std::string_view reason) {
@@ -219,7 +185,7 @@ TEST(ApnsProviderTest, TopicFollowsThePushType) {
   for (Json bad : {Json{{"pushType", "banner"}}, Json{{"pushType", 1}}, Json{{"topic", ""}},
                    Json{{"topic", 5}}}) {
     m.overrides = bad;
-    EXPECT_EQ(RefusalReason(*provider, m), "INVALID_OVERRIDES") << bad.dump();
+    EXPECT_EQ(test::RefusalReason(*provider, m, Token()), "INVALID_OVERRIDES") << bad.dump();
   }
 }
 
@@ -276,7 +242,7 @@ TEST(ApnsProviderTest, PriorityExpirationAndCollapseIdFromOverrides) {
                    Json{{"priority", 7}}, Json{{"priority", "10"}}, Json{{"expiry", -1}},
                    Json{{"expiry", "tomorrow"}}, Json{{"expiration", 1.5}}}) {
     m.overrides = bad;
-    EXPECT_EQ(RefusalReason(*provider, m), "INVALID_OVERRIDES") << bad.dump();
+    EXPECT_EQ(test::RefusalReason(*provider, m, Token()), "INVALID_OVERRIDES") << bad.dump();
   }
 }
 
@@ -350,7 +316,7 @@ TEST(ApnsProviderTest, ApsKeysAndCustomKeysFromOverrides) {
   for (Json bad : {Json{{"payload", "x"}}, Json{{"data", Json::array()}}, Json{{"aps", 1}},
                    Json{{"alert", 2}}}) {
     m.overrides = bad;
-    EXPECT_EQ(RefusalReason(*provider, m), "INVALID_OVERRIDES") << bad.dump();
+    EXPECT_EQ(test::RefusalReason(*provider, m, Token()), "INVALID_OVERRIDES") << bad.dump();
   }
 }
 
@@ -365,14 +331,14 @@ TEST(ApnsProviderTest, PayloadLimitIs4096AndForVoip5120) {
   http::Request fits = Build(*provider, m);
   EXPECT_EQ(fits.body.size(), 4096u);
   m.content += "x";
-  EXPECT_EQ(RefusalReason(*provider, m), "PayloadTooLarge");
+  EXPECT_EQ(test::RefusalReason(*provider, m, Token()), "PayloadTooLarge");
 
   m.overrides = {{"pushType", "voip"}};
   EXPECT_EQ(Build(*provider, m).body.size(), 4097u);
   m.content = std::string(5120 - base + 1, 'x');
   EXPECT_EQ(Build(*provider, m).body.size(), 5120u);
   m.content += "x";
-  EXPECT_EQ(RefusalReason(*provider, m), "PayloadTooLarge");
+  EXPECT_EQ(test::RefusalReason(*provider, m, Token()), "PayloadTooLarge");
 }
 
 // ---- provider token ---------------------------------------------------------------------------

@@ -14,10 +14,15 @@
 #include "crypto/jwt.h"
 #include "crypto/keys.h"
 #include "providers/registry.h"
+#include "providers/provider_test_util.h"
 #include "providers/spec_test_util.h"
 
 namespace herald::providers {
 namespace {
+
+using test::Failure;
+using test::HeaderOf;
+using test::Reply;
 
 constexpr const char* kSendUrl = "https://fcm.googleapis.com/v1/projects/herald-demo/messages:send";
 constexpr const char* kGrantPrefix =
@@ -29,15 +34,7 @@ Json Credentials(Json account = test::ServiceAccount()) {
 }
 
 std::unique_ptr<Provider> Make(const Json& credentials = test::ValidCredentials("fcm")) {
-  const ProviderSpec* spec = FindProvider("fcm");
-  EXPECT_NE(spec, nullptr);
-  Json copy = credentials;
-  Status valid = spec->ValidateCredentials(copy);
-  EXPECT_TRUE(valid.ok()) << valid.message();
-  Result<std::unique_ptr<Provider>> provider = spec->Create(copy);
-  EXPECT_TRUE(provider.ok()) << (provider.ok() ? "" : provider.status().message());
-  if (!provider.ok()) return nullptr;
-  return std::move(*provider);
+  return test::MakeProvider("fcm", credentials);
 }
 
 PushMessage Message() {
@@ -53,22 +50,6 @@ PushMessage Message() {
 
 AuthToken Token() { return AuthToken{"ya29.fake-token", NowMs(), NowMs() + 3000000}; }
 
-std::string HeaderOf(const http::Request& request, std::string_view name, int* count = nullptr) {
-  std::string found;
-  int n = 0;
-  for (const auto& [key, value] : request.headers) {
-    if (key.size() == name.size() &&
-        std::equal(key.begin(), key.end(), name.begin(), [](char a, char b) {
-          return std::tolower(static_cast<unsigned char>(a)) ==
-                 std::tolower(static_cast<unsigned char>(b));
-        })) {
-      if (n++ == 0) found = value;
-    }
-  }
-  if (count) *count = n;
-  return found;
-}
-
 http::Request Build(const Provider& provider, const PushMessage& m) {
   Result<http::Request> request = provider.BuildRequest(m, Token());
   EXPECT_TRUE(request.ok()) << (request.ok() ? "" : request.status().message());
@@ -82,28 +63,6 @@ Json MessageOf(const Provider& provider, const PushMessage& m) {
   EXPECT_TRUE(body.is_object()) << request.body;
   EXPECT_EQ(body.size(), 1u) << request.body;
   return body.is_object() ? body["message"] : Json();
-}
-
-std::string RefusalReason(const Provider& provider, const PushMessage& m) {
-  Result<http::Request> request = provider.BuildRequest(m, Token());
-  if (request.ok()) return "<accepted>";
-  EXPECT_EQ(request.status().code(), Code::kInvalidArgument);
-  return ReasonOf(request.status(), "<no reason>");
-}
-
-http::Outcome Reply(int status, std::string body = "", http::Headers headers = {}) {
-  http::Outcome out;
-  out.response.status = status;
-  out.response.headers = std::move(headers);
-  out.response.body = std::move(body);
-  return out;
-}
-
-http::Outcome Failure(http::TransportError error) {
-  http::Outcome out;
-  out.error = error;
-  out.error_message = "simulated";
-  return out;
 }
 
 // A google.rpc.Status body (protocols.md §1.7).
@@ -360,7 +319,7 @@ TEST(FcmProviderTest, PlatformBlocksFromOverrides) {
                    Json{{"fcmOptions", true}}, Json{{"data", Json::array()}}, Json{{"data", "x"}},
                    Json{{"image", 1}}}) {
     m.overrides = bad;
-    EXPECT_EQ(RefusalReason(*provider, m), "INVALID_OVERRIDES") << bad.dump();
+    EXPECT_EQ(test::RefusalReason(*provider, m, Token()), "INVALID_OVERRIDES") << bad.dump();
   }
 }
 

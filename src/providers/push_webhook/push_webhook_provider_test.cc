@@ -3,10 +3,15 @@
 #include <gtest/gtest.h>
 
 #include "crypto/crypto.h"
+#include "providers/provider_test_util.h"
 #include "providers/registry.h"
 
 namespace herald::providers {
 namespace {
+
+using test::Failure;
+using test::HeaderOf;
+using test::Reply;
 
 Json Credentials() {
   return {{"webhookUrl", "https://hooks.example.com/push?x=1"}, {"secretKey", "sekret"}};
@@ -66,31 +71,23 @@ TEST(PushWebhookProviderTest, SpecCreatesIt) {
   EXPECT_EQ(FindProvider("expo")->Create(Json::object()).status().code(), Code::kFailedPrecondition);
 }
 
-http::Outcome Reply(int status, http::Headers headers = {}, std::string body = "") {
-  http::Outcome out;
-  out.response.status = status;
-  out.response.headers = std::move(headers);
-  out.response.body = std::move(body);
-  return out;
-}
-
 TEST(PushWebhookProviderTest, ClassifiesReplies) {
   auto provider = NewPushWebhookProvider(Credentials());
   ASSERT_TRUE(provider.ok());
   const Provider& p = **provider;
-  Outcome ok = p.Classify(Reply(200, {}, "{\"id\":\"abc\"}"));
+  Outcome ok = p.Classify(Reply(200, "{\"id\":\"abc\"}"));
   EXPECT_EQ(ok.verdict, Verdict::kDelivered);
   EXPECT_EQ(ok.provider_message_id, "abc");
   EXPECT_EQ(p.Classify(Reply(204)).verdict, Verdict::kDelivered);
-  EXPECT_EQ(p.Classify(Reply(200, {}, "not json")).provider_message_id, "");
+  EXPECT_EQ(p.Classify(Reply(200, "not json")).provider_message_id, "");
   // A 2xx whose body was too large to keep was still taken: delivered, never sent again.
-  http::Outcome huge = Reply(200, {}, "{\"id\":\"cut-short");
+  http::Outcome huge = Reply(200, "{\"id\":\"cut-short");
   huge.response.body_truncated = true;
   EXPECT_EQ(p.Classify(huge).verdict, Verdict::kDelivered);
   EXPECT_EQ(p.Classify(huge).provider_message_id, "");
   huge.response.status = 502;
   EXPECT_EQ(p.Classify(huge).verdict, Verdict::kRetry);
-  Outcome busy = p.Classify(Reply(429, {{"retry-after", "3"}}));
+  Outcome busy = p.Classify(Reply(429, "", {{"retry-after", "3"}}));
   EXPECT_EQ(busy.verdict, Verdict::kRetry);
   ASSERT_TRUE(busy.retry_after.has_value());
   EXPECT_EQ(busy.retry_after->count(), 3000);

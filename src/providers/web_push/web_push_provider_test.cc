@@ -15,10 +15,15 @@
 #include "crypto/jwt.h"
 #include "crypto/keys.h"
 #include "providers/registry.h"
+#include "providers/provider_test_util.h"
 #include "providers/spec_test_util.h"
 
 namespace herald::providers {
 namespace {
+
+using test::Failure;
+using test::HeaderOf;
+using test::Reply;
 
 using crypto::Base64UrlDecode;
 using crypto::Base64UrlEncode;
@@ -49,14 +54,7 @@ const Browser& TheBrowser() {
 Json Credentials() { return test::ValidCredentials("web-push"); }
 
 std::unique_ptr<Provider> Make(const Json& credentials = Credentials()) {
-  const ProviderSpec* spec = FindProvider("web-push");
-  EXPECT_NE(spec, nullptr);
-  Json copy = credentials;
-  EXPECT_TRUE(spec->ValidateCredentials(copy).ok());
-  Result<std::unique_ptr<Provider>> provider = spec->Create(copy);
-  EXPECT_TRUE(provider.ok()) << (provider.ok() ? "" : provider.status().message());
-  if (!provider.ok()) return nullptr;
-  return std::move(*provider);
+  return test::MakeProvider("web-push", credentials);
 }
 
 PushMessage Message(const std::string& token = TheBrowser().Token()) {
@@ -72,22 +70,6 @@ PushMessage Message(const std::string& token = TheBrowser().Token()) {
 
 AuthToken Token() { return AuthToken{"header.claims.sig", NowMs(), NowMs() + 3600000}; }
 
-std::string HeaderOf(const http::Request& request, std::string_view name, int* count = nullptr) {
-  std::string found;
-  int n = 0;
-  for (const auto& [key, value] : request.headers) {
-    if (key.size() == name.size() &&
-        std::equal(key.begin(), key.end(), name.begin(), [](char a, char b) {
-          return std::tolower(static_cast<unsigned char>(a)) ==
-                 std::tolower(static_cast<unsigned char>(b));
-        })) {
-      if (n++ == 0) found = value;
-    }
-  }
-  if (count) *count = n;
-  return found;
-}
-
 // The JSON the service worker receives for `message`.
 Json Decrypted(const Provider& provider, const PushMessage& message) {
   Result<http::Request> request = provider.BuildRequest(message, Token());
@@ -100,28 +82,6 @@ Json Decrypted(const Provider& provider, const PushMessage& message) {
   std::optional<Json> json = ParseJson(*plaintext, &error);
   EXPECT_TRUE(json.has_value()) << error;
   return json.value_or(Json());
-}
-
-std::string RefusalReason(const Provider& provider, const PushMessage& message) {
-  Result<http::Request> request = provider.BuildRequest(message, Token());
-  if (request.ok()) return "<accepted>";
-  EXPECT_EQ(request.status().code(), Code::kInvalidArgument);
-  return ReasonOf(request.status(), "<no reason>");
-}
-
-http::Outcome Reply(int status, http::Headers headers = {}, std::string body = "") {
-  http::Outcome out;
-  out.response.status = status;
-  out.response.headers = std::move(headers);
-  out.response.body = std::move(body);
-  return out;
-}
-
-http::Outcome Failure(http::TransportError error) {
-  http::Outcome out;
-  out.error = error;
-  out.error_message = "simulated";
-  return out;
 }
 
 // ---- the request ------------------------------------------------------------------------------
@@ -208,7 +168,7 @@ TEST(WebPushProviderTest, BadHeaderOverridesAreRefused) {
         Json{{"urgency", "high, low"}}, Json{{"topic", ""}}, Json{{"topic", std::string(33, 'a')}},
         Json{{"topic", "has space"}}, Json{{"topic", "a+b/c="}}, Json{{"topic", 12}}}) {
     m.overrides = overrides;
-    EXPECT_EQ(RefusalReason(*provider, m), "INVALID_OVERRIDES") << overrides.dump();
+    EXPECT_EQ(test::RefusalReason(*provider, m, Token()), "INVALID_OVERRIDES") << overrides.dump();
   }
 }
 
@@ -279,7 +239,7 @@ TEST(WebPushProviderTest, NotificationOptionsOfTheWrongTypeAreRefused) {
         Json{{"url", Json::object()}}, Json{{"actions", "x"}}, Json{{"requireInteraction", "yes"}},
         Json{{"silent", 1}}, Json{{"data", "x"}}, Json{{"data", Json::array()}}}) {
     m.overrides = overrides;
-    EXPECT_EQ(RefusalReason(*provider, m), "INVALID_OVERRIDES") << overrides.dump();
+    EXPECT_EQ(test::RefusalReason(*provider, m, Token()), "INVALID_OVERRIDES") << overrides.dump();
   }
 }
 
@@ -299,7 +259,7 @@ TEST(WebPushProviderTest, PlaintextOverTheLimitIsRefused) {
   EXPECT_EQ(fits->body.size(), 4096u);
   EXPECT_EQ(TheBrowser().Decrypt(fits->body).value(), WebPushPlaintext(m).value());
   m.content += "x";
-  EXPECT_EQ(RefusalReason(*provider, m), "PAYLOAD_TOO_LARGE");
+  EXPECT_EQ(test::RefusalReason(*provider, m, Token()), "PAYLOAD_TOO_LARGE");
 }
 
 TEST(WebPushProviderTest, DeviceTokenMustBeASubscription) {
@@ -412,17 +372,17 @@ TEST(WebPushProviderTest, ClassifiesPushServiceReplies) {
   ASSERT_NE(provider, nullptr);
   const Provider& p = *provider;
 
-  Outcome created = p.Classify(Reply(201, {{"location", "https://push.example.net/m/abc"}}));
+  Outcome created = p.Classify(Reply(201, "", {{"location", "https://push.example.net/m/abc"}}));
   EXPECT_EQ(created.verdict, Verdict::kDelivered);
   EXPECT_EQ(created.provider_message_id, "https://push.example.net/m/abc");
-  Outcome accepted = p.Classify(Reply(202, {{"location", "https://push.example.net/m/def"}}));
+  Outcome accepted = p.Classify(Reply(202, "", {{"location", "https://push.example.net/m/def"}}));
   EXPECT_EQ(accepted.verdict, Verdict::kDelivered);
   EXPECT_EQ(accepted.provider_message_id, "https://push.example.net/m/def");
   EXPECT_EQ(p.Classify(Reply(201)).verdict, Verdict::kDelivered);
   EXPECT_EQ(p.Classify(Reply(201)).provider_message_id, "");
 
   for (int gone : {404, 410}) {
-    Outcome out = p.Classify(Reply(gone, {}, "push subscription has unsubscribed or expired"));
+    Outcome out = p.Classify(Reply(gone, "push subscription has unsubscribed or expired"));
     EXPECT_EQ(out.verdict, Verdict::kFailedRemoveToken) << gone;
     EXPECT_TRUE(out.unsubscribed) << gone;
     EXPECT_FALSE(out.reason.empty()) << gone;
@@ -431,7 +391,7 @@ TEST(WebPushProviderTest, ClassifiesPushServiceReplies) {
   EXPECT_EQ(too_large.verdict, Verdict::kFailed);
   EXPECT_FALSE(too_large.unsubscribed);
 
-  Outcome busy = p.Classify(Reply(429, {{"retry-after", "7"}}));
+  Outcome busy = p.Classify(Reply(429, "", {{"retry-after", "7"}}));
   EXPECT_EQ(busy.verdict, Verdict::kRetry);
   ASSERT_TRUE(busy.retry_after.has_value());
   EXPECT_EQ(busy.retry_after->count(), 7000);
@@ -439,13 +399,13 @@ TEST(WebPushProviderTest, ClassifiesPushServiceReplies) {
   for (int status : {500, 502, 503, 504}) {
     EXPECT_EQ(p.Classify(Reply(status)).verdict, Verdict::kRetry) << status;
   }
-  Outcome unavailable = p.Classify(Reply(503, {{"retry-after", "2"}}));
+  Outcome unavailable = p.Classify(Reply(503, "", {{"retry-after", "2"}}));
   ASSERT_TRUE(unavailable.retry_after.has_value());
   EXPECT_EQ(unavailable.retry_after->count(), 2000);
 
   for (int status : {400, 401, 403}) {
     Outcome out = p.Classify(Reply(
-        status, {},
+        status,
         R"({"code":401,"errno":109,"error":"Unauthorized","message":"bad","more_info":"x"})"));
     EXPECT_EQ(out.verdict, Verdict::kFailedConfig) << status;
     EXPECT_FALSE(out.reason.empty()) << status;
