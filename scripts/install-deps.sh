@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what Herald needs to build (and, with --test, to run its test suites; with --bench, to
-# run bench/e2e/run.sh) on Debian 12.
+# run bench/e2e/run.sh and bench/providers/run.mjs) on Debian 12.
 # Idempotent: packages already present are skipped, and apt is not touched when nothing is missing.
 set -euo pipefail
 
@@ -10,7 +10,17 @@ BUILD_PACKAGES=(cmake ninja-build g++ ccache pkg-config libboost-dev libcurl4-op
 
 want_tests=0
 [[ "${1:-}" == "--test" ]] && want_tests=1
-[[ "${1:-}" == "--bench" ]] && BUILD_PACKAGES+=(curl jq)
+# The provider benchmark (bench/providers) runs the e2e mocks and the reference libraries: Node,
+# openssl and test/e2e's packages, as the tests do.
+[[ "${1:-}" == "--bench" ]] && BUILD_PACKAGES+=(curl jq) && want_tests=1
+
+# With --test: the openssl CLI makes the test CAs (e2e provider mocks, the http client's TLS
+# tests) and nghttpd serves the http client's HTTP/2 tests. The http tests skip without them, so
+# a machine that runs the suites (CI) must have them.
+TEST_PACKAGES=(openssl nghttp2-server)
+if ((want_tests)); then
+  BUILD_PACKAGES+=("${TEST_PACKAGES[@]}")
+fi
 
 missing=()
 for pkg in "${BUILD_PACKAGES[@]}"; do
@@ -20,9 +30,6 @@ for pkg in "${BUILD_PACKAGES[@]}"; do
 done
 if ((want_tests)) && ! command -v node >/dev/null 2>&1; then
   missing+=(nodejs npm)  # only where the machine has no Node.js of its own
-fi
-if ((want_tests)) && ! command -v openssl >/dev/null 2>&1; then
-  missing+=(openssl)  # the e2e provider mocks make their test CA with the openssl CLI
 fi
 
 if ((${#missing[@]})); then
@@ -38,7 +45,7 @@ if ((want_tests)); then
   root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
   # One package per batch of devDependencies: a node_modules from before a batch was added is redone.
   e2e_ok=1
-  for pkg in @novu/api http_ece web-push @parse/node-apn; do
+  for pkg in @novu/api http_ece web-push @parse/node-apn firebase-admin; do
     [[ -d "$root/test/e2e/node_modules/$pkg" ]] || e2e_ok=0
   done
   if ((!e2e_ok)); then

@@ -226,7 +226,9 @@ int Serve(const Options& options) {
   dispatcher.Stop(std::chrono::milliseconds(EnvPositive("HERALD_SHUTDOWN_GRACE_MS", 10000)));
   // When Flush returns, every earlier write has committed and run its callback, so none can
   // reach the API or dispatcher later.
-  (void)(*store)->Flush();
+  if (Status st = (*store)->Flush(); !st.ok()) {
+    spdlog::error("herald stopping: the last writes may not be durable: {}", st.message());
+  }
   return 0;
 }
 

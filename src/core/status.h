@@ -28,7 +28,7 @@ enum class Code {
 
 int HttpStatusOf(Code code);
 
-class Status {
+class [[nodiscard]] Status {
  public:
   Status() = default;
   Status(Code code, std::string message) : code_(code), message_(std::move(message)) {}

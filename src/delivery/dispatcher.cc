@@ -111,7 +111,9 @@ void Dispatcher::Loop() {
       progressed = PlanQueued() || progressed;
       if (Clock::now() - last_housekeeping > kHousekeepingEvery) {
         last_housekeeping = Clock::now();
-        (void)store_.PurgeExpired(NowMs());
+        if (Status st = store_.PurgeExpired(NowMs()); !st.ok()) {
+          spdlog::warn("purging expired idempotency keys failed: {}", st.message());  // next pass
+        }
       }
     }
     if (progressed) continue;

@@ -558,7 +558,7 @@ TEST_F(DispatcherTest, TestSendAndConnectionTest) {
 // A provider that confirms later: the messages wait pending with their receipts, which are
 // checked in one request after first_check_after(); the check settles each message, and a dead
 // token found by it leaves the subscriber.
-TEST_F(DispatcherTest, ReceiptsAreCheckedLaterInOneRequest) {
+TEST_F(DispatcherTest, ReceiptsAreCheckedLater) {
   spec_.receipts = true;
   Run run = TriggerOnce(Stale::kNone, "tx-receipts");
   const std::vector<store::Message>& messages = run.messages;
@@ -571,16 +571,59 @@ TEST_F(DispatcherTest, ReceiptsAreCheckedLaterInOneRequest) {
   EXPECT_EQ(by_token["device-1"].attempts, 2);  // the send, then the check
   EXPECT_EQ(by_token["device-2"].state, store::DeliveryState::kFailed);
   EXPECT_EQ(by_token["device-2"].error_id.value_or(""), "DeviceNotRegistered");
+  // The two sends, then the check. Each receipt falls due first_check_after() from its own send's
+  // reply: replies settled in different milliseconds can fall due apart, and a claim between them
+  // checks them in two requests (seen now and then, most often under the sanitizers).
   const std::vector<std::string>& bodies = run.bodies;
-  ASSERT_EQ(bodies.size(), 3u);
-  EXPECT_TRUE(bodies[2] == "device-1\ndevice-2\n" || bodies[2] == "device-2\ndevice-1\n")
-      << bodies[2];
+  ASSERT_GE(bodies.size(), 3u) << ::testing::PrintToString(bodies);
+  ASSERT_LE(bodies.size(), 4u) << ::testing::PrintToString(bodies);
+  std::string checked;
+  for (std::size_t i = 2; i < bodies.size(); ++i) checked += bodies[i];
+  EXPECT_TRUE(checked == "device-1\ndevice-2\n" || checked == "device-2\ndevice-1\n")
+      << ::testing::PrintToString(bodies);
   Result<store::Subscriber> subscriber = store_->GetSubscriber(env_, "u1");
   ASSERT_TRUE(subscriber.ok());
   for (const store::DeviceToken& t : subscriber->channels.at(0).tokens) {
     EXPECT_EQ(t.status, t.token == "device-2" ? store::TokenStatus::kUnsubscribed
                                               : store::TokenStatus::kActive);
   }
+}
+
+// Receipts due together are checked in one request (as many as max_receipts() allows).
+TEST_F(DispatcherTest, ReceiptsDueTogetherAreCheckedInOneRequest) {
+  spec_.receipts = true;
+  PlanLeased("tx-due", "u1", "earlier", NowMs() + 3600000);
+  // What an earlier run left: both accepted, their receipts due at the same moment.
+  EpochMs now = NowMs();
+  std::vector<store::MessageOutcome> accepted;
+  store::MessageQuery query;
+  query.environment_id = env_;
+  query.transaction_ids = {"tx-due"};
+  long long total = 0;
+  Result<std::vector<store::Message>> leased = store_->ListMessages(query, &total);
+  ASSERT_TRUE(leased.ok());
+  for (const store::Message& m : *leased) {
+    store::MessageOutcome o{m.id, store::MessageOutcome::Kind::kAwaitingReceipt, now, now};
+    o.receipt = m.device_token;
+    accepted.push_back(o);
+  }
+  ASSERT_EQ(accepted.size(), 2u);
+  std::promise<Status> recorded;
+  store_->CompleteMessages("earlier", accepted, [&](Status st) { recorded.set_value(st); });
+  ASSERT_TRUE(recorded.get_future().get().ok());
+  ASSERT_TRUE(store_->ReleaseAllLeases().ok());
+
+  FakeClient client(Stale::kNone, /*hold_first=*/0);
+  Dispatcher dispatcher(*store_, client, Planner(), Options("test"));
+  dispatcher.Start();
+  dispatcher.Wake();
+  std::vector<store::Message> messages = Settled("tx-due");
+  dispatcher.Stop(1s);
+  for (const store::Message& m : messages) EXPECT_TRUE(m.receipt.empty()) << m.device_token;
+  std::vector<std::string> bodies = client.Bodies();
+  ASSERT_EQ(bodies.size(), 1u) << ::testing::PrintToString(bodies);
+  EXPECT_TRUE(bodies[0] == "device-1\ndevice-2\n" || bodies[0] == "device-2\ndevice-1\n")
+      << bodies[0];
 }
 
 // What a crashed process had in flight is taken back on start and sent before the triggers

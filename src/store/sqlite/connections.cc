@@ -30,6 +30,7 @@ void Checkpointer::Loop() {
   while (!stopping_) {
     cv_.wait_for(lock, std::chrono::milliseconds(200), [&] { return stopping_; });
     lock.unlock();
+    // Best effort: ExecScript logs a failure, and the next pass checkpoints again.
     (void)db_->ExecScript("PRAGMA wal_checkpoint(PASSIVE)");
     std::error_code ec;
     std::uintmax_t size = std::filesystem::file_size(wal_path_, ec);

@@ -10,6 +10,7 @@
 #include <thread>
 #include <vector>
 
+#include "core/log.h"
 #include "store/sqlite/db.h"
 
 namespace herald::store::sqlite {
@@ -52,9 +53,19 @@ class ReaderPool {
       db = std::move(free_.back());
       free_.pop_back();
     }
-    (void)db->Run("BEGIN");
+    // Without its transaction, each read below sees its own snapshot: still correct row by row.
+    if (Status st = db->Run("BEGIN"); !st.ok()) {
+      spdlog::warn("read transaction did not start: {}", st.message());
+    }
     auto result = f(*db);
-    (void)db->Run("COMMIT");
+    if (db->InTransaction()) {
+      if (Status st = db->Run("COMMIT"); !st.ok()) {
+        // A reader left inside its transaction would keep reading this snapshot and hold back
+        // every checkpoint; a read-only transaction has nothing to lose.
+        spdlog::error("read transaction did not commit: {}", st.message());
+        (void)db->ExecScript("ROLLBACK");  // ExecScript logs a failure; nothing else to do
+      }
+    }
     {
       std::lock_guard lock(mu_);
       free_.push_back(std::move(db));

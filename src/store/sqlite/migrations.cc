@@ -271,6 +271,7 @@ Status Migrate(Db& db) {
       st = s.Exec();
     }
     if (!st.ok()) {
+      // The migration's own error is the one to report (ExecScript logs a failed rollback).
       (void)db.ExecScript("ROLLBACK");
       return Status::Internal("migration " + std::to_string(m.version) +
                               " failed: " + st.message());

@@ -348,10 +348,12 @@ Result<PlanReceipt> SqliteStore::PlanChunk(Db& db, std::span<const PlannedTrigge
     RETURN_IF_ERROR(db.Run("RELEASE c"));
     return all;
   }
-  (void)db.Run("ROLLBACK TO c");
+  // A chunk that could not be undone here (or whose transaction SQLite rolled back) fails: the
+  // writer then rolls this whole write back. RELEASE only pops the savepoint.
+  Status undone = db.Run("ROLLBACK TO c");
   (void)db.Run("RELEASE c");
   subscribers_.Clear();  // it may hold what the chunk wrote
-  if (!db.InTransaction()) return all.status();
+  if (!undone.ok() || !db.InTransaction()) return all.status();
   progress = before;
   return PlanItems(db, items, planner, lease, max_leased, progress, /*isolate=*/true);
 }
@@ -394,10 +396,10 @@ Result<PlanReceipt> SqliteStore::PlanItems(Db& db, std::span<const PlannedTrigge
     }
     if (!st.ok() && !isolate) return st;
     if (!st.ok()) {
-      (void)db.Run("ROLLBACK TO t");
-      (void)db.Run("RELEASE t");
+      Status undone = db.Run("ROLLBACK TO t");
+      (void)db.Run("RELEASE t");  // only pops the savepoint
       subscribers_.Clear();
-      if (!db.InTransaction() || !IsPermanentTriggerError(st.code()))
+      if (!undone.ok() || !db.InTransaction() || !IsPermanentTriggerError(st.code()))
         return st;  // the whole chunk stays queued
       spdlog::warn("trigger dropped transaction_id={} reason=\"{}\"", item.request->transaction_id,
                    st.message());

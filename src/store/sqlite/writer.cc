@@ -121,18 +121,29 @@ std::vector<Writer::Finished> Writer::RunBatch(Committed* committed) {
   batch.push_back(std::move(*next));
   if (Status begin = db_->Run("BEGIN IMMEDIATE"); !begin.ok()) return fail_all(begin);
   for (std::size_t i = 0;; ++i) {
+    // A write whose savepoint could not be opened does not run: nothing could undo it alone.
     const bool savepoint = batch[i].undo == Undo::kSavepoint;
-    if (savepoint) (void)db_->Run("SAVEPOINT w");
-    Status result;
-    try {
-      result = batch[i].fn(*db_);
-    } catch (const std::exception& e) {
-      spdlog::error("store write threw: {}", e.what());
-      result = Status::Internal("store write failed");
-    }
-    if (savepoint) {
-      if (!result.ok()) (void)db_->Run("ROLLBACK TO w");
-      (void)db_->Run("RELEASE w");
+    Status result = savepoint ? db_->Run("SAVEPOINT w") : Status::Ok();
+    if (result.ok()) {
+      try {
+        result = batch[i].fn(*db_);
+      } catch (const std::exception& e) {
+        spdlog::error("store write threw: {}", e.what());
+        result = Status::Internal("store write failed");
+      }
+      if (savepoint) {
+        if (!result.ok()) {
+          Status undone = db_->Run("ROLLBACK TO w");
+          if (!undone.ok() && db_->InTransaction()) {
+            // The failed write's changes are still in the transaction: none of the batch commits.
+            (void)db_->ExecScript("ROLLBACK");  // ExecScript logs a failure
+            return fail_all(Status::Internal("write could not be rolled back"));
+          }
+        }
+        // Only pops the savepoint (its changes stay in the transaction); it fails only where
+        // SQLite already ended the transaction, which the check below tells.
+        (void)db_->Run("RELEASE w");
+      }
     }
     results.push_back(std::move(result));
     if (!db_->InTransaction()) {
@@ -145,6 +156,7 @@ std::vector<Writer::Finished> Writer::RunBatch(Committed* committed) {
     batch.push_back(std::move(*next));
   }
   if (Status commit = db_->Run("COMMIT"); !commit.ok()) {
+    // Fails where SQLite already rolled back (ExecScript logs it); every caller hears it anyway.
     (void)db_->ExecScript("ROLLBACK");
     return fail_all(Status::Internal("commit failed"));
   }
