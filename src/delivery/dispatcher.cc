@@ -277,19 +277,24 @@ void Dispatcher::SendAll(std::vector<store::Message> messages) {
     in_flight_ += fresh.size();
   }
   for (ItemPtr& item : fresh) {
-    const Target& target = *item->target;
-    const CachedProvider& cached =
-        ProviderFor(target.environment_id, target.integration_id, item->provider_id);
-    if (!cached.provider) {
-      Finish(*item, {cached.transient ? providers::Verdict::kRetry
-                                      : providers::Verdict::kFailedConfig,
-                     cached.error_id, cached.error_text});
-      continue;
+    if (std::shared_ptr<const providers::Provider> provider = ProviderOrFinish(*item)) {
+      Route(provider, std::move(item));
     }
-    item->sent.remove_dead_tokens = cached.remove_dead_tokens;
-    Route(cached.provider, std::move(item));
   }
   FlushBatches();
+}
+
+std::shared_ptr<const providers::Provider> Dispatcher::ProviderOrFinish(Item& item) {
+  const Target& target = *item.target;
+  const CachedProvider& cached =
+      ProviderFor(target.environment_id, target.integration_id, item.provider_id);
+  if (!cached.provider) {
+    Finish(item, {cached.transient ? providers::Verdict::kRetry : providers::Verdict::kFailedConfig,
+                  cached.error_id, cached.error_text});
+    return nullptr;
+  }
+  item.sent.remove_dead_tokens = cached.remove_dead_tokens;
+  return cached.provider;
 }
 
 void Dispatcher::Withdraw(store::UnwantedSends what) {

@@ -163,6 +163,9 @@ class Dispatcher : private http::Withdrawal {
   const CachedProvider& ProviderFor(const std::string& environment_id,
                                     const std::string& integration_id,
                                     const std::string& provider_id);
+  // The current Provider of the item's integration (and its dead-token setting, into the item),
+  // or null after finishing the item with the reason there is none.
+  std::shared_ptr<const providers::Provider> ProviderOrFinish(Item& item);
   void DropForgottenIntegrations();  // dispatcher thread
   // A Provider for a test send or a connection test (not cached), or why there is none.
   Result<std::shared_ptr<const providers::Provider>> BuildForTest(const std::string& environment_id,

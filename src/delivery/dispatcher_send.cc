@@ -230,19 +230,10 @@ void Dispatcher::Settle(const SentWithPtr& with, ItemPtr item, Outcome outcome) 
       // others find it replaced), by the integration's current Provider.
       Post([this, with, item = std::move(item)]() mutable {
         tokens_->Invalidate(*with->provider->auth(), with->scope, with->token);
-        std::shared_ptr<const providers::Provider> provider = with->provider;
-        if (!item->on_done) {
-          const Target& target = *item->target;
-          const CachedProvider& cached =
-              ProviderFor(target.environment_id, target.integration_id, item->provider_id);
-          if (!cached.provider) {
-            Finish(*item, {cached.transient ? Verdict::kRetry : Verdict::kFailedConfig,
-                           cached.error_id, cached.error_text});
-            return;
-          }
-          provider = cached.provider;
-        }
-        Route(provider, std::move(item));
+        // A test send keeps the Provider it was built with (it is not the integration's cached one).
+        std::shared_ptr<const providers::Provider> provider =
+            item->on_done ? with->provider : ProviderOrFinish(*item);
+        if (provider) Route(provider, std::move(item));
       });
       return;
     }
