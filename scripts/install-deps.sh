@@ -6,7 +6,7 @@ set -euo pipefail
 
 BUILD_PACKAGES=(cmake ninja-build g++ ccache pkg-config libboost-dev libcurl4-openssl-dev
   libnghttp2-dev libssl-dev libsqlite3-dev nlohmann-json3-dev libspdlog-dev libfmt-dev
-  libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev libmimalloc-dev)
+  libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev libmimalloc-dev zlib1g-dev)
 
 want_tests=0
 [[ "${1:-}" == "--test" ]] && want_tests=1
@@ -45,7 +45,7 @@ if ((want_tests)); then
   root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
   # One package per batch of devDependencies: a node_modules from before a batch was added is redone.
   e2e_ok=1
-  for pkg in @novu/api http_ece web-push @parse/node-apn firebase-admin; do
+  for pkg in @novu/api http_ece web-push @parse/node-apn firebase-admin expo-server-sdk; do
     [[ -d "$root/test/e2e/node_modules/$pkg" ]] || e2e_ok=0
   done
   if ((!e2e_ok)); then

@@ -4,7 +4,7 @@
 //
 //   node bench/providers/reference.mjs JOB.json
 //
-// JOB: {provider: 'web-push'|'apns'|'fcm', origin, port, caFile, messages, concurrency,
+// JOB: {provider: 'web-push'|'apns'|'fcm'|'expo', origin, port, caFile, messages, concurrency,
 //       subscribers: [{subscriberId, token}], ...provider credentials (see below)}
 // Prints one JSON line {event: 'ready'} once the library is loaded and set up, waits for a line
 // on stdin, sends, then prints {event: 'done', sent, failed, errors, startAt, endAt, cpuUs,
@@ -19,11 +19,16 @@
 //             token endpoint: google-auth-library's own exchange signs aud =
 //             https://oauth2.googleapis.com/token, which the mock (like Google for another
 //             token_uri) refuses.
+//   expo:     expo-server-sdk as its README uses it: every message built, chunkPushNotifications
+//             (100 a chunk), sendPushNotificationsAsync for each chunk at once, which the SDK
+//             itself holds to 6 requests in flight (CONCURRENCY does not apply); EXPO_BASE_URL
+//             points it at the mock (read when the SDK loads), an undici Agent trusts the test CA.
 import { createPrivateKey, sign } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import https from 'node:https';
 import { createInterface } from 'node:readline';
 import tls from 'node:tls';
+import { pathToFileURL } from 'node:url';
 import { e2eRequire } from '../../test/e2e/mock_support.mjs';
 
 const job = JSON.parse(readFileSync(process.argv[2], 'utf8'));
@@ -139,6 +144,44 @@ async function makeSender() {
       close: async () => { httpAgent.destroy(); tokenAgent.destroy(); },
     };
   }
+  if (job.provider === 'expo') {
+    process.env.EXPO_BASE_URL = job.origin;
+    // An ES module: imported by its path (require() cannot load it on Node 20).
+    const { Expo } = await import(pathToFileURL(e2eRequire.resolve('expo-server-sdk')).href);
+    const { Agent } = e2eRequire('undici');
+    const httpAgent = new Agent({ connect: { ca } });
+    const expo = new Expo({ accessToken: job.expo.accessToken, httpAgent });
+    return {
+      library: versionOf('expo-server-sdk'),
+      // Resolves {sent, failed}: tickets ok and not (a chunk that throws fails all its messages).
+      sendAll: async (errors) => {
+        const messages = Array.from({ length: job.messages }, (_, i) => {
+          const c = content(i);
+          return { to: c.sub.token, title: c.title, body: c.body, data: c.data };
+        });
+        const chunks = expo.chunkPushNotifications(messages);
+        let sent = 0;
+        let failed = 0;
+        await Promise.all(chunks.map(async (chunk) => {
+          try {
+            for (const ticket of await expo.sendPushNotificationsAsync(chunk)) {
+              if (ticket.status === 'ok') {
+                sent += 1;
+              } else {
+                failed += 1;
+                if (errors.length < 5) errors.push(`ticket ${ticket.details?.error ?? ''} ${ticket.message ?? ''}`.trim());
+              }
+            }
+          } catch (err) {
+            failed += chunk.length;
+            if (errors.length < 5) errors.push(`${err?.statusCode ?? ''} ${err?.code ?? ''} ${err?.message ?? err}`.trim().slice(0, 300));
+          }
+        }));
+        return { sent, failed };
+      },
+      close: async () => httpAgent.close(),
+    };
+  }
   throw new Error(`unknown provider ${job.provider}`);
 }
 
@@ -154,19 +197,23 @@ const errors = [];
 const cpu0 = process.cpuUsage();
 const startAt = Date.now();
 let next = 0;
-await Promise.all(Array.from({ length: job.concurrency }, async () => {
-  for (;;) {
-    const i = next++;
-    if (i >= job.messages) return;
-    try {
-      await sender.send(i);
-      sent += 1;
-    } catch (err) {
-      failed += 1;
-      if (errors.length < 5) errors.push(`${err?.statusCode ?? ''} ${err?.message ?? err} ${err?.body ?? ''}`.trim().slice(0, 300));
+if (sender.sendAll) {
+  ({ sent, failed } = await sender.sendAll(errors));
+} else {
+  await Promise.all(Array.from({ length: job.concurrency }, async () => {
+    for (;;) {
+      const i = next++;
+      if (i >= job.messages) return;
+      try {
+        await sender.send(i);
+        sent += 1;
+      } catch (err) {
+        failed += 1;
+        if (errors.length < 5) errors.push(`${err?.statusCode ?? ''} ${err?.message ?? err} ${err?.body ?? ''}`.trim().slice(0, 300));
+      }
     }
-  }
-}));
+  }));
+}
 const endAt = Date.now();
 const cpu = process.cpuUsage(cpu0);
 say({ event: 'done', sent, failed, errors, startAt, endAt, cpuUs: cpu.user + cpu.system, library: sender.library });

@@ -2,7 +2,7 @@
 // Provider delivery benchmark on loopback: Herald, and beside it in the same run a reference
 // sender, delivering to each provider's loopback mock (src/providers/*/*_mock.mjs) over TLS.
 //
-//   trigger (bulk, 100 events a request) ──▶ herald ──Web Push / APNs / FCM──▶ mock (this process)
+//   trigger (bulk, 100 events a request) ──▶ herald ──Web Push / APNs / FCM / Expo──▶ mock (this process)
 //   reference library (a child process)  ────────────────────────────────────▶ fresh mock
 //
 // For each provider: a fresh mock over TLS with a throw-away test CA; a fresh Herald (copied
@@ -12,20 +12,25 @@
 // a push for every one of the MESSAGES triggers (read in-process from the mock's counters, no
 // Herald API in the loop): deliveries/s, the mock's connections opened and auth exchanges per
 // 1,000 messages (FCM: token exchanges; APNs: distinct provider JWTs; Web Push: distinct VAPID
-// JWTs), Herald's CPU time per message (/proc/PID/task/*/stat). Then the reference library
-// sends the same MESSAGES pushes to a fresh instance of the same mock (web-push for Web Push,
-// @parse/node-apn for APNs, firebase-admin over HTTP/1.1 for FCM; bench/providers/reference.mjs).
+// JWTs; Expo: distinct access tokens), the requests the mock answered per 1,000 messages (Expo
+// carries up to 100 messages a request), Herald's CPU time per message (/proc/PID/task/*/stat).
+// Then the reference library sends the same MESSAGES pushes to a fresh instance of the same mock
+// (web-push for Web Push, @parse/node-apn for APNs, firebase-admin over HTTP/1.1 for FCM,
+// expo-server-sdk's chunkPushNotifications + sendPushNotificationsAsync at its own concurrency for
+// Expo; bench/providers/reference.mjs). Expo's receipts are not part of the run: Herald checks
+// them 15 minutes later, as Expo advises.
 // Prints a table and a JSON summary, appends one CSV row per sender to
 // bench/results/<UTC date>-providers.csv. Builds nothing; every step is bounded in time; every
 // process it starts is stopped and every temporary directory removed on exit.
 //
 // Usage: node bench/providers/run.mjs [--messages N] [--subscribers S] [--concurrency C]
-//                                     [--providers web-push,apns,fcm]
+//                                     [--providers web-push,apns,fcm,expo]
 // Env:   MESSAGES (20000) SUBSCRIBERS (100) CONCURRENCY (64: the reference's requests in flight,
-//        Herald's default per integration) PROVIDERS (web-push,apns,fcm) BUILD_DIR (build)
-//        RESULTS_DIR (bench/results) REV (the checkout's short commit) WAIT_SECONDS (180: per
-//        sender, from the first trigger/send to the last delivery) MAX_SECONDS (1800: the whole
-//        run) RESULT_JSON (if set, the JSON summary is also written there)
+//        Herald's default per integration; expo-server-sdk keeps its own 6) PROVIDERS
+//        (web-push,apns,fcm,expo) BUILD_DIR (build) RESULTS_DIR (bench/results) REV (the
+//        checkout's short commit) WAIT_SECONDS (180: per sender, from the first trigger/send to
+//        the last delivery) MAX_SECONDS (1800: the whole run) RESULT_JSON (if set, the JSON
+//        summary is also written there)
 import { spawn, execFileSync } from 'node:child_process';
 import { createHash, randomBytes, generateKeyPairSync } from 'node:crypto';
 import {
@@ -43,7 +48,7 @@ const ROOT = path.resolve(HERE, '..', '..');
 const API_KEY = 'bench-development-api-key-0001';
 const WORKFLOW = 'bench';
 const BUNDLE = 'com.example.herald.bench';
-const PROVIDERS = ['web-push', 'apns', 'fcm'];
+const PROVIDERS = ['web-push', 'apns', 'fcm', 'expo'];
 
 // ------------------------------------------------------------------------------------ options
 function fail(msg) {
@@ -94,6 +99,7 @@ const { makeTlsAuthority } = await import('../../test/e2e/tls_authority.mjs');
 const { startWebPushMock, makeVapidKeys } = await import('../../src/providers/web_push/web_push_mock.mjs');
 const { startApnsMock } = await import('../../src/providers/apns/apns_mock.mjs');
 const { startFcmMock } = await import('../../src/providers/fcm/fcm_mock.mjs');
+const { startExpoMock } = await import('../../src/providers/expo/expo_mock.mjs');
 
 // ------------------------------------------------------------------ processes and cleanup
 const TMP = mkdtempSync(path.join(os.tmpdir(), 'herald-bench-providers.'));
@@ -341,6 +347,22 @@ const kinds = {
     },
     auth: (mock) => mock.exchanges,
     nOf: (r) => (r.validateOnly ? -1 : bodyN(r.message?.notification?.body)),
+  },
+  expo: {
+    title: 'Expo',
+    authKind: 'distinct access tokens',
+    start: (pki) => startExpoMock({ tls: pki.server }),
+    setup(mock) {
+      const accessToken = `bench-expo-${randomBytes(16).toString('hex')}`;
+      mock.requireAccessToken(accessToken);
+      return {
+        tokens: Array.from({ length: S }, (_, k) => `ExponentPushToken[bench-${k}-${randomBytes(8).toString('hex')}]`),
+        integration: { providerId: 'expo', credentials: { apiKey: accessToken, baseUrl: mock.origin } },
+        job: { expo: { accessToken } },
+      };
+    },
+    auth: (mock) => new Set(mock.sends.map((r) => r.accessToken)).size,
+    nOf: (r) => (r.ticket?.status === 'ok' ? bodyN(r.message?.body) : -1),
   },
 };
 // How many duplicate deliveries are described in the JSON summary (which copy, on which
@@ -615,13 +637,14 @@ for (const provider of opts.providers) {
     row.deliveriesPerS = row.seconds > 0 ? row.delivered / row.seconds : 0;
     row.connectionsPer1k = row.connections * 1000 / M;
     row.authPer1k = row.auth * 1000 / M;
+    row.requestsPer1k = (row.requests ?? 0) * 1000 / M;
     row.authKind = kinds[provider].authKind;
     if (!row.complete) {
       failedRun = true;
       process.stderr.write(`bench/providers: ${provider} ${sender}: ${row.delivered} of ${M} delivered. ${(row.problems ?? []).join(' | ')} ${row.diagnosis ?? ''}\n`);
     }
     process.stdout.write(`  ${row.delivered}/${M} in ${row.seconds.toFixed(2)} s: ${Math.round(row.deliveriesPerS)}/s, `
-      + `${row.connections} connections, ${row.auth} ${row.authKind}, ${row.cpuUs.toFixed(1)} µs CPU/message\n`);
+      + `${row.connections} connections, ${row.requests ?? 0} requests, ${row.auth} ${row.authKind}, ${row.cpuUs.toFixed(1)} µs CPU/message\n`);
     rows.push(row);
   }
   const h = rows.find((r) => r.provider === provider && r.sender === 'herald');
@@ -635,12 +658,12 @@ const r2 = (x) => Math.round(x * 100) / 100;
 const fmt = (x) => (Number.isFinite(x) ? Math.round(x).toLocaleString('en-US') : '–');
 const lines = [
   '',
-  '| Provider | Sender | Messages | Seconds | Deliveries/s | Connections/1k | Auth/1k | CPU µs/message | Mock CPU µs/message | Herald ÷ reference |',
-  '|---|---|---|---|---|---|---|---|---|---|',
+  '| Provider | Sender | Messages | Seconds | Deliveries/s | Connections/1k | Requests/1k | Auth/1k | CPU µs/message | Mock CPU µs/message | Herald ÷ reference |',
+  '|---|---|---|---|---|---|---|---|---|---|---|',
 ];
 for (const r of rows) {
   lines.push(`| ${kinds[r.provider].title} | ${r.library}${r.complete ? '' : ' (incomplete)'} | ${r.delivered}/${M} | ${r.seconds.toFixed(2)} | `
-    + `${fmt(r.deliveriesPerS)} | ${r2(r.connectionsPer1k)} | ${r2(r.authPer1k)} (${r.authKind}) | ${r1(r.cpuUs)} | ${r1(r.mockCpuUs)} | `
+    + `${fmt(r.deliveriesPerS)} | ${r2(r.connectionsPer1k)} | ${r2(r.requestsPer1k)} | ${r2(r.authPer1k)} (${r.authKind}) | ${r1(r.cpuUs)} | ${r1(r.mockCpuUs)} | `
     + `${r.sender === 'herald' && r.ratio ? r2(r.ratio) : ''} |`);
 }
 lines.push('');
@@ -667,7 +690,8 @@ const summary = {
   rows: rows.map((r) => ({
     provider: r.provider, sender: r.sender, library: r.library, messages: M, delivered: r.delivered,
     duplicates: r.duplicates, complete: r.complete, seconds: r2(r.seconds), deliveries_per_s: r1(r.deliveriesPerS),
-    connections: r.connections, connections_per_1k: r2(r.connectionsPer1k), auth: r.auth, auth_per_1k: r2(r.authPer1k),
+    connections: r.connections, connections_per_1k: r2(r.connectionsPer1k), requests_per_1k: r2(r.requestsPer1k),
+    auth: r.auth, auth_per_1k: r2(r.authPer1k),
     auth_kind: r.authKind, cpu_us_per_message: r1(r.cpuUs), mock_cpu_us_per_message: r1(r.mockCpuUs),
     mock_busy: r.mockWallSeconds ? r2(r.mockCpuSeconds / r.mockWallSeconds) : null,
     mock_requests: r.requests ?? null, h2_sessions: r.h2Sessions ?? null, connections_lost_replies: r.lostReplyConnections ?? null,
@@ -688,7 +712,7 @@ if (process.env.RESULT_JSON) writeFileSync(process.env.RESULT_JSON, `${JSON.stri
 const COLUMNS = ['when', 'rev', 'cores', 'provider', 'sender', 'library', 'messages', 'subscribers', 'concurrency',
   'delivered', 'duplicates', 'complete', 'seconds', 'deliveries_per_s', 'ratio_to_reference', 'connections',
   'connections_per_1k', 'auth', 'auth_per_1k', 'auth_kind', 'cpu_us_per_message', 'mock_cpu_us_per_message',
-  'mock_busy', 'mock_requests', 'h2_sessions', 'connections_lost_replies'];
+  'mock_busy', 'mock_requests', 'h2_sessions', 'connections_lost_replies', 'requests_per_1k'];
 const header = COLUMNS.join(',');
 mkdirSync(RESULTS_DIR, { recursive: true });
 const day = when.slice(0, 10);

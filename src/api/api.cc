@@ -209,6 +209,12 @@ void Api::AddRoutes(server::Router& router) {
   router.Add("DELETE", "/v1/subscribers/:subscriberId/credentials/:providerId",
              Bind(&Api::DeleteCredentials));
   router.Add("GET", "/v1/subscribers/:subscriberId/devices", Bind(&Api::ListDevices));
+  router.Add("GET", "/v1/devices", Bind(&Api::ListEnvironmentDevices));
+
+  // Event webhooks: what the application is told
+  router.Add("POST", "/v1/webhooks/endpoints", Bind(&Api::CreateWebhookEndpoint));
+  router.Add("GET", "/v1/webhooks/endpoints", Bind(&Api::ListWebhookEndpoints));
+  router.Add("DELETE", "/v1/webhooks/endpoints/:id", Bind(&Api::DeleteWebhookEndpoint));
 
   // Topics
   router.Add("POST", "/v2/topics", Bind(&Api::CreateTopic));

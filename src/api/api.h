@@ -128,6 +128,12 @@ class Api {
   Reply PatchCredentials(Req& r, const Env& env);
   Reply DeleteCredentials(Req& r, const Env& env);
   Reply ListDevices(Req& r, const Env& env);
+
+  // webhooks.cc
+  Reply CreateWebhookEndpoint(Req& r, const Env& env);
+  Reply ListWebhookEndpoints(Req& r, const Env& env);
+  Reply DeleteWebhookEndpoint(Req& r, const Env& env);
+  Reply ListEnvironmentDevices(Req& r, const Env& env);
   Reply UpdateCredentials(Req& r, const Env& env, store::TokenWriteMode mode);
 
   // topics.cc

@@ -18,11 +18,14 @@
 #include "core/time.h"
 #include "delivery/dispatcher.h"
 #include "delivery/planner.h"
+#include "delivery/webhook_sender.h"
 #include "http/client.h"
+#include "providers/registry.h"
 #include "server/error_reply.h"
 #include "server/http_server.h"
 #include "server/router.h"
 #include "store/sqlite/sqlite_store.h"
+#include "wire/wire.h"
 
 namespace herald::app {
 namespace {
@@ -129,6 +132,12 @@ int Serve(const Options& options) {
       EnvPositive("HERALD_MAX_QUEUED_TRIGGERS", store_options.max_queued_triggers);
   // 0: SQLite's own VFS instead of Herald's WAL write-gathering one (sqlite/wal_vfs.h).
   store_options.use_wal_vfs = EnvInRange("HERALD_SQLITE_WAL_VFS", 1, 0, 1) != 0;
+  // Filled below, before anything is delivered (events are rendered only for outcomes).
+  std::map<std::string, std::string> organization_of;
+  store_options.render_event = [&organization_of](const store::DeliveryEvent& event) {
+    auto it = organization_of.find(event.environment_id);
+    return wire::EventBody(event, it == organization_of.end() ? "" : it->second);
+  };
   Result<std::unique_ptr<store::Store>> store = store::OpenSqliteStore(store_options, **keys);
   if (!store.ok()) return Fail(store.status());
   Result<std::vector<NewKey>> generated = BootstrapEnvironments(**store, **keys);
@@ -142,9 +151,13 @@ int Serve(const Options& options) {
   if (!environments.ok()) return Fail(environments.status());
 
   tmpl::TemplateCache templates;
-  std::map<std::string, std::string> organization_of;
   for (const store::Environment& env : *environments) organization_of[env.id] = env.organization_id;
   store::MessagePlanner planner = delivery::MakePlanner(templates, organization_of);
+
+  providers::ProviderSettings provider_settings;
+  provider_settings.expo_receipt_delay =
+      std::chrono::seconds(EnvPositive("HERALD_EXPO_RECEIPT_DELAY", 900));
+  providers::SetProviderSettings(provider_settings);
 
   bool allow_private = EnvFlag("HERALD_ALLOW_PRIVATE_TARGETS");
   http::ClientOptions client_options;
@@ -171,7 +184,17 @@ int Serve(const Options& options) {
   dispatch_options.lease = std::max(dispatch_options.lease, 4 * client_options.default_timeout);
   dispatch_options.max_in_flight = static_cast<std::size_t>(
       EnvPositive("HERALD_MAX_IN_FLIGHT", static_cast<long long>(dispatch_options.max_in_flight)));
+  dispatch_options.token_inactivity = std::chrono::seconds(
+      EnvPositive("HERALD_TOKEN_INACTIVE_SECONDS", dispatch_options.token_inactivity.count() / 1000));
   delivery::Dispatcher dispatcher(**store, *client, planner, dispatch_options);
+
+  delivery::WebhookSenderOptions webhook_options;
+  webhook_options.owner = dispatch_options.owner;
+  webhook_options.timeout = client_options.default_timeout;
+  webhook_options.lease = std::max(webhook_options.lease, 4 * client_options.default_timeout);
+  webhook_options.retry = delivery::RetryPolicy::FromEnvironment("HERALD_WEBHOOK_RETRY",
+                                                                 webhook_options.retry);
+  delivery::WebhookSender webhooks(**store, *client, webhook_options);
 
   api::ApiOptions api_options;
   api_options.token_policy.allow_private_targets = allow_private;
@@ -215,6 +238,7 @@ int Serve(const Options& options) {
       });
   if (!server.ok()) return Fail(server.status());
   dispatcher.Start();
+  webhooks.Start();
   spdlog::info("herald serving listen={}:{} data={}", listen->first, (*server)->port(),
                options.data_dir);
 
@@ -224,6 +248,7 @@ int Serve(const Options& options) {
   // period; anything not finished stays durable and is taken back on the next start.
   (*server)->Stop();
   dispatcher.Stop(std::chrono::milliseconds(EnvPositive("HERALD_SHUTDOWN_GRACE_MS", 10000)));
+  webhooks.Stop();  // the client is shutting down: what it cuts short goes out after a restart
   // When Flush returns, every earlier write has committed and run its callback, so none can
   // reach the API or dispatcher later.
   if (Status st = (*store)->Flush(); !st.ok()) {

@@ -14,6 +14,7 @@ constexpr auto kIdleTick = std::chrono::milliseconds(1000);
 // Floor of an idle wait, so that a due message that cannot be claimed never makes a busy loop.
 constexpr auto kMinWait = std::chrono::milliseconds(5);
 constexpr auto kHousekeepingEvery = std::chrono::minutes(10);
+constexpr auto kMinSweepGap = std::chrono::milliseconds(250);
 // After a claim pass found nothing due, the next one waits this long while the dispatcher is
 // busy planning (new triggers bring their messages leased; only retries and unleased fan-out
 // messages need a claim, and a few milliseconds more do not matter to them).
@@ -75,6 +76,7 @@ void Dispatcher::Stop(std::chrono::milliseconds grace) {
 
 void Dispatcher::Loop() {
   auto last_housekeeping = Clock::now();
+  auto next_sweep = Clock::now();
   while (true) {
     bool progressed = RunPosted();
     progressed = FlushCompletions() || progressed;
@@ -112,7 +114,22 @@ void Dispatcher::Loop() {
       if (Clock::now() - last_housekeeping > kHousekeepingEvery) {
         last_housekeeping = Clock::now();
         if (Status st = store_.PurgeExpired(NowMs()); !st.ok()) {
-          spdlog::warn("purging expired idempotency keys failed: {}", st.message());  // next pass
+          spdlog::warn("purging expired records failed: {}", st.message());  // next pass
+        }
+      }
+      if (Clock::now() >= next_sweep) {
+        // A few sweeps per inactivity period, at least every housekeeping interval.
+        next_sweep = Clock::now() + std::clamp<std::chrono::milliseconds>(
+                                        options_.token_inactivity / 4, kMinSweepGap,
+                                        std::chrono::duration_cast<std::chrono::milliseconds>(
+                                            kHousekeepingEvery));
+        EpochMs now = NowMs();
+        Result<std::size_t> expired =
+            store_.ExpireInactiveTokens(now - options_.token_inactivity.count(), now);
+        if (!expired.ok()) {
+          spdlog::warn("expiring inactive tokens failed: {}", expired.status().message());
+        } else if (*expired > 0) {
+          spdlog::info("expired inactive device tokens count={}", *expired);
         }
       }
     }
@@ -404,6 +421,14 @@ bool Dispatcher::TouchToken(const Sent& message, EpochMs at) {
   return true;
 }
 
+EpochMs Dispatcher::BatchRetryAt(int attempts) {
+  std::lock_guard lock(mu_);
+  double draw = std::uniform_real_distribution<double>(0.0, 1.0)(random_);
+  std::optional<std::chrono::milliseconds> delay =
+      options_.retry.NextDelay(attempts, std::nullopt, draw);
+  return delay ? NowMs() + delay->count() : 0;
+}
+
 // Runs on the dispatcher thread or the HTTP client's I/O thread.
 void Dispatcher::Complete(const Sent& message, const providers::Outcome& outcome, bool attempted) {
   using providers::Verdict;
@@ -420,6 +445,7 @@ void Dispatcher::Complete(const Sent& message, const providers::Outcome& outcome
   switch (outcome.verdict) {
     case Verdict::kDelivered:
       done.kind = store::MessageOutcome::Kind::kDelivered;
+      done.confirmed = !message.receipt.empty();  // a receipt said so
       done.touch_token = TouchToken(message, done.at);
       if (!outcome.provider_message_id.empty()) {
         done.provider_response_id = outcome.provider_message_id;
@@ -439,6 +465,7 @@ void Dispatcher::Complete(const Sent& message, const providers::Outcome& outcome
         break;
       }
       done.kind = store::MessageOutcome::Kind::kAwaitingReceipt;
+      done.accepted = accepted;
       done.receipt = receipt;
       done.retry_at = done.at + after.count();
       if (accepted && !outcome.provider_message_id.empty()) {
@@ -457,6 +484,13 @@ void Dispatcher::Complete(const Sent& message, const providers::Outcome& outcome
       if (delay) {
         done.kind = store::MessageOutcome::Kind::kRetry;
         done.retry_at = done.at + delay->count();
+        if (message.batch_at != 0) {
+          if (outcome.retry_after) {
+            done.retry_at = message.batch_at + delay->count();
+          } else if (message.batch_retry_at != 0) {
+            done.retry_at = message.batch_retry_at;
+          }
+        }
       } else {
         done.kind = store::MessageOutcome::Kind::kFailed;
         done.error_text =
@@ -470,6 +504,7 @@ void Dispatcher::Complete(const Sent& message, const providers::Outcome& outcome
       break;
     case Verdict::kFailedRemoveToken:
       done.kind = store::MessageOutcome::Kind::kFailed;
+      done.token_invalid = true;
       if (message.remove_dead_tokens) {
         done.retire_token =
             outcome.unsubscribed ? store::TokenStatus::kUnsubscribed : store::TokenStatus::kExpired;

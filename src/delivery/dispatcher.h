@@ -44,6 +44,9 @@ struct DispatcherOptions {
   // once: ForgetIntegration). Auth tokens live in the TokenBroker and outlast a rebuild.
   std::chrono::milliseconds integration_ttl{5000};
   RetryPolicy retry;
+  // A token no provider accepted anything for in this long (nor was registered again) is
+  // retired as expired by a periodic sweep.
+  std::chrono::milliseconds token_inactivity{60LL * 24 * 3600 * 1000};
   int thread_nice = 0;  // added to the dispatcher thread's nice value (see LowerThreadPriority)
   // The provider registry (tests put their own providers in front of it).
   std::function<const providers::ProviderSpec*(std::string_view)> find_provider =
@@ -122,6 +125,11 @@ class Dispatcher : private http::Withdrawal {
     int attempts = 0;
     std::string receipt;  // being confirmed: what the provider's receipt service knows it by
     bool remove_dead_tokens = true;
+    // Set for the messages of one batch request: when a retry is due for all of them (unless the
+    // provider says when), so they fall due together and are batched together again (a provider
+    // whose idempotency key is made of the message ids then sends the same key).
+    EpochMs batch_retry_at = 0;
+    EpochMs batch_at = 0;  // when the batch's reply was read (a Retry-After counts from it)
   };
   // One message on its way: from SendAll (or SendTest) to its outcome.
   struct Item {
@@ -157,6 +165,8 @@ class Dispatcher : private http::Withdrawal {
   // Any thread: a reply that is not an outcome (shutdown, withdrawn), else false.
   bool SettleUnsent(const ItemPtr& item, const http::Outcome& reply);
   void Finish(const Item& item, const providers::Outcome& outcome, bool attempted = true);
+  // A retry time shared by the messages of one batch request (0: no attempt left).
+  EpochMs BatchRetryAt(int attempts);
   void Complete(const Sent& message, const providers::Outcome& outcome, bool attempted = true);
   bool TouchToken(const Sent& message, EpochMs at);
   static std::string TokenKey(const Sent& message);

@@ -200,6 +200,12 @@ void Dispatcher::TransmitBatch(const SentWithPtr& with, std::vector<ItemPtr> ite
       }
       // A large reply (a hundred tickets) is read on the dispatcher thread, not the client's.
       Post([this, with, carried = std::move(carried), reply = std::move(reply)] {
+        const EpochMs read_at = NowMs();
+        const EpochMs retry_at = BatchRetryAt(carried.front()->sent.attempts + 1);
+        for (const ItemPtr& item : carried) {
+          item->sent.batch_at = read_at;
+          item->sent.batch_retry_at = retry_at;
+        }
         std::vector<const providers::PushMessage*> messages;
         messages.reserve(carried.size());
         for (const ItemPtr& item : carried) messages.push_back(&item->push);

@@ -18,11 +18,15 @@ long long EnvInt(const char* name, long long fallback, long long min, long long 
 
 }  // namespace
 
-RetryPolicy RetryPolicy::FromEnvironment() {
+RetryPolicy RetryPolicy::FromEnvironment(std::string_view prefix, const RetryPolicy& defaults) {
+  auto name = [&](const char* suffix) { return std::string(prefix) + suffix; };
   RetryPolicy policy;
-  policy.base = std::chrono::milliseconds(EnvInt("HERALD_RETRY_BASE_MS", 1000, 1, 3600000));
-  policy.cap = std::chrono::milliseconds(EnvInt("HERALD_RETRY_MAX_MS", 600000, 1, 86400000));
-  policy.max_attempts = static_cast<int>(EnvInt("HERALD_RETRY_ATTEMPTS", 10, 1, 1000));
+  policy.base = std::chrono::milliseconds(
+      EnvInt(name("_BASE_MS").c_str(), defaults.base.count(), 1, 3600000));
+  policy.cap = std::chrono::milliseconds(
+      EnvInt(name("_MAX_MS").c_str(), defaults.cap.count(), 1, 86400000));
+  policy.max_attempts =
+      static_cast<int>(EnvInt(name("_ATTEMPTS").c_str(), defaults.max_attempts, 1, 1000));
   return policy;
 }
 

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <optional>
 #include <random>
+#include <string_view>
 
 namespace herald::delivery {
 
@@ -15,8 +16,10 @@ struct RetryPolicy {
   std::chrono::milliseconds cap{600000};
   int max_attempts = 10;  // attempts in all, the first one included
 
-  // Reads HERALD_RETRY_BASE_MS, HERALD_RETRY_MAX_MS, HERALD_RETRY_ATTEMPTS over the defaults.
-  static RetryPolicy FromEnvironment();
+  // Reads <prefix>_BASE_MS, <prefix>_MAX_MS and <prefix>_ATTEMPTS (HERALD_RETRY_BASE_MS, ...)
+  // over `defaults`.
+  static RetryPolicy FromEnvironment(std::string_view prefix, const RetryPolicy& defaults);
+  static RetryPolicy FromEnvironment() { return FromEnvironment("HERALD_RETRY", RetryPolicy{}); }
 
   // Delay before the next attempt after `attempts_done` attempts, or nullopt if no attempt is
   // left. `draw` is a uniform random number in [0, 1).

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <memory>
+#include <mutex>
 
 #include "providers/apns/apns_spec.h"
 #include "providers/expo/expo_spec.h"
@@ -36,6 +37,9 @@ const SpecList& BuiltinSpecs() {
   return *specs;
 }
 
+std::mutex settings_mu;
+ProviderSettings settings;  // guarded by settings_mu
+
 bool IsUtf8Continuation(char c) { return (static_cast<unsigned char>(c) & 0xC0) == 0x80; }
 
 // "****" + the last 4 characters (code points, not bytes) when `secret` is longer than 12.
@@ -60,6 +64,16 @@ std::string ProviderSpec::TokenIdentity(std::string_view normalized) const {
 Result<std::unique_ptr<Provider>> ProviderSpec::Create(const Json&) const {
   return Status(Code::kFailedPrecondition,
                 "delivery through " + std::string(id()) + " is not available in this version");
+}
+
+void SetProviderSettings(const ProviderSettings& value) {
+  std::lock_guard lock(settings_mu);
+  settings = value;
+}
+
+ProviderSettings GetProviderSettings() {
+  std::lock_guard lock(settings_mu);
+  return settings;
 }
 
 const ProviderSpec* FindProvider(std::string_view id) {

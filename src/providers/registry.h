@@ -2,6 +2,7 @@
 // credential validation and masking, and device-token validation.
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <optional>
 #include <string>
@@ -64,6 +65,15 @@ class ProviderSpec {
   // cannot deliver through this provider yet (the message fails as a configuration error).
   virtual Result<std::unique_ptr<Provider>> Create(const Json& credentials) const;
 };
+
+// Process-wide provider settings from the environment, set once at startup (app.cc) before any
+// Provider is created; providers read them when their spec creates them.
+struct ProviderSettings {
+  // When an Expo ticket's receipt is first asked for: HERALD_EXPO_RECEIPT_DELAY (seconds).
+  std::chrono::milliseconds expo_receipt_delay = std::chrono::minutes(15);
+};
+void SetProviderSettings(const ProviderSettings& settings);
+ProviderSettings GetProviderSettings();
 
 // nullptr if `id` is not a push provider Herald supports.
 const ProviderSpec* FindProvider(std::string_view id);

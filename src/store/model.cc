@@ -45,4 +45,9 @@ std::optional<TokenStatus> ParseTokenStatus(std::string_view name) {
   return std::nullopt;
 }
 
+bool IsEventType(std::string_view type) {
+  return type == kEventMessageSent || type == kEventMessageDelivered ||
+         type == kEventMessageFailed || type == kEventDeviceRemoved;
+}
+
 }  // namespace herald::store

@@ -201,6 +201,76 @@ struct Message {
   EpochMs updated_at = 0;
 };
 
+// ---- event webhooks (what the application is told) ---------------------------------------
+
+// An endpoint the application registered for event webhooks.
+struct WebhookEndpoint {
+  std::string id;
+  std::string environment_id;
+  std::string url;
+  std::vector<std::string> event_types;  // empty: every event type
+  std::string secret;                    // "whsec_" + base64 of 32 bytes; sealed at rest
+  EpochMs created_at = 0;
+};
+
+// The event types Herald sends, in the order the API lists them.
+inline constexpr std::string_view kEventMessageSent = "message.sent";
+inline constexpr std::string_view kEventMessageDelivered = "message.delivered";
+inline constexpr std::string_view kEventMessageFailed = "message.failed";
+inline constexpr std::string_view kEventDeviceRemoved = "device.removed";
+bool IsEventType(std::string_view type);
+
+// What happened, as the store saw it when it recorded it (the body is rendered from this once,
+// in the same transaction, so a retry sends the same bytes).
+struct DeliveryEvent {
+  std::string id;    // "evt_" + an ObjectId; the webhook-id of every attempt
+  std::string type;  // one of the kEvent* types
+  std::string environment_id;
+  EpochMs at = 0;
+  // Message events: the message as the outcome left it. device.removed: the message whose
+  // outcome retired the token (unset for the inactivity sweep).
+  std::optional<Message> message;
+  bool token_invalid = false;  // message.failed: the provider said the token is dead
+  // device.removed
+  std::string subscriber_id, integration_id, provider_id, device_token;
+  TokenStatus token_status = TokenStatus::kExpired;
+  std::string reason;  // typed: the provider's reason, or "INACTIVE" for the sweep
+};
+
+// One event on its way to one endpoint.
+struct WebhookDelivery {
+  std::int64_t seq = 0;
+  std::string endpoint_id, url, secret;
+  std::string event_id, event_type, body;
+  int attempts = 0;  // made before this one
+};
+
+// What came of one attempt.
+struct WebhookAttempt {
+  std::int64_t seq = 0;
+  bool delivered = false;
+  EpochMs retry_at = 0;  // not delivered: the next attempt, or 0 = give up
+  int status = 0;        // the HTTP status, 0 = none
+  std::string error;     // typed: "HTTP_500", "TIMEOUT", ...
+};
+
+// ---- devices (every token of an environment) -----------------------------------------------
+
+struct DeviceRecord {
+  std::string id;  // an opaque cursor for this row
+  std::string subscriber_id;
+  std::string integration_id, integration_identifier, provider_id;
+  DeviceToken token;
+};
+
+struct DeviceQuery {
+  std::string environment_id;
+  std::optional<TokenStatus> status;
+  std::optional<std::string> provider_id, subscriber_id;
+  int limit = 10;
+  std::optional<std::string> after;  // DeviceRecord::id of the last row of the previous page
+};
+
 // Cursor pagination as Novu v2 lists do it.
 struct PageRequest {
   int limit = 10;

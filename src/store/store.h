@@ -148,7 +148,19 @@ struct MessageOutcome {
   bool touch_token = true;  // kDelivered: false = its last-active was written very recently
   bool attempted = true;    // kFailed: false = taken back before it was sent (no attempt counted)
   std::string receipt;      // kAwaitingReceipt
+  // kDelivered: the provider's receipt confirmed it (message.delivered), rather than the
+  // provider accepting it (message.sent).
+  bool confirmed = false;
+  // kAwaitingReceipt: the provider took it just now (message.sent), rather than a receipt being
+  // asked for again.
+  bool accepted = false;
+  // kFailed: the provider said the token is dead (even when the integration keeps dead tokens).
+  bool token_invalid = false;
 };
+
+// Renders an event's webhook body (JSON text). Runs inside the store's write transaction: fast,
+// and must not call the store.
+using EventRenderer = std::function<std::string(const DeliveryEvent&)>;
 
 // Messages that must not be sent any more: every field that is set must match (the environment
 // always). The dispatcher takes back such sends still waiting for a connection (see
@@ -333,6 +345,34 @@ class Store {
   virtual Status DeleteMessage(std::string_view env, std::string_view id) = 0;  // NotFound
   virtual Result<std::vector<NotificationWithMessages>> ListNotifications(
       const NotificationQuery& query, long long* total) = 0;
+
+  // ---- devices -------------------------------------------------------------------------------
+  // Every device token of the environment, newest first, filtered.
+  virtual Result<Page<DeviceRecord>> ListDevices(const DeviceQuery& query) = 0;
+  // Retires (status expired, reason INACTIVE) every active token that no provider accepted a
+  // message for since `inactive_since` (nor was registered since). Returns how many.
+  virtual Result<std::size_t> ExpireInactiveTokens(EpochMs inactive_since, EpochMs now) = 0;
+
+  // ---- event webhooks ------------------------------------------------------------------------
+  // Events are recorded with the outcomes and token changes that cause them, in the same
+  // transaction: one delivery per endpoint of the environment that wants the type, rendered by
+  // the store's EventRenderer.
+  virtual Result<WebhookEndpoint> CreateWebhookEndpoint(const WebhookEndpoint& endpoint) = 0;
+  virtual Result<std::vector<WebhookEndpoint>> ListWebhookEndpoints(std::string_view env) = 0;
+  // NotFound if absent. Its deliveries not made yet are dropped.
+  virtual Status DeleteWebhookEndpoint(std::string_view env, std::string_view id) = 0;
+  // Leases up to `limit` due deliveries to `owner` until `lease_until`, oldest first; a delivery
+  // waits while an earlier one of the same endpoint and message is still pending (in order per
+  // message).
+  virtual Result<std::vector<WebhookDelivery>> ClaimWebhookDeliveries(std::string_view owner,
+                                                                       EpochMs now,
+                                                                       EpochMs lease_until,
+                                                                       std::size_t limit) = 0;
+  // Records attempts of leased deliveries (ignored when `owner` lost the lease).
+  virtual Status RecordWebhookAttempts(std::string_view owner,
+                                       const std::vector<WebhookAttempt>& attempts) = 0;
+  // Earliest due time of a pending delivery, if any.
+  virtual Result<std::optional<EpochMs>> NextWebhookDueAt() = 0;
 
   // ---- idempotency keys (novu-api.md §2.0.1) -------------------------------------------------
   // Starts (or looks up) the request `key` with this body digest; a new key is held in progress

@@ -122,28 +122,57 @@ Json SubscriberJson(const store::Subscriber& s, std::string_view organization_id
   return out;
 }
 
+namespace {
+
+// One device token with its integration, as the devices routes show it.
+Json DeviceJson(std::string_view provider_id, std::string_view integration_id,
+                std::string_view integration_identifier, const store::DeviceToken& t) {
+  Json device = {
+      {"providerId", provider_id},
+      {"_integrationId", integration_id},
+      {"integrationIdentifier", integration_identifier},
+      {"token", t.token},
+      {"status", store::TokenStatusName(t.status)},
+      {"createdAt", IsoTime(t.created_at)},
+      {"lastActiveAt", t.last_active_at ? Json(IsoTime(*t.last_active_at)) : Json()},
+      {"lastFailureReason", t.last_failure_reason ? Json(*t.last_failure_reason) : Json()},
+      {"statusChangedAt", t.status_changed_at ? Json(IsoTime(*t.status_changed_at)) : Json()},
+      {"registeredAt", IsoTime(t.registered_at.value_or(t.created_at))}};
+  const providers::ProviderSpec* spec = providers::FindProvider(provider_id);
+  if (std::optional<std::string> endpoint = spec ? spec->Endpoint(t.token) : std::nullopt) {
+    device["endpoint"] = std::move(*endpoint);
+  }
+  return device;
+}
+
+// A token shown in a list of many: the first and last characters (Web Push: the endpoint's
+// origin and its last characters), enough to tell tokens apart without listing them whole.
+std::string MaskToken(std::string_view token) {
+  constexpr std::size_t kShown = 6;
+  if (token.size() <= 2 * kShown + 4) return std::string(token.substr(0, 4)) + "...";
+  return std::string(token.substr(0, kShown)) + "..." +
+         std::string(token.substr(token.size() - kShown));
+}
+
+}  // namespace
+
 Json DevicesJson(const store::Subscriber& s) {
   Json out = Json::array();
   for (const store::SubscriberChannel& ch : s.channels) {
-    const providers::ProviderSpec* spec = providers::FindProvider(ch.provider_id);
     for (const store::DeviceToken& t : ch.tokens) {
-      Json device = {
-          {"providerId", ch.provider_id},
-          {"_integrationId", ch.integration_id},
-          {"integrationIdentifier", ch.integration_identifier},
-          {"token", t.token},
-          {"status", store::TokenStatusName(t.status)},
-          {"createdAt", IsoTime(t.created_at)},
-          {"lastActiveAt", t.last_active_at ? Json(IsoTime(*t.last_active_at)) : Json()},
-          {"lastFailureReason", t.last_failure_reason ? Json(*t.last_failure_reason) : Json()},
-          {"statusChangedAt", t.status_changed_at ? Json(IsoTime(*t.status_changed_at)) : Json()},
-          {"registeredAt", IsoTime(t.registered_at.value_or(t.created_at))}};
-      if (std::optional<std::string> endpoint = spec ? spec->Endpoint(t.token) : std::nullopt) {
-        device["endpoint"] = std::move(*endpoint);
-      }
-      out.push_back(std::move(device));
+      out.push_back(DeviceJson(ch.provider_id, ch.integration_id, ch.integration_identifier, t));
     }
   }
+  return out;
+}
+
+Json DeviceRecordJson(const store::DeviceRecord& d) {
+  Json out = DeviceJson(d.provider_id, d.integration_id, d.integration_identifier, d.token);
+  out["_id"] = d.id;
+  out["subscriberId"] = d.subscriber_id;
+  out["token"] = MaskToken(out.contains("endpoint") ? out["endpoint"].get<std::string>()
+                                                     : d.token.token);
+  out.erase("endpoint");
   return out;
 }
 

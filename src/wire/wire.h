@@ -10,6 +10,8 @@ namespace herald::wire {
 Json IntegrationJson(const store::Integration& integration, std::string_view organization_id);
 Json SubscriberJson(const store::Subscriber& subscriber, std::string_view organization_id);
 Json DevicesJson(const store::Subscriber& subscriber);
+// A row of GET /v1/devices: the token masked, with its subscriber.
+Json DeviceRecordJson(const store::DeviceRecord& device);
 Json TopicJson(const store::Topic& topic);
 Json TopicSubscriptionJson(const store::TopicSubscription& subscription);
 Json WorkflowJson(const store::Workflow& workflow);
@@ -20,6 +22,12 @@ Json MessageJson(const store::Message& message, std::string_view organization_id
 // An activity-feed item (GET /v1/notifications) with one job per message.
 Json NotificationJson(const store::NotificationWithMessages& item,
                       std::string_view organization_id);
+
+// An event webhook's body (Novu's outbound webhook shape): {id, type, object, timestamp,
+// environmentId, data}.
+std::string EventBody(const store::DeliveryEvent& event, std::string_view organization_id);
+// An endpoint as the API lists it: the secret masked unless `with_secret` (only on creation).
+Json WebhookEndpointJson(const store::WebhookEndpoint& endpoint, bool with_secret);
 
 // {data, next, previous, totalCount, totalCountCapped}
 template <typename T, typename F>

@@ -1,6 +1,8 @@
 #include "providers/one_signal/one_signal_spec.h"
 
 #include "providers/basic_spec.h"
+#include "providers/one_signal/one_signal_provider.h"
+#include "providers/recipient_batch.h"
 
 namespace herald::providers {
 namespace {
@@ -12,6 +14,18 @@ class OneSignalSpec final : public BasicSpec {
                   {{"applicationId", true, false},
                    {"apiKey", true, true},
                    {"apiVersion", false, false}}) {}
+
+  Result<std::unique_ptr<Provider>> Create(const Json& credentials) const override {
+    return NewOneSignalProvider(credentials);
+  }
+
+  // A player id or an external id, written into the request's JSON as it is.
+  Result<std::string> NormalizeDeviceToken(std::string_view token,
+                                           const TokenPolicy& policy) const override {
+    ASSIGN_OR_RETURN(std::string normalized, BasicSpec::NormalizeDeviceToken(token, policy));
+    if (!IsUtf8(normalized)) return Status::InvalidArgument("device token must be UTF-8");
+    return normalized;
+  }
 
  protected:
   Status CheckValues(const Json& credentials) const override {

@@ -1,6 +1,8 @@
 #include "providers/pusher_beams/pusher_beams_spec.h"
 
 #include "providers/basic_spec.h"
+#include "providers/pusher_beams/pusher_beams_provider.h"
+#include "providers/recipient_batch.h"
 
 namespace herald::providers {
 namespace {
@@ -12,6 +14,21 @@ class PusherBeamsSpec final : public BasicSpec {
   PusherBeamsSpec()
       : BasicSpec("pusher-beams", "Pusher Beams",
                   {{"instanceId", true, false}, {"secretKey", true, true}}) {}
+
+  Result<std::unique_ptr<Provider>> Create(const Json& credentials) const override {
+    return NewPusherBeamsProvider(credentials);
+  }
+
+  // A Beams user id: Beams takes at most 164 bytes of UTF-8 (protocols.md §6.3).
+  Result<std::string> NormalizeDeviceToken(std::string_view token,
+                                           const TokenPolicy& policy) const override {
+    ASSIGN_OR_RETURN(std::string normalized, BasicSpec::NormalizeDeviceToken(token, policy));
+    if (!IsUtf8(normalized)) return Status::InvalidArgument("device token must be UTF-8");
+    if (normalized.size() > kMaxBeamsUserIdBytes) {
+      return Status::InvalidArgument("device token (a Beams user id) must be at most 164 bytes");
+    }
+    return normalized;
+  }
 
  protected:
   Status CheckValues(const Json& credentials) const override {

@@ -1,6 +1,8 @@
 #include "providers/pushpad/pushpad_spec.h"
 
 #include "providers/basic_spec.h"
+#include "providers/pushpad/pushpad_provider.h"
+#include "providers/recipient_batch.h"
 
 namespace herald::providers {
 namespace {
@@ -11,6 +13,18 @@ class PushpadSpec final : public BasicSpec {
  public:
   PushpadSpec()
       : BasicSpec("pushpad", "Pushpad", {{"apiKey", true, true}, {"applicationId", true, false}}) {}
+
+  Result<std::unique_ptr<Provider>> Create(const Json& credentials) const override {
+    return NewPushpadProvider(credentials);
+  }
+
+  // A Pushpad uid (the application's user id), written into the request's JSON as it is.
+  Result<std::string> NormalizeDeviceToken(std::string_view token,
+                                           const TokenPolicy& policy) const override {
+    ASSIGN_OR_RETURN(std::string normalized, BasicSpec::NormalizeDeviceToken(token, policy));
+    if (!IsUtf8(normalized)) return Status::InvalidArgument("device token must be UTF-8");
+    return normalized;
+  }
 
  protected:
   Status CheckValues(const Json& credentials) const override {

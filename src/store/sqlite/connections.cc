@@ -53,7 +53,8 @@ Result<std::unique_ptr<Store>> OpenSqliteStore(const SqliteOptions& options,
                    Db::Open(options.path, /*read_only=*/false, options.use_wal_vfs));
   std::string wal_path = writer->WalPath();
   auto store = std::make_unique<sqlite::SqliteStore>(
-      std::move(writer), wal_path, std::move(checkpoint_db), keys, options.max_queued_triggers);
+      std::move(writer), wal_path, std::move(checkpoint_db), keys, options.max_queued_triggers,
+      options.render_event);
   for (int i = 0; i < std::max(1, options.read_connections); ++i) {
     ASSIGN_OR_RETURN(std::unique_ptr<Db> reader,
                      Db::Open(options.path, /*read_only=*/true, options.use_wal_vfs));

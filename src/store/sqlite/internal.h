@@ -74,4 +74,26 @@ Result<std::size_t> WriteNotification(Db& db, const Workflow& workflow, const Su
 Status FailUnsent(Db& db, std::string_view where, const std::vector<std::string>& params,
                   std::string_view reason, std::string_view text);
 
+// ---- event webhooks (events.cc) ----------------------------------------------------------------
+
+// Records events inside one write transaction: for each, the endpoints of its environment that
+// want its type get a delivery, and the body is rendered once. Asks once whether any endpoint
+// exists at all, so a store without endpoints pays nothing per outcome.
+class EventRecorder {
+ public:
+  EventRecorder(Db& db, const EventRenderer& render) : db_(db), render_(render) {}
+  // Whether any endpoint exists (events would reach someone).
+  Result<bool> Wanted();
+  // `order_key`: deliveries of one endpoint with the same key go out in the order recorded.
+  Status Record(DeliveryEvent event, std::string_view order_key);
+
+ private:
+  Db& db_;
+  const EventRenderer& render_;
+  std::optional<bool> wanted_;
+};
+
+// The message row with this id, if it exists.
+std::optional<Message> LoadMessage(Db& db, std::string_view id);
+
 }  // namespace herald::store::sqlite

@@ -191,7 +191,16 @@ Status SqliteStore::PurgeExpired(EpochMs now) {
   return WriteStatus([now](Db& db) -> Status {
     Stmt s = db.Prepare("DELETE FROM idempotency_keys WHERE expires_at < ?");
     s.Bind(1, static_cast<std::int64_t>(now));
-    return s.Exec();
+    RETURN_IF_ERROR(s.Exec());
+    // Event webhooks given up on stay a month (for whoever looks into the database), then go
+    // with the events no delivery needs any more.
+    constexpr std::int64_t kKeepFailedMs = 30LL * 24 * 3600 * 1000;
+    Stmt f = db.Prepare("DELETE FROM webhook_deliveries WHERE state = 'failed' AND updated_at < ?");
+    f.Bind(1, static_cast<std::int64_t>(now) - kKeepFailedMs);
+    RETURN_IF_ERROR(f.Exec());
+    return db.ExecScript(
+        "DELETE FROM webhook_events WHERE NOT EXISTS (SELECT 1 FROM webhook_deliveries d "
+        "WHERE d.event_id = webhook_events.id)");
   });
 }
 

@@ -52,7 +52,7 @@ TEST_P(SqliteStoreTest, NotificationsFindTheirMessagesBeforeAndAfterTheIndexMigr
   };
   check();
   // Back to schema version 4 (two lookup indexes, no severity or topics on notifications, no
-  // token history or receipts), with the rows in place; reopening migrates.
+  // token history or receipts, no event webhooks), with the rows in place; reopening migrates.
   store_.reset();
   {
     auto db = OpenDb(/*read_only=*/false);
@@ -67,6 +67,8 @@ TEST_P(SqliteStoreTest, NotificationsFindTheirMessagesBeforeAndAfterTheIndexMigr
                          "ALTER TABLE device_tokens DROP COLUMN registered_at;"
                          "ALTER TABLE device_tokens DROP COLUMN status_changed_at;"
                          "ALTER TABLE messages DROP COLUMN receipt;"
+                         "DROP TABLE webhook_endpoints; DROP TABLE webhook_events;"
+                         "DROP TABLE webhook_deliveries; DROP INDEX device_tokens_by_created;"
                          "DELETE FROM schema_migrations WHERE version >= 5;")
             .ok());
   }

@@ -245,6 +245,49 @@ ALTER TABLE device_tokens ADD COLUMN registered_at INTEGER;
 ALTER TABLE device_tokens ADD COLUMN status_changed_at INTEGER;
 ALTER TABLE messages ADD COLUMN receipt TEXT;
 )sql"},
+    {8, "event_webhooks_and_devices", R"sql(
+-- Event webhooks: the application's endpoints (secret sealed), each event rendered once, and
+-- an outbox row per (event, endpoint) that the sender leases, retries and finally deletes
+-- (delivered) or keeps as failed for a while. A row waits while an earlier pending row of the
+-- same endpoint and order key (the message) exists.
+CREATE TABLE webhook_endpoints (
+  id             TEXT PRIMARY KEY,
+  environment_id TEXT NOT NULL,
+  url            TEXT NOT NULL,
+  event_types    TEXT NOT NULL,
+  secret_sealed  TEXT NOT NULL,
+  created_at     INTEGER NOT NULL
+);
+CREATE INDEX webhook_endpoints_by_env ON webhook_endpoints(environment_id, created_at);
+CREATE TABLE webhook_events (
+  id             TEXT PRIMARY KEY,
+  environment_id TEXT NOT NULL,
+  type           TEXT NOT NULL,
+  body           TEXT NOT NULL,
+  created_at     INTEGER NOT NULL
+);
+CREATE TABLE webhook_deliveries (
+  seq             INTEGER PRIMARY KEY AUTOINCREMENT,
+  event_id        TEXT NOT NULL,
+  endpoint_id     TEXT NOT NULL,
+  order_key       TEXT NOT NULL,
+  state           TEXT NOT NULL,
+  attempts        INTEGER NOT NULL DEFAULT 0,
+  next_attempt_at INTEGER,
+  lease_owner     TEXT,
+  lease_until     INTEGER,
+  last_status     INTEGER,
+  last_error      TEXT,
+  updated_at      INTEGER NOT NULL
+);
+CREATE INDEX webhook_deliveries_due ON webhook_deliveries(next_attempt_at)
+  WHERE next_attempt_at IS NOT NULL;
+CREATE INDEX webhook_deliveries_in_order ON webhook_deliveries(endpoint_id, order_key, seq)
+  WHERE state = 'pending';
+CREATE INDEX webhook_deliveries_by_event ON webhook_deliveries(event_id);
+-- The environment's devices, newest first.
+CREATE INDEX device_tokens_by_created ON device_tokens(created_at);
+)sql"},
 };
 
 }  // namespace

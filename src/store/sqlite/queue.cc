@@ -81,7 +81,9 @@ Status RecordOutcome(Db& db, const MessageOutcome& o, const std::string& owner, 
 
 // The device token after one outcome: its last-active time, or its last failure and, when the
 // provider says it is dead, its retirement (once: only an active token changes status).
-Status RecordTokenOutcome(Db& db, const MessageOutcome& o) {
+// `*retired` tells whether this outcome retired it.
+Status RecordTokenOutcome(Db& db, const MessageOutcome& o, bool* retired) {
+  *retired = false;
   if (o.kind == MessageOutcome::Kind::kDelivered) {
     // Last-active has second precision: a token that keeps receiving is not rewritten on every
     // delivery.
@@ -92,22 +94,72 @@ Status RecordTokenOutcome(Db& db, const MessageOutcome& o) {
     t.Bind(1, static_cast<std::int64_t>(o.at)).Bind(2, *o.channel_pk).Bind(3, o.token_identity);
     return t.Exec();
   }
-  // SQLite evaluates every SET expression against the row as it was.
   Stmt t = db.Prepare(
-      "UPDATE device_tokens SET last_failure_reason = ?1, "
-      "status = CASE WHEN ?2 IS NOT NULL AND status = 'active' AND "
-      "(?3 IS NULL OR COALESCE(registered_at, created_at) < ?3) THEN ?2 ELSE status END, "
-      "status_changed_at = CASE WHEN ?2 IS NOT NULL AND status = 'active' AND "
-      "(?3 IS NULL OR COALESCE(registered_at, created_at) < ?3) THEN ?4 ELSE status_changed_at "
-      "END WHERE channel_pk = ?5 AND identity = ?6");
-  t.Bind(1, o.error_id);
-  t.Bind(2, o.retire_token ? std::optional<std::string>(TokenStatusName(*o.retire_token))
-                           : std::nullopt);
-  t.Bind(3, o.token_invalid_since ? std::optional<std::int64_t>(*o.token_invalid_since)
+      "UPDATE device_tokens SET last_failure_reason = ? WHERE channel_pk = ? AND identity = ?");
+  t.Bind(1, o.error_id).Bind(2, *o.channel_pk).Bind(3, o.token_identity);
+  RETURN_IF_ERROR(t.Exec());
+  if (!o.retire_token) return Status::Ok();
+  // A token registered again after the provider's "invalid since" stays.
+  Stmt r = db.Prepare(
+      "UPDATE device_tokens SET status = ?1, status_changed_at = ?2 WHERE channel_pk = ?3 AND "
+      "identity = ?4 AND status = 'active' AND (?5 IS NULL OR "
+      "COALESCE(registered_at, created_at) < ?5)");
+  r.Bind(1, TokenStatusName(*o.retire_token)).Bind(2, static_cast<std::int64_t>(o.at));
+  r.Bind(3, *o.channel_pk).Bind(4, o.token_identity);
+  r.Bind(5, o.token_invalid_since ? std::optional<std::int64_t>(*o.token_invalid_since)
                                   : std::nullopt);
-  t.Bind(4, static_cast<std::int64_t>(o.at));
-  t.Bind(5, *o.channel_pk).Bind(6, o.token_identity);
-  return t.Exec();
+  RETURN_IF_ERROR(r.Exec());
+  *retired = db.Changes() > 0;
+  return Status::Ok();
+}
+
+// The events one recorded outcome causes (only asked for when an endpoint exists): the message
+// read back as the outcome left it.
+Status RecordOutcomeEvents(EventRecorder& events, Db& db, const MessageOutcome& o, bool retired) {
+  using Kind = MessageOutcome::Kind;
+  std::string_view type;
+  switch (o.kind) {
+    case Kind::kDelivered:
+      type = o.confirmed ? kEventMessageDelivered : kEventMessageSent;
+      break;
+    case Kind::kAwaitingReceipt:
+      if (o.accepted) type = kEventMessageSent;  // not when a receipt is asked for again
+      break;
+    case Kind::kFailed:
+      type = kEventMessageFailed;
+      break;
+    case Kind::kRetry:
+      break;
+  }
+  if (type.empty() && !retired) return Status::Ok();
+  std::optional<Message> message = LoadMessage(db, o.message_id);
+  if (!message) return Status::Ok();
+  // A failure recorded for a message cancelled meanwhile is no news.
+  if (type == kEventMessageFailed && message->state != DeliveryState::kFailed) type = {};
+  if (!type.empty()) {
+    DeliveryEvent e;
+    e.type = type;
+    e.environment_id = message->environment_id;
+    e.at = o.at;
+    e.token_invalid = o.token_invalid;
+    e.message = *message;
+    RETURN_IF_ERROR(events.Record(std::move(e), o.message_id));
+  }
+  if (retired) {
+    DeliveryEvent e;
+    e.type = kEventDeviceRemoved;
+    e.environment_id = message->environment_id;
+    e.at = o.at;
+    e.subscriber_id = message->subscriber_id;
+    e.integration_id = message->integration_id;
+    e.provider_id = message->provider_id;
+    e.device_token = message->device_token;
+    e.token_status = *o.retire_token;
+    e.reason = o.error_id;
+    e.message = std::move(*message);
+    RETURN_IF_ERROR(events.Record(std::move(e), o.message_id));
+  }
+  return Status::Ok();
 }
 
 }  // namespace
@@ -163,19 +215,24 @@ void SqliteStore::CompleteMessages(std::string owner_id, std::vector<MessageOutc
   auto work = [this, owner = std::move(owner_id),
                outcomes = std::move(outcome_list)](Db& db) -> Status {
     EpochMs now = NowMs();
+    EventRecorder events(db, render_event_);
     for (const MessageOutcome& o : outcomes) {
       using Kind = MessageOutcome::Kind;
       RETURN_IF_ERROR(RecordOutcome(db, o, owner, now));
       if (db.Changes() == 0) continue;  // lease lost: someone else owns the outcome
-      if (!o.channel_pk) continue;      // the token came from an override
-      if (o.kind == Kind::kAwaitingReceipt) continue;  // the token's fate is not known yet
-      if (o.kind == Kind::kDelivered && !o.touch_token) continue;
-      if (o.kind != Kind::kDelivered) {
-        // A failure can retire the token, which planning then skips. (A delivery's last-active
-        // time is not what planning reads.)
-        subscribers_.Clear();
+      bool retired = false;
+      const bool token_news = o.channel_pk && o.kind != Kind::kAwaitingReceipt &&
+                              (o.kind != Kind::kDelivered || o.touch_token);
+      if (token_news) {
+        if (o.kind != Kind::kDelivered) {
+          // A failure can retire the token, which planning then skips. (A delivery's last-active
+          // time is not what planning reads.)
+          subscribers_.Clear();
+        }
+        RETURN_IF_ERROR(RecordTokenOutcome(db, o, &retired));
       }
-      RETURN_IF_ERROR(RecordTokenOutcome(db, o));
+      ASSIGN_OR_RETURN(bool wanted, events.Wanted());
+      if (wanted) RETURN_IF_ERROR(RecordOutcomeEvents(events, db, o, retired));
     }
     return Status::Ok();
   };
@@ -190,7 +247,9 @@ Status SqliteStore::ReleaseAllLeases() {
     return db.ExecScript(
         "UPDATE messages SET lease_owner = NULL, lease_until = NULL, next_attempt_at = CASE "
         "WHEN next_attempt_at IS NULL THEN NULL ELSE MIN(next_attempt_at, created_at) END "
-        "WHERE lease_owner IS NOT NULL");
+        "WHERE lease_owner IS NOT NULL; "
+        "UPDATE webhook_deliveries SET lease_owner = NULL, lease_until = NULL, "
+        "next_attempt_at = updated_at WHERE lease_owner IS NOT NULL");
   });
 }
 

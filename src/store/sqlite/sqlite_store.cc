@@ -6,9 +6,10 @@ namespace herald::store::sqlite {
 
 SqliteStore::SqliteStore(std::unique_ptr<Db> writer_db, std::string wal_path,
                          std::unique_ptr<Db> checkpoint_db, const crypto::KeyRing& keys,
-                         std::int64_t max_queued_triggers)
+                         std::int64_t max_queued_triggers, EventRenderer render_event)
     : keys_(keys),
       max_queued_triggers_(max_queued_triggers),
+      render_event_(std::move(render_event)),
       writer_(std::move(writer_db), wal_path, Writer::kDefaultLazySyncDelay,
               Writer::kDefaultBackgroundBudget, [this] { subscribers_.Clear(); }),
       checkpointer_(std::move(checkpoint_db), wal_path) {}

@@ -33,6 +33,8 @@ struct SqliteOptions {
   // Every connection opens through the WAL-combining VFS (sqlite/wal_vfs.h); false: through
   // SQLite's default VFS.
   bool use_wal_vfs = true;
+  // Renders event webhook bodies (wire::EventJson in the server); unset: a minimal body.
+  EventRenderer render_event;
 };
 
 // Opens (creating if needed) the database and applies pending migrations. `keys` seals
@@ -54,7 +56,7 @@ class SqliteStore final : public Store {
  public:
   SqliteStore(std::unique_ptr<Db> writer_db, std::string wal_path,
               std::unique_ptr<Db> checkpoint_db, const crypto::KeyRing& keys,
-              std::int64_t max_queued_triggers);
+              std::int64_t max_queued_triggers, EventRenderer render_event);
 
   void AddReader(std::unique_ptr<Db> db) { readers_.Add(std::move(db)); }
 
@@ -125,6 +127,21 @@ class SqliteStore final : public Store {
   Status ReleaseAllLeases() override;
   Result<std::optional<EpochMs>> NextDueAt() override;
   Result<std::size_t> RunFanoutBatch(std::size_t batch, const MessagePlanner& planner) override;
+
+  // ---- devices (devices.cc) ----
+  Result<Page<DeviceRecord>> ListDevices(const DeviceQuery& q) override;
+  Result<std::size_t> ExpireInactiveTokens(EpochMs inactive_since, EpochMs now) override;
+
+  // ---- event webhooks (events.cc) ----
+  Result<WebhookEndpoint> CreateWebhookEndpoint(const WebhookEndpoint& endpoint) override;
+  Result<std::vector<WebhookEndpoint>> ListWebhookEndpoints(std::string_view env) override;
+  Status DeleteWebhookEndpoint(std::string_view env, std::string_view id) override;
+  Result<std::vector<WebhookDelivery>> ClaimWebhookDeliveries(std::string_view owner, EpochMs now,
+                                                               EpochMs lease_until,
+                                                               std::size_t limit) override;
+  Status RecordWebhookAttempts(std::string_view owner,
+                               const std::vector<WebhookAttempt>& attempts) override;
+  Result<std::optional<EpochMs>> NextWebhookDueAt() override;
 
   // ---- messages, the activity feed and idempotency keys (messages.cc) ----
   Result<std::vector<Message>> ListMessages(const MessageQuery& q, long long* total) override;
@@ -250,6 +267,7 @@ class SqliteStore final : public Store {
 
   const crypto::KeyRing& keys_;
   const std::int64_t max_queued_triggers_;
+  const EventRenderer render_event_;
   // Writer-thread only: see CheckInboxRoom.
   static constexpr int kInboxRecountEvery = 64;
   std::int64_t inbox_estimate_ = 0;
