@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "core/url.h"
+#include "providers/recipient_batch.h"
 
 namespace herald::providers {
 namespace {
@@ -80,6 +81,13 @@ Status BasicSpec::ValidateCredentials(Json& credentials) const {
   for (const CredentialField& field : fields_) RETURN_IF_ERROR(CheckPresence(field, credentials));
   RETURN_IF_ERROR(CheckBaseUrl(StringField(credentials, "baseUrl")));
   return CheckValues(credentials);
+}
+
+Result<std::string> BasicSpec::NormalizeUtf8Token(std::string_view token,
+                                                  const TokenPolicy& policy) const {
+  ASSIGN_OR_RETURN(std::string normalized, BasicSpec::NormalizeDeviceToken(token, policy));
+  if (!IsUtf8(normalized)) return Status::InvalidArgument("device token must be UTF-8");
+  return normalized;
 }
 
 Result<std::string> BasicSpec::NormalizeDeviceToken(std::string_view token,

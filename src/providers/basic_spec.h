@@ -30,6 +30,10 @@ class BasicSpec : public ProviderSpec {
                                            const TokenPolicy& policy) const override;
 
  protected:
+  // NormalizeDeviceToken's checks, and valid UTF-8: for tokens written into a JSON request as
+  // they are (an id the application or the provider chose).
+  Result<std::string> NormalizeUtf8Token(std::string_view token, const TokenPolicy& policy) const;
+
   // Provider-specific checks. Called only once every required field is present with its JSON
   // type and is not empty, and every present field has its JSON type.
   virtual Status CheckValues(const Json& credentials) const = 0;

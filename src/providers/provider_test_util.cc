@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <utility>
 
 #include "providers/registry.h"
 
@@ -45,6 +46,14 @@ std::string RefusalReason(const Provider& provider, const PushMessage& message,
   return ReasonOf(request.status(), "<no reason>");
 }
 
+std::optional<http::Request> ProbeRequest(const Provider& provider) {
+  Result<std::optional<http::Request>> probe = provider.BuildProbe({});
+  EXPECT_TRUE(probe.ok()) << (probe.ok() ? "" : probe.status().message());
+  if (!probe.ok()) return std::nullopt;
+  EXPECT_TRUE(probe->has_value()) << "no probe request";
+  return std::move(*probe);
+}
+
 http::Outcome Reply(int status, std::string body, http::Headers headers) {
   http::Outcome out;
   out.response.status = status;
@@ -58,6 +67,54 @@ http::Outcome Failure(http::TransportError error) {
   out.error = error;
   out.error_message = "simulated";
   return out;
+}
+
+PushMessage NumberedMessage(int n, std::string token, std::string payload_json) {
+  PushMessage m;
+  m.message_id = "65f0c0ffee01234567890" + std::to_string(100 + n);
+  m.device_token = std::move(token);
+  m.title = "Hello Ann";
+  m.content = "Your order shipped";
+  m.payload_json = std::move(payload_json);
+  return m;
+}
+
+std::vector<const PushMessage*> Pointers(const std::vector<PushMessage>& messages) {
+  std::vector<const PushMessage*> out;
+  for (const PushMessage& m : messages) out.push_back(&m);
+  return out;
+}
+
+BatchPlan Plan(const Provider& provider, const std::vector<PushMessage>& messages) {
+  auto pointers = Pointers(messages);
+  return provider.BuildBatch(pointers, {});
+}
+
+Json BodyOf(const BatchRequest& request) {
+  Json body = Json::parse(request.request.body, nullptr, /*allow_exceptions=*/false);
+  EXPECT_TRUE(body.is_object()) << request.request.body;
+  return body;
+}
+
+Json SingleBody(const Provider& provider, const PushMessage& message) {
+  BatchPlan plan = Plan(provider, {message});
+  EXPECT_EQ(plan.requests.size(), 1u);
+  EXPECT_TRUE(plan.refused.empty()) << (plan.refused.empty() ? "" : plan.refused[0].second.detail);
+  return plan.requests.empty() ? Json() : BodyOf(plan.requests[0]);
+}
+
+std::string BatchRefusalReason(const Provider& provider, const PushMessage& message) {
+  BatchPlan plan = Plan(provider, {message});
+  EXPECT_TRUE(plan.requests.empty());
+  if (plan.refused.size() != 1) return "<not refused>";
+  EXPECT_EQ(plan.refused[0].second.verdict, Verdict::kFailed);
+  return plan.refused[0].second.reason;
+}
+
+std::vector<Outcome> Classify(const Provider& provider, const std::vector<PushMessage>& messages,
+                              const http::Outcome& reply) {
+  auto pointers = Pointers(messages);
+  return provider.ClassifyBatch(reply, pointers);
 }
 
 }  // namespace herald::providers::test

@@ -1,5 +1,6 @@
 #include "providers/recipient_batch.h"
 
+#include <algorithm>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -107,6 +108,10 @@ const Json* JsonMember(const Json& object, std::string_view key) {
   return it == object.end() || it->is_null() ? nullptr : &*it;
 }
 
+std::string JsonString(const Json* value) {
+  return value && value->is_string() ? value->get<std::string>() : std::string();
+}
+
 std::string DumpOrdered(const OrderedJson& value) {
   return value.dump(-1, ' ', false, OrderedJson::error_handler_t::replace);
 }
@@ -153,6 +158,50 @@ std::string BodyExcerpt(std::string_view body) {
   }
   if (body.size() > kMax) out += "...";
   return out;
+}
+
+http::Request JsonApiRequest(std::string method, std::string url, std::string authorization) {
+  http::Request request;
+  request.method = std::move(method);
+  request.url = std::move(url);
+  request.headers = {{"Authorization", std::move(authorization)}, {"Accept", "application/json"}};
+  if (request.method == "POST") request.headers.emplace_back("Content-Type", "application/json");
+  return request;
+}
+
+Json ReplyJson(const http::Response& response) {
+  if (response.body_truncated) return Json();
+  return Json::parse(response.body, nullptr, /*allow_exceptions=*/false);
+}
+
+Outcome RequestOutcome(const http::Outcome& reply, std::string_view provider,
+                       std::initializer_list<int> config_statuses) {
+  if (!reply.ok()) return ClassifyTransport(reply);
+  const http::Response& response = reply.response;
+  Outcome out = ClassifyHttpStatus(response);
+  if (out.verdict == Verdict::kDelivered) return out;
+  out.detail = std::string(provider) + " answered " + std::to_string(response.status);
+  if (std::string excerpt = BodyExcerpt(response.body); !excerpt.empty()) {
+    out.detail += ": " + excerpt;
+  }
+  if (std::find(config_statuses.begin(), config_statuses.end(), response.status) !=
+      config_statuses.end()) {
+    out.verdict = Verdict::kFailedConfig;
+  }
+  return out;
+}
+
+ProbeResult ProbeByStatus(const http::Outcome& reply, std::string_view provider,
+                          std::string_view accepted) {
+  if (!reply.ok()) return ProbeFromTransport(reply);
+  ProbeResult result;
+  const int status = reply.response.status;
+  result.ok = status >= 200 && status < 300;
+  result.reason = result.ok ? "" : "HTTP_" + std::to_string(status);
+  result.detail = result.ok ? std::string(accepted)
+                            : std::string(provider) + " answered " + std::to_string(status) + ": " +
+                                  BodyExcerpt(reply.response.body);
+  return result;
 }
 
 Status OverrideError(std::string_view key, std::string_view problem) {

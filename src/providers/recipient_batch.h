@@ -1,11 +1,13 @@
 // What the providers that send one notification to many recipients per request share (OneSignal,
 // Pusher Beams, Pushpad): messages that would say the same thing go in one request, split under
-// the provider's limits; and the small things the three read and write alike (the API origin,
-// typed override reads, JSON members).
+// the provider's limits; and the small things the JSON API providers (those three and Expo) read
+// and write alike (the API origin, typed override reads, JSON members and replies, the request
+// and the connection test of an API answered by status).
 #pragma once
 
 #include <cstdint>
 #include <functional>
+#include <initializer_list>
 #include <optional>
 #include <span>
 #include <string>
@@ -59,6 +61,9 @@ std::string ApiOrigin(const Json& credentials, std::string_view fallback);
 // Member `key` of `object` when `object` is an object holding it with a non-null value.
 const Json* JsonMember(const Json& object, std::string_view key);
 
+// The string `value` points to, or "" when it is null or not a string.
+std::string JsonString(const Json* value);
+
 // Serialises without throwing (invalid UTF-8 replaced), as DumpJson does for Json.
 std::string DumpOrdered(const OrderedJson& value);
 
@@ -66,6 +71,27 @@ bool IsUtf8(std::string_view text);
 
 // A short printable excerpt of a reply body for a message record's detail (never read to decide).
 std::string BodyExcerpt(std::string_view body);
+
+// ---- requests and replies ------------------------------------------------------------------
+// A request to a JSON API carrying `authorization`: Accept: application/json, and Content-Type:
+// application/json when it is a POST.
+http::Request JsonApiRequest(std::string method, std::string url, std::string authorization);
+
+// A reply's body as JSON; not an object when it was cut short (too large to keep) or is not JSON.
+Json ReplyJson(const http::Response& response);
+
+// What a reply answered for a request as a whole (no response: as ClassifyTransport), by status
+// (2xx delivered): a failing status is detailed "<provider> answered <status>: <body excerpt>",
+// and is kFailedConfig for `config_statuses` (the credentials, or what they name, refused: every
+// message of the integration would fail the same way).
+Outcome RequestOutcome(const http::Outcome& reply, std::string_view provider,
+                       std::initializer_list<int> config_statuses);
+
+// A connection test read by status alone (no response: as ProbeFromTransport): a 2xx passes with
+// `accepted` as its detail; another status fails as HTTP_<status>, "<provider> answered <status>:
+// <body excerpt>".
+ProbeResult ProbeByStatus(const http::Outcome& reply, std::string_view provider,
+                          std::string_view accepted);
 
 // ---- message overrides ---------------------------------------------------------------------
 // A typed INVALID_OVERRIDES refusal naming `overrides.<key>`.

@@ -11,8 +11,8 @@ import { Webhook as SvixWebhook } from 'svix';
 import { startFcmMock } from '../../src/providers/fcm/fcm_mock.mjs';
 import { startHerald } from './harness.mjs';
 import {
-  createIntegration, createSubscriberWithTokens, createWorkflow, deviceRecords, raw, settled,
-  startHeraldForMocks, trigger, uid,
+  createIntegration, createSubscriberWithTokens, deviceRecords, raw, settled, startProviderSuite,
+  stopProviderSuite, trigger, uid,
 } from './provider_fixtures.mjs';
 import { startReceiver, waitFor } from './receiver.mjs';
 
@@ -25,20 +25,16 @@ let wf;
 const receivers = [];
 
 before(async () => {
-  let pki;
-  ({ h, sdk, pki } = await startHeraldForMocks({
+  ({ h, sdk, mock, wf } = await startProviderSuite((pki) => startFcmMock({ tls: pki.server }), {
     HERALD_WEBHOOK_RETRY_BASE_MS: '50', HERALD_WEBHOOK_RETRY_MAX_MS: '200',
   }));
-  mock = await startFcmMock({ tls: pki.server });
   const account = mock.makeServiceAccount({ projectId: 'herald-events' });
   integ = await createIntegration(h, 'fcm', { serviceAccount: account.json, baseUrl: mock.origin });
-  wf = await createWorkflow(sdk);
 }, { timeout: 30_000 });
 
 after(async () => {
   for (const r of receivers) await r.close();
-  if (h) await h.stop();
-  if (mock) await mock.close();
+  await stopProviderSuite(h, mock);
 });
 
 const device = () => uid('fcm-token');

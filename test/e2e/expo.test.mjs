@@ -2,17 +2,20 @@
 // batches of up to 100, tickets, receipts after a delay, enhanced push security): what a device
 // gets, batching, tickets then receipts (HERALD_EXPO_RECEIPT_DELAY=1), dead tokens found either way,
 // Expo's rate limits retried, a refused access token, a receipt still checked across a restart,
-// malformed tokens refused at registration, Test Connection and Send Test.
+// malformed tokens refused at registration, Test Connection and Send Test; the event webhooks a
+// receipt causes.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { startExpoMock } from '../../src/providers/expo/expo_mock.mjs';
 import { makeTempDir, novu, removeTempDir, startHerald } from './harness.mjs';
 import {
-  createIntegration, createSubscriberWithTokens, createWorkflow, deviceRecords, listedTokens,
-  raw, sendTest, settled, startHeraldForMocks, testConnection, trigger, uid, waitForMessages,
+  createIntegration, createSubscriberWithTokens, createWorkflow, deviceRecords, expectRefusedCredentials,
+  listedTokens, putTokens, raw, sendTest, settled, startProviderSuite, stopProviderSuite, testConnection,
+  trigger, uid, waitForMessages,
 } from './provider_fixtures.mjs';
 import { FAST_RETRY_ENV } from './push_fixtures.mjs';
-import { waitFor } from './receiver.mjs';
+import { Webhook } from 'standardwebhooks';
+import { startReceiver, waitFor } from './receiver.mjs';
 
 const T = { timeout: 60_000 };
 const ACCESS_TOKEN = 'expo-e2e-access-token-0123456789';
@@ -27,17 +30,13 @@ const device = () => `ExponentPushToken[${uid('e2e')}]`;
 const ticketsFor = (token) => mock.tickets.filter((t) => t.token === token);
 
 before(async () => {
-  ({ h, sdk, pki } = await startHeraldForMocks({ HERALD_EXPO_RECEIPT_DELAY: '1' }));
-  mock = await startExpoMock({ tls: pki.server });
+  ({ h, sdk, pki, mock, wf } = await startProviderSuite(
+    (authority) => startExpoMock({ tls: authority.server }), { HERALD_EXPO_RECEIPT_DELAY: '1' }));
   mock.requireAccessToken(ACCESS_TOKEN);
   integ = await createIntegration(h, 'expo', { apiKey: ACCESS_TOKEN, baseUrl: mock.origin });
-  wf = await createWorkflow(sdk);
 }, { timeout: 30_000 });
 
-after(async () => {
-  if (h) await h.stop();
-  if (mock) await mock.close();
-});
+after(() => stopProviderSuite(h, mock));
 
 test('the message: Novu\'s Expo shape, then the receipt confirms it', T, async () => {
   const d = device();
@@ -94,6 +93,36 @@ test('dead tokens, from a ticket or from a receipt, leave the subscriber as unsu
   assert.equal(records.find((r) => r.token === byReceipt).status, 'unsubscribed');
 });
 
+test('event webhooks: a receipt confirms (message.delivered) or finds the device gone (device.removed)', T, async () => {
+  const events = await startReceiver({ path: '/events' });
+  const created = await raw(h, 'POST', '/v1/webhooks/endpoints', { body: { url: events.url } });
+  assert.equal(created.status, 201, created.text);
+  const { _id: endpointId, secret } = created.json.data;
+  try {
+    const [gone, ok] = [device(), device()];
+    mock.setToken(gone, { receipt: 'DeviceNotRegistered' });
+    const subscriberId = await createSubscriberWithTokens(h, integ, [gone, ok]);
+    const tx = await trigger(h, wf, subscriberId, { orderId: 9 });
+    await settled(h, tx, 2);
+    const received = () => events.requests
+      .map((q) => new Webhook(secret).verify(q.text, q.headers))
+      .filter((e) => e.data.object.transactionId === tx);
+    await waitFor(() => received().length >= 5, 15_000,
+      { describe: () => JSON.stringify(received().map((e) => e.type)) });
+    const tokenOf = (e) => e.data.object.deviceToken ?? e.data.error?.push?.deviceToken;
+    const typesFor = (token) => received().filter((e) => tokenOf(e) === token).map((e) => e.type);
+    // Per message, in the order it happened: taken by Expo, then what its receipt said.
+    assert.deepEqual(typesFor(ok), ['message.sent', 'message.delivered']);
+    assert.deepEqual(typesFor(gone), ['message.sent', 'message.failed', 'device.removed']);
+    const failed = received().find((e) => e.type === 'message.failed');
+    assert.deepEqual(failed.data.error.push, { reason: 'token_invalid', deviceToken: gone });
+    assert.equal(received().find((e) => e.type === 'device.removed').data.object.status, 'unsubscribed');
+  } finally {
+    await raw(h, 'DELETE', `/v1/webhooks/endpoints/${endpointId}`);
+    await events.close();
+  }
+});
+
 test('MessageRateExceeded, in a ticket or a receipt, and a 429 are sent again, then delivered', T, async () => {
   const [ticketRate, receiptRate, limited] = [device(), device(), device()];
   mock.setToken(ticketRate, [{ ticket: 'MessageRateExceeded' }]);
@@ -117,35 +146,23 @@ test('MessageRateExceeded, in a ticket or a receipt, and a 429 are sent again, t
 
 test('a refused access token fails as configuration and keeps the token', T, async () => {
   const wrong = await createIntegration(h, 'expo', { apiKey: 'expo-wrong-token-0123456789', baseUrl: mock.origin });
-  const d = device();
-  const subscriberId = await createSubscriberWithTokens(h, wrong, [d]);
-  const [m] = await settled(h, await trigger(h, wf, subscriberId, { orderId: 6 }), 1);
-  assert.equal(m.status, 'error');
-  assert.equal(m.errorId, 'UNAUTHORIZED');
-  assert.equal(m.attempts, 1, 'not retried');
+  const m = await expectRefusedCredentials(h, wf, wrong, { token: device(), testToken: device(), errorId: 'UNAUTHORIZED' });
   assert.ok(!JSON.stringify(m).includes('expo-wrong-token'), 'no credential in the record');
-  assert.deepEqual(await listedTokens(h, subscriberId, 'expo'), [d]);
 });
 
 test('malformed tokens are refused at registration (400); Expo tokens of both forms are taken', T, async () => {
   const subscriberId = await createSubscriberWithTokens(h, integ, []);
   for (const bad of ['abc', 'ExponentPushToken[]', 'ExponentPushToken[a b]', 'exponentpushtoken[abc]']) {
-    const res = await raw(h, 'PUT', `/v1/subscribers/${subscriberId}/credentials`, {
-      body: { providerId: 'expo', integrationIdentifier: integ.identifier, credentials: { deviceTokens: [bad] } },
-    });
+    const res = await putTokens(h, subscriberId, integ, [bad]);
     assert.equal(res.status, 400, `${bad}: ${res.text}`);
     assert.equal(res.json.statusCode, 400);
   }
-  const res = await raw(h, 'PATCH', `/v1/subscribers/${subscriberId}/credentials`, {
-    body: { providerId: 'expo', integrationIdentifier: integ.identifier, credentials: { deviceTokens: ['nope'] } },
-  });
+  const res = await putTokens(h, subscriberId, integ, ['nope'], { append: true });
   assert.equal(res.status, 400, res.text);
   assert.match(res.json.message, /Expo push token/);
   assert.deepEqual(await listedTokens(h, subscriberId, 'expo'), []);
   const good = ['ExponentPushToken[aaaaaaaaaaaaaaaaaaaaaa]', 'ExpoPushToken[bbbbbbbbbbbbbbbbbbbbbb]'];
-  const ok = await raw(h, 'PUT', `/v1/subscribers/${subscriberId}/credentials`, {
-    body: { providerId: 'expo', integrationIdentifier: integ.identifier, credentials: { deviceTokens: good } },
-  });
+  const ok = await putTokens(h, subscriberId, integ, good);
   assert.equal(ok.status, 200, ok.text);
   assert.deepEqual((await listedTokens(h, subscriberId, 'expo')).sort(), good.sort());
 });

@@ -1,7 +1,8 @@
-// What the mock test files (mock_web_push / mock_apns / mock_fcm .test.mjs) share:
-// the test PKI, a per-test time limit, and small independent HTTP/1.1 and
-// HTTP/2 clients that trust the test CA. Test code only; the mocks themselves
-// share mock_support.mjs.
+// What the mock test files (mock_*.test.mjs) share: the test PKI, a per-test
+// time limit, small independent HTTP/1.1 and HTTP/2 clients that trust the test
+// CA, a mock started for one test, and the error an SDK call throws. Test code
+// only; the mocks themselves share mock_support.mjs.
+import assert from 'node:assert/strict';
 import http from 'node:http';
 import http2 from 'node:http2';
 import https from 'node:https';
@@ -23,6 +24,22 @@ export function useTestPki() {
   before(async () => { pki = await makeTlsAuthority(); });
   after(() => pki?.cleanup());
   return () => pki;
+}
+
+/** Runs `fn(mock)` on a mock `start(opts)` resolves, and closes the mock after it. */
+export async function withMock(start, opts, fn) {
+  const mock = await start(opts);
+  try { await fn(mock); } finally { await mock.close(); }
+}
+
+/** What `promise` (an SDK call expected to fail) rejects with; a test failure if it resolves. */
+export async function thrownBy(promise) {
+  try {
+    await promise;
+  } catch (err) {
+    return err;
+  }
+  return assert.fail('the SDK call succeeded');
 }
 
 /** One HTTP/1.1 request (http or https by URL; https trusts the test CA). */

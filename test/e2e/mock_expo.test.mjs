@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { deflateSync } from 'node:zlib';
 import { Agent } from 'undici';
-import { T, request, useTestPki } from './mock_clients.mjs';
+import { T, request, thrownBy, useTestPki } from './mock_clients.mjs';
 import { startExpoMock } from '../../src/providers/expo/expo_mock.mjs';
 
 const pki = useTestPki();
@@ -17,16 +17,6 @@ let n = 0;
 const token = (tag = 't') => `ExponentPushToken[${tag}-${++n}]`;
 
 const client = (options = {}) => new Expo({ httpAgent: dispatcher, retryMinTimeout: 20, ...options });
-
-async function rejects(promise) {
-  try {
-    await promise;
-  } catch (err) {
-    return err;
-  }
-  assert.fail('expected the SDK to throw');
-  return undefined;
-}
 
 describe('expo mock', () => {
   // Inside the suite: the test PKI (a root hook) exists by then.
@@ -145,18 +135,18 @@ describe('expo mock', () => {
   test('limits: 101 messages, 1001 receipt ids, tokens of two projects', T, async () => {
     const expo = client();
     const tooMany = Array.from({ length: 101 }, () => ({ to: token('many'), body: 'x' }));
-    const e1 = await rejects(expo.sendPushNotificationsAsync(tooMany));
+    const e1 = await thrownBy(expo.sendPushNotificationsAsync(tooMany));
     assert.equal(e1.code, 'PUSH_TOO_MANY_NOTIFICATIONS');
     assert.equal(e1.statusCode, 400);
     assert.equal(expo.chunkPushNotifications(tooMany).length, 2, 'what the SDK does about it');
 
-    const e2 = await rejects(expo.getPushNotificationReceiptsAsync(Array.from({ length: 1001 }, (_, i) => `id-${i}`)));
+    const e2 = await thrownBy(expo.getPushNotificationReceiptsAsync(Array.from({ length: 1001 }, (_, i) => `id-${i}`)));
     assert.equal(e2.code, 'PUSH_TOO_MANY_RECEIPTS');
     assert.equal(e2.statusCode, 400);
 
     const [a, b] = [token('proj'), token('proj')];
     mock.setProject(b, '@ann/other-app');
-    const e3 = await rejects(expo.sendPushNotificationsAsync([{ to: a, body: 'x' }, { to: b, body: 'y' }]));
+    const e3 = await thrownBy(expo.sendPushNotificationsAsync([{ to: a, body: 'x' }, { to: b, body: 'y' }]));
     assert.equal(e3.code, 'PUSH_TOO_MANY_EXPERIENCE_IDS');
     assert.deepEqual(e3.details, { '@herald/default': [a], '@ann/other-app': [b] });
   });
@@ -164,10 +154,10 @@ describe('expo mock', () => {
   test('enhanced push security: no token or a wrong one is UNAUTHORIZED', T, async () => {
     mock.requireAccessToken('expo-secret-token');
     try {
-      const missing = await rejects(client().sendPushNotificationsAsync([{ to: token(), body: 'x' }]));
+      const missing = await thrownBy(client().sendPushNotificationsAsync([{ to: token(), body: 'x' }]));
       assert.equal(missing.code, 'UNAUTHORIZED');
       assert.equal(missing.statusCode, 401);
-      const wrong = await rejects(client({ accessToken: 'nope' }).getPushNotificationReceiptsAsync(['x']));
+      const wrong = await thrownBy(client({ accessToken: 'nope' }).getPushNotificationReceiptsAsync(['x']));
       assert.equal(wrong.code, 'UNAUTHORIZED');
       const [ok] = await client({ accessToken: 'expo-secret-token' }).sendPushNotificationsAsync([{ to: token(), body: 'x' }]);
       assert.equal(ok.status, 'ok');
@@ -188,10 +178,10 @@ describe('expo mock', () => {
     assert.equal(mock.sends.at(-2).response.errors[0].code, 'TOO_MANY_REQUESTS');
 
     mock.failNextSends(1, { status: 503 });
-    const down = await rejects(expo.sendPushNotificationsAsync([{ to: token('down'), body: 'x' }]));
+    const down = await thrownBy(expo.sendPushNotificationsAsync([{ to: token('down'), body: 'x' }]));
     assert.equal(down.statusCode, 503);
     mock.failNextReceiptChecks(1, { status: 500 });
-    const checks = await rejects(expo.getPushNotificationReceiptsAsync(['x']));
+    const checks = await thrownBy(expo.getPushNotificationReceiptsAsync(['x']));
     assert.equal(checks.statusCode, 500);
   });
 
@@ -207,7 +197,7 @@ describe('expo mock', () => {
     assert.equal(many.json.data.length, 2);
 
     const expo = client();
-    const bad = await rejects(expo.sendPushNotificationsAsync([{ to: token(), body: 'x' }, { to: token(), badge: 'one' }]));
+    const bad = await thrownBy(expo.sendPushNotificationsAsync([{ to: token(), body: 'x' }, { to: token(), badge: 'one' }]));
     assert.equal(bad.code, 'VALIDATION_ERROR');
     assert.equal(bad.statusCode, 400);
     const notJson = await request(`${mock.origin}/--/api/v2/push/send`, { headers: { 'content-type': 'application/json' }, body: '{' });

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { describe, test } from 'node:test';
-import { T, request, useTestPki } from './mock_clients.mjs';
+import { T, request, thrownBy, useTestPki, withMock } from './mock_clients.mjs';
 import { startOneSignalMock } from '../../src/providers/one_signal/one_signal_mock.mjs';
 
 const OneSignal = createRequire(import.meta.url)('@onesignal/node-onesignal');
@@ -24,23 +24,9 @@ function notification(os, fields) {
   return Object.assign(new OneSignal.Notification(), { app_id: os.appId, contents: { en: 'Hello' }, ...fields });
 }
 
-async function withMock(opts, fn) {
-  const os = await startOneSignalMock(opts);
-  try { await fn(os); } finally { await os.close(); }
-}
-
-async function sdkError(promise) {
-  try {
-    await promise;
-  } catch (e) {
-    return e;
-  }
-  assert.fail('the SDK call succeeded');
-}
-
 describe('one-signal mock', () => {
   test('the SDK sends to subscription ids and external ids with Key auth', T, async () => {
-    await withMock({}, async (os) => {
+    await withMock(startOneSignalMock, {}, async (os) => {
       const { client } = sdk(os);
       const sent = await client.createNotification(notification(os, {
         include_subscription_ids: ['s-1', 's-2'],
@@ -71,7 +57,7 @@ describe('one-signal mock', () => {
   });
 
   test('invalid ids are listed, and nobody subscribed is an empty id', T, async () => {
-    await withMock({}, async (os) => {
+    await withMock(startOneSignalMock, {}, async (os) => {
       const { client } = sdk(os);
       os.markInvalid('s-bad', 'u-bad');
       os.markUnsubscribed('s-gone');
@@ -93,7 +79,7 @@ describe('one-signal mock', () => {
   });
 
   test('idempotency: the SDK\'s retry helper resends a lost reply with the same key; one delivery', T, async () => {
-    await withMock({}, async (os) => {
+    await withMock(startOneSignalMock, {}, async (os) => {
       const { configuration } = sdk(os);
       os.failNext(503, { afterDelivery: true });
       const { response, wasReplayed } = await OneSignal.createNotificationWithRetry(
@@ -117,41 +103,41 @@ describe('one-signal mock', () => {
   });
 
   test('errors surface as the SDK expects', T, async () => {
-    await withMock({}, async (os) => {
-      const wrongKey = await sdkError(sdk(os, 'os_v2_app_wrong').client.createNotification(
+    await withMock(startOneSignalMock, {}, async (os) => {
+      const wrongKey = await thrownBy(sdk(os, 'os_v2_app_wrong').client.createNotification(
         notification(os, { include_subscription_ids: ['s-1'] })));
       assert.ok(wrongKey instanceof OneSignal.ApiException);
       assert.equal(wrongKey.code, 403);
       assert.match(JSON.stringify(wrongKey.body), /Access denied/);
 
       const { client } = sdk(os);
-      const untargeted = await sdkError(client.createNotification(notification(os, {})));
+      const untargeted = await thrownBy(client.createNotification(notification(os, {})));
       assert.equal(untargeted.code, 400);
       assert.match(untargeted.body.errors[0], /You must include which players/);
 
-      const noContent = await sdkError(client.createNotification(
+      const noContent = await thrownBy(client.createNotification(
         notification(os, { include_subscription_ids: ['s-1'], contents: undefined })));
       assert.equal(noContent.code, 400);
 
-      const otherApp = await sdkError(client.createNotification(
+      const otherApp = await thrownBy(client.createNotification(
         Object.assign(notification(os, { include_subscription_ids: ['s-1'] }), { app_id: randomUUID() })));
       assert.equal(otherApp.code, 400);
       assert.match(otherApp.body.errors[0], /app_id not found/);
 
       os.failNext(429, { retryAfter: 3 });
-      const limited = await sdkError(client.createNotification(notification(os, { include_subscription_ids: ['s-1'] })));
+      const limited = await thrownBy(client.createNotification(notification(os, { include_subscription_ids: ['s-1'] })));
       assert.equal(limited.code, 429);
       assert.equal(limited.headers['retry-after'], '3');
       assert.deepEqual(limited.body.errors, ['API rate limit exceeded.']);
 
       os.failNext(503);
-      assert.equal((await sdkError(client.createNotification(notification(os, { include_subscription_ids: ['s-1'] })))).code, 503);
+      assert.equal((await thrownBy(client.createNotification(notification(os, { include_subscription_ids: ['s-1'] })))).code, 503);
       assert.equal(os.delivered.length, 0);
     });
   });
 
   test('the legacy endpoint over TLS: Basic auth, include_player_ids, limits', T, async () => {
-    await withMock({ tls: pki().server }, async (os) => {
+    await withMock(startOneSignalMock, { tls: pki().server }, async (os) => {
       const post = (body, headers = {}) => request(`${os.origin}/api/v1/notifications`, {
         headers: Object.fromEntries(Object.entries({
           authorization: `Basic ${os.apiKey}`, 'content-type': 'application/json; charset=utf-8', ...headers,

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import { describe, test } from 'node:test';
-import { T, request, useTestPki } from './mock_clients.mjs';
+import { T, request, useTestPki, withMock } from './mock_clients.mjs';
 import { startPusherBeamsMock } from '../../src/providers/pusher_beams/pusher_beams_mock.mjs';
 
 const PushNotifications = createRequire(import.meta.url)('@pusher/push-notifications-server');
@@ -20,14 +20,9 @@ const PUBLISH = {
   web: { notification: { title: 'T', body: 'B', deep_link: 'https://example.com' }, time_to_live: 3600 },
 };
 
-async function withMock(opts, fn) {
-  const beams = await startPusherBeamsMock(opts);
-  try { await fn(beams); } finally { await beams.close(); }
-}
-
 describe('pusher-beams mock', () => {
   test('the SDK publishes to users and interests', T, async () => {
-    await withMock({}, async (beams) => {
+    await withMock(startPusherBeamsMock, {}, async (beams) => {
       const sdk = client(beams);
       const r = await sdk.publishToUsers(['user-1', 'user-2'], PUBLISH);
       assert.match(r.publishId, /^pubid-/);
@@ -51,7 +46,7 @@ describe('pusher-beams mock', () => {
   });
 
   test('errors reach the SDK as "<status> <error> - <description>"', T, async () => {
-    await withMock({}, async (beams) => {
+    await withMock(startPusherBeamsMock, {}, async (beams) => {
       await assert.rejects(client(beams, 'WRONG').publishToUsers(['u'], PUBLISH),
         /^Error: 401 Unauthorized - Incorrect API Key$/);
       await assert.rejects(client(beams, beams.secretKey, 'no-such-instance').publishToUsers(['u'], PUBLISH),
@@ -72,7 +67,7 @@ describe('pusher-beams mock', () => {
   });
 
   test('over TLS: the body checks the SDK leaves to the service', T, async () => {
-    await withMock({ tls: pki().server }, async (beams) => {
+    await withMock(startPusherBeamsMock, { tls: pki().server }, async (beams) => {
       const url = `${beams.origin}/publish_api/v1/instances/${beams.instanceId}/publishes/users`;
       const post = (body, headers = {}) => request(url, {
         headers: Object.fromEntries(Object.entries({

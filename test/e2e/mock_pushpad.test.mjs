@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import Pushpad from 'pushpad';
-import { T, request, useTestPki } from './mock_clients.mjs';
+import { T, request, thrownBy, useTestPki, withMock } from './mock_clients.mjs';
 import { startPushpadMock } from '../../src/providers/pushpad/pushpad_mock.mjs';
 
 const pki = useTestPki();
@@ -13,23 +13,9 @@ const pki = useTestPki();
 const client = (pp, authToken = pp.token, projectId = pp.projectId) =>
   new Pushpad({ authToken, projectId, baseUrl: pp.apiBase, timeout: 5000 });
 
-async function withMock(opts, fn) {
-  const pp = await startPushpadMock(opts);
-  try { await fn(pp); } finally { await pp.close(); }
-}
-
-async function sdkError(promise) {
-  try {
-    await promise;
-  } catch (e) {
-    return e;
-  }
-  assert.fail('the SDK call succeeded');
-}
-
 describe('pushpad mock', () => {
   test('the SDK creates notifications (flat body, Bearer); the reply lists the subscribed uids', T, async () => {
-    await withMock({}, async (pp) => {
+    await withMock(startPushpadMock, {}, async (pp) => {
       const sdk = client(pp);
       pp.markUnsubscribed('uid-2');
       const r = await sdk.notification.create({
@@ -55,17 +41,17 @@ describe('pushpad mock', () => {
   });
 
   test('errors surface as PushpadError with the status', T, async () => {
-    await withMock({ otherProjects: [99] }, async (pp) => {
-      assert.equal((await sdkError(client(pp, 'wrong').notification.create({ body: 'x', uids: ['a'] }))).status, 401);
-      assert.equal((await sdkError(client(pp, pp.token, 99).notification.create({ body: 'x', uids: ['a'] }))).status, 403);
-      assert.equal((await sdkError(client(pp, pp.token, 100).notification.create({ body: 'x', uids: ['a'] }))).status, 404);
+    await withMock(startPushpadMock, { otherProjects: [99] }, async (pp) => {
+      assert.equal((await thrownBy(client(pp, 'wrong').notification.create({ body: 'x', uids: ['a'] }))).status, 401);
+      assert.equal((await thrownBy(client(pp, pp.token, 99).notification.create({ body: 'x', uids: ['a'] }))).status, 403);
+      assert.equal((await thrownBy(client(pp, pp.token, 100).notification.create({ body: 'x', uids: ['a'] }))).status, 404);
       const sdk = client(pp);
-      const blank = await sdkError(sdk.notification.create({ title: 'no body', uids: ['a'] }));
+      const blank = await thrownBy(sdk.notification.create({ title: 'no body', uids: ['a'] }));
       assert.equal(blank.status, 422);
       assert.deepEqual(blank.body, { error: 'body can\'t be blank' });
       for (const status of [402, 429, 500, 503]) {
         pp.failNext(status, { retryAfter: status === 429 ? 2 : undefined });
-        const e = await sdkError(sdk.notification.create({ body: 'x', uids: ['a'] }));
+        const e = await thrownBy(sdk.notification.create({ body: 'x', uids: ['a'] }));
         assert.equal(e.status, status);
         if (status === 429) assert.equal(e.headers['retry-after'], '2');
       }
@@ -74,7 +60,7 @@ describe('pushpad mock', () => {
   });
 
   test('over TLS: the documented form (Token auth, wrapped body)', T, async () => {
-    await withMock({ tls: pki().server, token: 'tok"en' }, async (pp) => {
+    await withMock(startPushpadMock, { tls: pki().server, token: 'tok"en' }, async (pp) => {
       const post = (body, headers = {}) => request(`${pp.origin}/api/v1/projects/${pp.projectId}/notifications`, {
         headers: { authorization: 'Token token="tok\\"en"', 'content-type': 'application/json', ...headers },
         body: JSON.stringify(body),

@@ -7,8 +7,9 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { startOneSignalMock } from '../../src/providers/one_signal/one_signal_mock.mjs';
 import {
-  createIntegration, createSubscriberWithTokens, createWorkflow, deviceRecords, listedTokens,
-  raw, sendTest, settled, startHeraldForMocks, testConnection, trigger, uid,
+  createIntegration, createSubscriberWithTokens, deviceRecords, expectRefusedCredentials, listedTokens,
+  putTokens, sendTest, sendToNewTopic, settled, startProviderSuite, stopProviderSuite, testConnection,
+  trigger, uid,
 } from './provider_fixtures.mjs';
 
 const T = { timeout: 60_000 };
@@ -23,20 +24,14 @@ const device = () => uid('os-player');
 const creates = () => mock.requests.filter((r) => r.kind === 'create');
 
 before(async () => {
-  let pki;
-  ({ h, sdk, pki } = await startHeraldForMocks());
-  mock = await startOneSignalMock({ tls: pki.server });
+  ({ h, sdk, mock, wf } = await startProviderSuite((pki) => startOneSignalMock({ tls: pki.server })));
   players = await createIntegration(h, 'one-signal', { applicationId: mock.appId, apiKey: mock.apiKey, baseUrl: mock.origin });
   aliases = await createIntegration(h, 'one-signal', {
     applicationId: mock.appId, apiKey: mock.apiKey, apiVersion: 'externalId', baseUrl: mock.origin,
   });
-  wf = await createWorkflow(sdk);
 }, { timeout: 30_000 });
 
-after(async () => {
-  if (h) await h.stop();
-  if (mock) await mock.close();
-});
+after(() => stopProviderSuite(h, mock));
 
 test('player model: one request for a subscriber\'s devices, Basic auth, Novu\'s fields', T, async () => {
   const tokens = [device(), device(), device()];
@@ -82,23 +77,9 @@ test('external ids: Key auth, include_aliases with target_channel push', T, asyn
 });
 
 test('a topic of 60 subscribers goes out in a few requests', T, async () => {
-  const topicKey = uid('os-topic');
-  await sdk.topics.create({ key: topicKey, name: 'OneSignal topic' });
-  const subscriberIds = [];
-  const tokens = [];
-  for (let i = 0; i < 60; i++) {
-    const t = device();
-    tokens.push(t);
-    subscriberIds.push(await createSubscriberWithTokens(h, players, [t]));
-  }
-  await sdk.topics.subscriptions.create({ subscriberIds }, topicKey);
+  const tokens = Array.from({ length: 60 }, device);
   const before = creates().length;
-  const res = await raw(h, 'POST', '/v1/events/trigger', {
-    body: { name: wf.workflowId, to: [{ type: 'Topic', topicKey }], payload: { orderId: 9 } },
-  });
-  assert.equal(res.status, 201, res.text);
-  const messages = await settled(h, res.json.data.transactionId, 60, 30_000);
-  assert.equal(messages.filter((m) => m.status === 'sent').length, 60);
+  await sendToNewTopic(h, sdk, wf, players, tokens);
   const requests = creates().slice(before);
   const targeted = requests.flatMap((r) => r.json.include_player_ids);
   assert.deepEqual([...targeted].sort(), [...tokens].sort(), 'each device once');
@@ -139,6 +120,20 @@ test('a reply lost after OneSignal sent it: the retry carries the same key and i
   assert.equal(second.idempotencyKey, first.idempotencyKey);
   assert.equal(mock.forToken(d).length, 1, 'one delivery');
 
+  // The same for a request of several messages without Retry-After: they are retried together,
+  // batched the same way again, so the key is the same and every device gets it once.
+  const many = [device(), device(), device(), device()];
+  const group = await createSubscriberWithTokens(h, players, many);
+  const beforeGroup = creates().length;
+  mock.failNext(503, { afterDelivery: true });
+  const sentGroup = await settled(h, await trigger(h, wf, group, { orderId: 14 }), 4);
+  assert.deepEqual(sentGroup.map((x) => `${x.status}/${x.attempts}`), ['sent/2', 'sent/2', 'sent/2', 'sent/2']);
+  const [lost, replay] = creates().slice(beforeGroup);
+  assert.equal(lost.status, 503);
+  assert.equal(replay.replayed, true);
+  assert.equal(replay.idempotencyKey, lost.idempotencyKey);
+  for (const t of many) assert.equal(mock.forToken(t).length, 1, t);
+
   // 503 (nothing sent) then success: every device once.
   const tokens = [device(), device(), device()];
   const other = await createSubscriberWithTokens(h, players, tokens);
@@ -150,13 +145,7 @@ test('a reply lost after OneSignal sent it: the retry carries the same key and i
 
 test('a refused key fails as configuration and keeps the tokens; Test Connection and Send Test', T, async () => {
   const wrong = await createIntegration(h, 'one-signal', { applicationId: mock.appId, apiKey: 'os_v2_app_wrong', baseUrl: mock.origin });
-  const d = device();
-  const subscriberId = await createSubscriberWithTokens(h, wrong, [d]);
-  const [m] = await settled(h, await trigger(h, wf, subscriberId, { orderId: 14 }), 1);
-  assert.equal(m.status, 'error');
-  assert.equal(m.errorId, 'HTTP_403');
-  assert.equal(m.attempts, 1);
-  assert.deepEqual(await listedTokens(h, subscriberId, 'one-signal'), [d]);
+  const m = await expectRefusedCredentials(h, wf, wrong, { token: device(), testToken: device(), errorId: 'HTTP_403' });
   assert.ok(!JSON.stringify(m).includes('os_v2_app_wrong'), 'the key is not in the record');
 
   for (const integration of [players, aliases]) {
@@ -166,9 +155,6 @@ test('a refused key fails as configuration and keeps the tokens; Test Connection
     assert.equal(mock.requests.at(-1).kind, 'list', 'a read-only request');
     assert.equal(mock.delivered.length, before, 'nobody reached');
   }
-  const refused = await testConnection(h, wrong);
-  assert.equal(refused.ok, false);
-  assert.equal(refused.reason, 'HTTP_403');
 
   const target = device();
   const sent = await sendTest(h, players, target, { title: 'Ping', body: 'Pong' });
@@ -176,14 +162,10 @@ test('a refused key fails as configuration and keeps the tokens; Test Connection
   const [got] = mock.forToken(target);
   assert.deepEqual(got.body.contents, { en: 'Pong' });
   assert.equal(sent.providerResponseId, got.notificationId);
-  const failed = await sendTest(h, wrong, device());
-  assert.equal(failed.verdict, 'failed-config');
 });
 
 test('malformed tokens are refused at registration', T, async () => {
   const subscriberId = await createSubscriberWithTokens(h, players, []);
-  const res = await raw(h, 'PUT', `/v1/subscribers/${subscriberId}/credentials`, {
-    body: { providerId: 'one-signal', integrationIdentifier: players.identifier, credentials: { deviceTokens: ['has space'] } },
-  });
+  const res = await putTokens(h, subscriberId, players, ['has space']);
   assert.equal(res.status, 400, res.text);
 });

@@ -1,6 +1,7 @@
-// Shared set-up for the provider suites (web_push, apns, fcm): Herald trusting the test CA the
-// loopback mocks serve with, integrations, subscribers with device tokens, a workflow, triggers
-// and the records they leave, all through Herald's public API.
+// Shared set-up for the provider suites (web_push, apns, fcm, expo, one_signal, pusher_beams,
+// pushpad): Herald trusting the test CA the loopback mocks serve with, integrations, subscribers
+// with device tokens, a workflow, triggers and the records they leave, all through Herald's public
+// API; and the checks several suites make alike (a topic's fan-out, refused credentials).
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
 import { novu, raw, startHerald, uid } from './harness.mjs';
@@ -16,6 +17,27 @@ export async function startHeraldForMocks(env = {}) {
     env: { ...FAST_RETRY_ENV, HERALD_CA_FILE: pki.ca.certPath, HERALD_RETRY_ATTEMPTS: '5', ...env },
   });
   return { h, sdk: novu(h), pki };
+}
+
+/**
+ * Herald for a provider suite (startHeraldForMocks(env)), its loopback mock (`startMock(pki)`
+ * resolves it) and the push workflow. Resolves {h, sdk, pki, mock, wf}; stopProviderSuite ends it.
+ */
+export async function startProviderSuite(startMock, env = {}) {
+  const { h, sdk, pki } = await startHeraldForMocks(env);
+  try {
+    const mock = await startMock(pki);
+    return { h, sdk, pki, mock, wf: await createWorkflow(sdk) };
+  } catch (err) {
+    await h.stop();
+    throw err;
+  }
+}
+
+/** Stops what startProviderSuite started (neither is there when it failed). */
+export async function stopProviderSuite(h, mock) {
+  if (h) await h.stop();
+  if (mock) await mock.close();
 }
 
 /** A fresh P-256 key pair as an APNs .p8 would hold it: {privatePem (PKCS#8), publicPem}. */
@@ -47,15 +69,20 @@ export async function createSubscriberWithTokens(h, integration, tokens, { first
 
 /** PUT /v1/subscribers/{id}/credentials (replace) or PATCH (append). */
 export async function setTokens(h, subscriberId, integration, tokens, { append = false } = {}) {
-  const res = await raw(h, append ? 'PATCH' : 'PUT', `/v1/subscribers/${encodeURIComponent(subscriberId)}/credentials`, {
+  const res = await putTokens(h, subscriberId, integration, tokens, { append });
+  assert.equal(res.status, 200, `set tokens: ${res.text}`);
+  return res.json.data;
+}
+
+/** setTokens' request, its response unchecked (for the tokens Herald refuses). */
+export function putTokens(h, subscriberId, integration, tokens, { append = false } = {}) {
+  return raw(h, append ? 'PATCH' : 'PUT', `/v1/subscribers/${encodeURIComponent(subscriberId)}/credentials`, {
     body: {
       providerId: integration.providerId,
       integrationIdentifier: integration.identifier,
       credentials: { deviceTokens: tokens },
     },
   });
-  assert.equal(res.status, 200, `set tokens: ${res.text}`);
-  return res.json.data;
 }
 
 /** The subscriber as GET /v1/subscribers/{id} shows it. */
@@ -104,6 +131,44 @@ export async function settledMany(h, txs, perTx, timeoutMs = 60_000) {
   const all = [];
   for (const tx of txs) all.push(...await settled(h, tx, perTx, timeoutMs));
   return all;
+}
+
+/**
+ * One subscriber a token (`tokens`, on `integration`) in a new topic, triggered once
+ * ({orderId: 9}): resolves the messages once all have settled, every one of them sent.
+ * `firstName(i)` names the i-th subscriber.
+ */
+export async function sendToNewTopic(h, sdk, wf, integration, tokens, { firstName = () => 'Ann' } = {}) {
+  const topicKey = uid('topic');
+  await sdk.topics.create({ key: topicKey, name: `${integration.providerId} topic` });
+  const subscriberIds = [];
+  for (const [i, token] of tokens.entries()) {
+    subscriberIds.push(await createSubscriberWithTokens(h, integration, [token], { firstName: firstName(i) }));
+  }
+  await sdk.topics.subscriptions.create({ subscriberIds }, topicKey);
+  const res = await raw(h, 'POST', '/v1/events/trigger', {
+    body: { name: wf.workflowId, to: [{ type: 'Topic', topicKey }], payload: { orderId: 9 } },
+  });
+  assert.equal(res.status, 201, res.text);
+  const messages = await settled(h, res.json.data.transactionId, tokens.length, 30_000);
+  assert.equal(messages.filter((m) => m.status === 'sent').length, tokens.length);
+  return messages;
+}
+
+/**
+ * Credentials the provider refuses: a message to `token` through `integration` fails as `errorId`
+ * at its first attempt and the token is kept; Test Connection fails with the same reason and Send
+ * Test (to `testToken`) as failed-config. Resolves the message.
+ */
+export async function expectRefusedCredentials(h, wf, integration, { token, testToken, errorId }) {
+  const subscriberId = await createSubscriberWithTokens(h, integration, [token]);
+  const [m] = await settled(h, await trigger(h, wf, subscriberId, { orderId: 3 }), 1);
+  assert.deepEqual([m.status, m.errorId, m.attempts], ['error', errorId, 1], JSON.stringify(m));
+  assert.deepEqual(await listedTokens(h, subscriberId, integration.providerId), [token]);
+  const probe = await testConnection(h, integration);
+  assert.deepEqual([probe.ok, probe.reason], [false, errorId], JSON.stringify(probe));
+  assert.equal((await sendTest(h, integration, testToken)).verdict, 'failed-config');
+  return m;
 }
 
 /** POST /v1/integrations/{id}/test -> data ({ok, detail, reason?}). */

@@ -7,8 +7,8 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { startPusherBeamsMock } from '../../src/providers/pusher_beams/pusher_beams_mock.mjs';
 import {
-  createIntegration, createSubscriberWithTokens, createWorkflow, listedTokens, raw, sendTest,
-  settled, startHeraldForMocks, testConnection, trigger, uid,
+  createIntegration, createSubscriberWithTokens, expectRefusedCredentials, listedTokens, putTokens,
+  sendTest, sendToNewTopic, settled, startProviderSuite, stopProviderSuite, testConnection, trigger, uid,
 } from './provider_fixtures.mjs';
 
 const T = { timeout: 60_000 };
@@ -22,17 +22,11 @@ const user = () => uid('beams-user');
 const publishes = () => mock.requests.filter((r) => r.kind === 'users');
 
 before(async () => {
-  let pki;
-  ({ h, sdk, pki } = await startHeraldForMocks());
-  mock = await startPusherBeamsMock({ tls: pki.server });
+  ({ h, sdk, mock, wf } = await startProviderSuite((pki) => startPusherBeamsMock({ tls: pki.server })));
   integ = await createIntegration(h, 'pusher-beams', { instanceId: mock.instanceId, secretKey: mock.secretKey, baseUrl: mock.origin });
-  wf = await createWorkflow(sdk);
 }, { timeout: 30_000 });
 
-after(async () => {
-  if (h) await h.stop();
-  if (mock) await mock.close();
-});
+after(() => stopProviderSuite(h, mock));
 
 test('the publish: users, apns / fcm / web blocks from the step and overrides', T, async () => {
   const users = [user(), user()];
@@ -74,23 +68,9 @@ test('the publish: users, apns / fcm / web blocks from the step and overrides', 
 });
 
 test('a topic of 60 subscribers goes out in a few publishes; different messages do not share one', T, async () => {
-  const topicKey = uid('beams-topic');
-  await sdk.topics.create({ key: topicKey, name: 'Beams topic' });
-  const subscriberIds = [];
-  const users = [];
-  for (let i = 0; i < 60; i++) {
-    const u = user();
-    users.push(u);
-    subscriberIds.push(await createSubscriberWithTokens(h, integ, [u], { firstName: i % 2 ? 'Ann' : 'Bob' }));
-  }
-  await sdk.topics.subscriptions.create({ subscriberIds }, topicKey);
+  const users = Array.from({ length: 60 }, user);
   const before = publishes().length;
-  const res = await raw(h, 'POST', '/v1/events/trigger', {
-    body: { name: wf.workflowId, to: [{ type: 'Topic', topicKey }], payload: { orderId: 9 } },
-  });
-  assert.equal(res.status, 201, res.text);
-  const messages = await settled(h, res.json.data.transactionId, 60, 30_000);
-  assert.equal(messages.filter((m) => m.status === 'sent').length, 60);
+  await sendToNewTopic(h, sdk, wf, integ, users, { firstName: (i) => (i % 2 ? 'Ann' : 'Bob') });
   const sent = publishes().slice(before);
   assert.deepEqual(sent.flatMap((r) => r.json.users).sort(), [...users].sort(), 'each user once');
   for (const r of sent) {
@@ -117,15 +97,7 @@ test('a wrong key and an unknown instance fail as configuration; tokens are kept
   const wrongKey = await createIntegration(h, 'pusher-beams', { instanceId: mock.instanceId, secretKey: 'WRONG', baseUrl: mock.origin });
   const wrongInstance = await createIntegration(h, 'pusher-beams', { instanceId: 'no-such-instance', secretKey: mock.secretKey, baseUrl: mock.origin });
   for (const [integration, errorId] of [[wrongKey, 'HTTP_401'], [wrongInstance, 'HTTP_404']]) {
-    const u = user();
-    const subscriberId = await createSubscriberWithTokens(h, integration, [u]);
-    const [m] = await settled(h, await trigger(h, wf, subscriberId, { orderId: 3 }), 1);
-    assert.deepEqual([m.status, m.errorId, m.attempts], ['error', errorId, 1], JSON.stringify(m));
-    assert.deepEqual(await listedTokens(h, subscriberId, 'pusher-beams'), [u]);
-    const probe = await testConnection(h, integration);
-    assert.equal(probe.ok, false);
-    assert.equal(probe.reason, errorId);
-    assert.equal((await sendTest(h, integration, user())).verdict, 'failed-config');
+    await expectRefusedCredentials(h, wf, integration, { token: user(), testToken: user(), errorId });
   }
   assert.ok(!JSON.stringify(mock.requests.map((r) => r.response)).includes(mock.secretKey));
 });
@@ -162,9 +134,7 @@ test('Test Connection publishes to nobody; Send Test reaches one user; user ids 
 
   const subscriberId = await createSubscriberWithTokens(h, integ, []);
   for (const bad of ['u'.repeat(165), 'two words']) {
-    const res = await raw(h, 'PUT', `/v1/subscribers/${subscriberId}/credentials`, {
-      body: { providerId: 'pusher-beams', integrationIdentifier: integ.identifier, credentials: { deviceTokens: [bad] } },
-    });
+    const res = await putTokens(h, subscriberId, integ, [bad]);
     assert.equal(res.status, 400, res.text);
   }
   await createSubscriberWithTokens(h, integ, ['é'.repeat(82)]);  // 164 bytes

@@ -6,8 +6,9 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { startPushpadMock } from '../../src/providers/pushpad/pushpad_mock.mjs';
 import {
-  createIntegration, createSubscriberWithTokens, createWorkflow, deviceRecords, listedTokens, raw,
-  sendTest, settled, startHeraldForMocks, testConnection, trigger, uid,
+  createIntegration, createSubscriberWithTokens, deviceRecords, expectRefusedCredentials, listedTokens,
+  putTokens, sendTest, sendToNewTopic, settled, startProviderSuite, stopProviderSuite, testConnection,
+  trigger, uid,
 } from './provider_fixtures.mjs';
 
 const T = { timeout: 60_000 };
@@ -21,17 +22,11 @@ const uidOf = () => uid('pp-uid');
 const creates = () => mock.requests.filter((r) => r.kind === 'create');
 
 before(async () => {
-  let pki;
-  ({ h, sdk, pki } = await startHeraldForMocks());
-  mock = await startPushpadMock({ tls: pki.server, otherProjects: [777] });
+  ({ h, sdk, mock, wf } = await startProviderSuite((pki) => startPushpadMock({ tls: pki.server, otherProjects: [777] })));
   integ = await createIntegration(h, 'pushpad', { apiKey: mock.token, applicationId: String(mock.projectId), baseUrl: mock.origin });
-  wf = await createWorkflow(sdk);
 }, { timeout: 30_000 });
 
-after(async () => {
-  if (h) await h.stop();
-  if (mock) await mock.close();
-});
+after(() => stopProviderSuite(h, mock));
 
 test('the notification: documented body and Token auth, one request for a subscriber\'s uids', T, async () => {
   const uids = [uidOf(), uidOf()];
@@ -56,23 +51,9 @@ test('the notification: documented body and Token auth, one request for a subscr
 });
 
 test('a topic of 60 subscribers goes out in a few requests', T, async () => {
-  const topicKey = uid('pp-topic');
-  await sdk.topics.create({ key: topicKey, name: 'Pushpad topic' });
-  const subscriberIds = [];
-  const uids = [];
-  for (let i = 0; i < 60; i++) {
-    const u = uidOf();
-    uids.push(u);
-    subscriberIds.push(await createSubscriberWithTokens(h, integ, [u]));
-  }
-  await sdk.topics.subscriptions.create({ subscriberIds }, topicKey);
+  const uids = Array.from({ length: 60 }, uidOf);
   const before = creates().length;
-  const res = await raw(h, 'POST', '/v1/events/trigger', {
-    body: { name: wf.workflowId, to: [{ type: 'Topic', topicKey }], payload: { orderId: 9 } },
-  });
-  assert.equal(res.status, 201, res.text);
-  const messages = await settled(h, res.json.data.transactionId, 60, 30_000);
-  assert.equal(messages.filter((m) => m.status === 'sent').length, 60);
+  await sendToNewTopic(h, sdk, wf, integ, uids);
   const sent = creates().slice(before);
   assert.deepEqual(sent.flatMap((r) => r.json.uids).sort(), [...uids].sort(), 'each uid once');
   assert.ok(sent.length <= 6, `60 identical messages in ${sent.length} requests`);
@@ -106,14 +87,7 @@ test('a wrong token, another account\'s project and an unknown one fail as confi
   ];
   for (const [credentials, errorId] of cases) {
     const integration = await createIntegration(h, 'pushpad', { ...credentials, baseUrl: `${mock.origin}/api/v1` });
-    const u = uidOf();
-    const subscriberId = await createSubscriberWithTokens(h, integration, [u]);
-    const [m] = await settled(h, await trigger(h, wf, subscriberId, { orderId: 12 }), 1);
-    assert.deepEqual([m.status, m.errorId, m.attempts], ['error', errorId, 1], JSON.stringify(m));
-    assert.deepEqual(await listedTokens(h, subscriberId, 'pushpad'), [u]);
-    const probe = await testConnection(h, integration);
-    assert.deepEqual([probe.ok, probe.reason], [false, errorId]);
-    assert.equal((await sendTest(h, integration, uidOf())).verdict, 'failed-config');
+    await expectRefusedCredentials(h, wf, integration, { token: uidOf(), testToken: uidOf(), errorId });
   }
 });
 
@@ -138,8 +112,6 @@ test('Test Connection reads the project; Send Test reaches one uid; bad override
   }
   assert.equal(creates().length, count, 'nothing was sent');
 
-  const res = await raw(h, 'PUT', `/v1/subscribers/${subscriberId}/credentials`, {
-    body: { providerId: 'pushpad', integrationIdentifier: integ.identifier, credentials: { deviceTokens: ['a b'] } },
-  });
+  const res = await putTokens(h, subscriberId, integ, ['a b']);
   assert.equal(res.status, 400, res.text);
 });

@@ -10,6 +10,7 @@
 
 #include "core/time.h"
 #include "providers/basic_spec.h"
+#include "providers/recipient_batch.h"
 
 namespace herald::providers {
 namespace {
@@ -26,24 +27,6 @@ constexpr std::size_t kMaxInflated = 8u << 20;
 constexpr std::size_t kMaxErrorText = 300;
 // A receipt id no message has: the check answers without touching anyone's pushes.
 constexpr std::string_view kProbeReceipt = "00000000-0000-0000-0000-000000000000";
-
-const Json* Member(const Json& object, std::string_view key) {
-  if (!object.is_object()) return nullptr;
-  auto it = object.find(key);
-  return it == object.end() || it->is_null() ? nullptr : &*it;
-}
-
-std::string StringOf(const Json* value) {
-  return value && value->is_string() ? value->get<std::string>() : std::string();
-}
-
-std::string Dump(const OrderedJson& value) {
-  return value.dump(-1, ' ', false, OrderedJson::error_handler_t::replace);
-}
-
-Status OverrideError(std::string_view key, std::string_view problem) {
-  return Refusal("INVALID_OVERRIDES", "overrides." + std::string(key) + " " + std::string(problem));
-}
 
 // ---- gzip, both ways ---------------------------------------------------------------------------
 
@@ -176,18 +159,14 @@ Result<OrderedJson> Message(const PushMessage& message) {
   OrderedJson out = {{"to", message.device_token}};
   if (!message.title.empty()) out["title"] = message.title;
   if (!message.content.empty()) out["body"] = message.content;
-  OrderedJson data = DevicePayload(message);
-  if (const Json* extra = Member(overrides, "data")) {
-    if (!extra->is_object()) return OverrideError("data", "must be an object");
-    for (const auto& [key, value] : extra->items()) data[key] = value;
-  }
+  ASSIGN_OR_RETURN(OrderedJson data, PayloadWithDataOverride(message));
   if (!data.empty()) out["data"] = std::move(data);
   // Novu sends a sound only when it is a string; Expo's critical-alert object is kept too.
-  if (const Json* sound = Member(overrides, "sound");
+  if (const Json* sound = JsonMember(overrides, "sound");
       sound && (sound->is_string() || sound->is_object())) {
     out["sound"] = *sound;
   }
-  if (const Json* badge = Member(overrides, "badge")) {
+  if (const Json* badge = JsonMember(overrides, "badge")) {
     if (!badge->is_number() || badge->get<double>() < 0) {
       return OverrideError("badge", "must be a number, not negative");
     }
@@ -210,12 +189,12 @@ Result<OrderedJson> Message(const PushMessage& message) {
 
 // An error in a ticket or a receipt, by its `details.error` (protocols.md §4.6).
 Outcome FromErrorItem(const Json& item, std::string_view where) {
-  const Json* details = Member(item, "details");
-  const std::string code = details ? StringOf(Member(*details, "error")) : std::string();
+  const Json* details = JsonMember(item, "details");
+  const std::string code = details ? JsonString(JsonMember(*details, "error")) : std::string();
   Outcome out;
   out.reason = code.empty() ? "EXPO_ERROR" : code;
   out.detail = "Expo " + std::string(where) + " error" + (code.empty() ? "" : " " + code);
-  if (std::string text = StringOf(Member(item, "message")); !text.empty()) {
+  if (std::string text = JsonString(JsonMember(item, "message")); !text.empty()) {
     out.detail += ": " + text.substr(0, kMaxErrorText);
   }
   if (code == "DeviceNotRegistered") {
@@ -232,10 +211,10 @@ Outcome FromErrorItem(const Json& item, std::string_view where) {
 }
 
 Outcome FromTicket(const Json& ticket) {
-  const std::string status = StringOf(Member(ticket, "status"));
+  const std::string status = JsonString(JsonMember(ticket, "status"));
   if (status == "ok") {
     Outcome out;
-    const std::string id = StringOf(Member(ticket, "id"));
+    const std::string id = JsonString(JsonMember(ticket, "id"));
     out.verdict = id.empty() ? Verdict::kDelivered : Verdict::kAccepted;
     out.receipt = id;
     out.provider_message_id = id;
@@ -248,10 +227,10 @@ Outcome FromTicket(const Json& ticket) {
 // A request Expo refused as a whole (`errors[]`, protocols.md §4.7), by its typed code.
 Outcome RequestFailure(const http::Response& response, const Json& body) {
   Outcome out = ClassifyHttpStatus(response);  // 408, 429, 5xx retried with Retry-After
-  const Json* errors = Member(body, "errors");
+  const Json* errors = JsonMember(body, "errors");
   const Json* first = errors && errors->is_array() && !errors->empty() ? &(*errors)[0] : nullptr;
-  const std::string code = first ? StringOf(Member(*first, "code")) : std::string();
-  const Json* transient = first ? Member(*first, "isTransient") : nullptr;
+  const std::string code = first ? JsonString(JsonMember(*first, "code")) : std::string();
+  const Json* transient = first ? JsonMember(*first, "isTransient") : nullptr;
   out.reason = !code.empty() ? code : "HTTP_" + std::to_string(response.status);
   out.detail =
       "Expo answered " + std::to_string(response.status) + (code.empty() ? "" : " " + code);
@@ -280,9 +259,10 @@ Outcome RequestFailure(const http::Response& response, const Json& body) {
 // belong to another integration's project, not to nobody).
 std::vector<Outcome> SplitByProject(const Outcome& failure, const Json& body,
                                     std::span<const PushMessage* const> messages) {
-  const Json* errors = Member(body, "errors");
-  const Json* details =
-      errors && errors->is_array() && !errors->empty() ? Member((*errors)[0], "details") : nullptr;
+  const Json* errors = JsonMember(body, "errors");
+  const Json* details = errors && errors->is_array() && !errors->empty()
+                            ? JsonMember((*errors)[0], "details")
+                            : nullptr;
   if (!details || !details->is_object()) return std::vector<Outcome>(messages.size(), failure);
   std::map<std::string, std::string, std::less<>> project_of;
   std::string kept;
@@ -356,7 +336,7 @@ class ExpoProvider final : public Provider, public ReceiptChecker {
       part.messages.push_back(i);
     }
     if (!part.messages.empty()) {
-      part.request = Post(kSendPath, Dump(array));
+      part.request = Post(kSendPath, DumpOrdered(array));
       plan.requests.push_back(std::move(part));
     }
     return plan;
@@ -369,14 +349,14 @@ class ExpoProvider final : public Provider, public ReceiptChecker {
     if (!reply.ok()) return std::vector<Outcome>(n, ClassifyTransport(reply));
     const http::Response& response = reply.response;
     const Json body = ReadBody(response);
-    if (response.status / 100 != 2 || Member(body, "errors")) {
+    if (response.status / 100 != 2 || JsonMember(body, "errors")) {
       Outcome failure = RequestFailure(response, body);
       if (failure.reason == "PUSH_TOO_MANY_EXPERIENCE_IDS") {
         return SplitByProject(failure, body, messages);
       }
       return std::vector<Outcome>(n, failure);
     }
-    const Json* data = Member(body, "data");
+    const Json* data = JsonMember(body, "data");
     if (response.body_truncated || !data) {
       return std::vector<Outcome>(
           n, Outcome{Verdict::kRetry, "UNREADABLE_REPLY", "Expo's tickets could not be read"});
@@ -404,7 +384,7 @@ class ExpoProvider final : public Provider, public ReceiptChecker {
                                    const AuthToken& /*token*/) const override {
     OrderedJson ids = OrderedJson::array();
     for (const std::string& id : receipts) ids.push_back(id);
-    return Post(kReceiptsPath, Dump(OrderedJson{{"ids", std::move(ids)}}));
+    return Post(kReceiptsPath, DumpOrdered(OrderedJson{{"ids", std::move(ids)}}));
   }
 
   // {"data": {id: receipt}}; an id without a receipt yet is absent (protocols.md §4.5).
@@ -414,10 +394,10 @@ class ExpoProvider final : public Provider, public ReceiptChecker {
     if (!reply.ok()) return Pending(n, ClassifyTransport(reply));
     const http::Response& response = reply.response;
     const Json body = ReadBody(response);
-    if (response.status / 100 != 2 || Member(body, "errors")) {
+    if (response.status / 100 != 2 || JsonMember(body, "errors")) {
       return Pending(n, RequestFailure(response, body));
     }
-    const Json* data = Member(body, "data");
+    const Json* data = JsonMember(body, "data");
     if (response.body_truncated || !data || !data->is_object()) {
       return Pending(n,
                      {Verdict::kPending, "UNREADABLE_REPLY", "Expo's receipts could not be read"});
@@ -425,8 +405,9 @@ class ExpoProvider final : public Provider, public ReceiptChecker {
     std::vector<Outcome> out;
     out.reserve(n);
     for (const std::string& id : receipts) {
-      const Json* receipt = Member(*data, id);
-      const std::string status = receipt ? StringOf(Member(*receipt, "status")) : std::string();
+      const Json* receipt = JsonMember(*data, id);
+      const std::string status =
+          receipt ? JsonString(JsonMember(*receipt, "status")) : std::string();
       if (status == "ok") {
         out.push_back({Verdict::kDelivered, "", ""});
       } else if (status == "error") {
@@ -445,13 +426,14 @@ class ExpoProvider final : public Provider, public ReceiptChecker {
   Result<std::optional<http::Request>> BuildProbe(const AuthToken& /*token*/) const override {
     return std::optional<http::Request>(
         Post(kReceiptsPath,
-             Dump(OrderedJson{{"ids", OrderedJson::array({std::string(kProbeReceipt)})}})));
+             DumpOrdered(OrderedJson{{"ids", OrderedJson::array({std::string(kProbeReceipt)})}})));
   }
   ProbeResult ReadProbe(const http::Outcome& reply) const override {
     if (!reply.ok()) return ProbeFromTransport(reply);
     const Json body = ReadBody(reply.response);
     ProbeResult result;
-    if (reply.response.status / 100 == 2 && !Member(body, "errors") && Member(body, "data")) {
+    if (reply.response.status / 100 == 2 && !JsonMember(body, "errors") &&
+        JsonMember(body, "data")) {
       result.ok = true;
       result.detail = access_token_.empty()
                           ? "Expo answered; no access token is set, so only a project without "
@@ -509,11 +491,9 @@ bool IsExpoPushToken(std::string_view token) {
 
 Result<std::unique_ptr<Provider>> NewExpoProvider(const Json& credentials,
                                                   const ExpoOptions& options) {
-  std::string base(StringField(credentials, "baseUrl"));
-  while (!base.empty() && base.back() == '/') base.pop_back();
-  return std::unique_ptr<Provider>(
-      new ExpoProvider(base.empty() ? std::string(kDefaultOrigin) : std::move(base),
-                       std::string(StringField(credentials, "apiKey")), options.receipt_delay));
+  return std::unique_ptr<Provider>(new ExpoProvider(ApiOrigin(credentials, kDefaultOrigin),
+                                                    std::string(StringField(credentials, "apiKey")),
+                                                    options.receipt_delay));
 }
 
 }  // namespace herald::providers

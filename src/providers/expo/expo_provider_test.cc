@@ -19,6 +19,8 @@ namespace {
 using namespace std::chrono_literals;
 using test::Failure;
 using test::HeaderOf;
+using test::Pointers;
+using test::ProbeRequest;
 using test::Reply;
 
 constexpr const char* kSendUrl = "https://exp.host/--/api/v2/push/send";
@@ -32,20 +34,9 @@ std::unique_ptr<Provider> Make(const Json& credentials = test::ValidCredentials(
 std::string Token(int n) { return "ExponentPushToken[tok-" + std::to_string(n) + "]"; }
 
 PushMessage Message(int n = 1) {
-  PushMessage m;
-  m.message_id = "65f0c0ffee01234567890" + std::to_string(100 + n);
-  m.device_token = Token(n);
-  m.title = "Hello Ann";
-  m.content = "Your order shipped";
-  m.payload_json =
-      R"({"orderId":7,"nested":{"a":[1,2]},"subscriber":{"subscriberId":"s1"},"step":{"digest":false}})";
-  return m;
-}
-
-std::vector<const PushMessage*> Pointers(const std::vector<PushMessage>& messages) {
-  std::vector<const PushMessage*> out;
-  for (const PushMessage& m : messages) out.push_back(&m);
-  return out;
+  return test::NumberedMessage(
+      n, Token(n),
+      R"({"orderId":7,"nested":{"a":[1,2]},"subscriber":{"subscriberId":"s1"},"step":{"digest":false}})");
 }
 
 // zlib's gzip, decoded here independently of the provider's code path.
@@ -120,8 +111,7 @@ std::string RequestError(const char* code, Json details = nullptr) {
 std::vector<Outcome> Classify(const Provider& provider, const http::Outcome& reply, int n) {
   std::vector<PushMessage> messages;
   for (int i = 0; i < n; ++i) messages.push_back(Message(i));
-  std::vector<const PushMessage*> batch = Pointers(messages);
-  return provider.ClassifyBatch(reply, batch);
+  return test::Classify(provider, messages, reply);
 }
 
 // ---- the send request --------------------------------------------------------------------------
@@ -586,10 +576,9 @@ TEST(ExpoProviderTest, TheReceiptDelayIsConfigurable) {
 TEST(ExpoProviderTest, ProbeAsksForAReceiptNobodyHas) {
   auto provider = Make();
   ASSERT_NE(provider, nullptr);
-  Result<std::optional<http::Request>> probe = provider->BuildProbe({});
-  ASSERT_TRUE(probe.ok());
-  ASSERT_TRUE(probe->has_value());
-  const http::Request& request = **probe;
+  std::optional<http::Request> probe = ProbeRequest(*provider);
+  ASSERT_TRUE(probe.has_value());
+  const http::Request& request = *probe;
   EXPECT_EQ(request.url, kReceiptsUrl);
   EXPECT_EQ(request.body, R"({"ids":["00000000-0000-0000-0000-000000000000"]})");
   EXPECT_EQ(HeaderOf(request, "Authorization"), std::string("Bearer ") + kAccessToken);

@@ -141,24 +141,15 @@ class OneSignalProvider final : public Provider {
   std::vector<Outcome> ClassifyBatch(const http::Outcome& reply,
                                      std::span<const PushMessage* const> messages) const override {
     const std::size_t n = messages.size();
-    if (!reply.ok()) return std::vector<Outcome>(n, ClassifyTransport(reply));
-    const http::Response& response = reply.response;
-    Outcome status = ClassifyHttpStatus(response);
-    if (status.verdict != Verdict::kDelivered) {
-      status.detail = "OneSignal answered " + std::to_string(response.status);
-      if (std::string excerpt = BodyExcerpt(response.body); !excerpt.empty()) {
-        status.detail += ": " + excerpt;
-      }
-      // The API key (or the app it belongs to) is refused: every message would be.
-      if (response.status == 401 || response.status == 403) status.verdict = Verdict::kFailedConfig;
-      return std::vector<Outcome>(n, status);
-    }
-    if (response.body_truncated) {
+    // 401/403: the API key (or the app it belongs to) is refused.
+    Outcome status = RequestOutcome(reply, "OneSignal", {401, 403});
+    if (status.verdict != Verdict::kDelivered) return std::vector<Outcome>(n, status);
+    if (reply.response.body_truncated) {
       // Taken (2xx), but the per-id results are past what was read.
       status.detail = "OneSignal accepted the request; its reply was too large to read per token";
       return std::vector<Outcome>(n, status);
     }
-    Json body = Json::parse(response.body, nullptr, /*allow_exceptions=*/false);
+    Json body = ReplyJson(reply.response);
     if (!body.is_object()) {
       // Whether it was sent is unknown; the resend carries the same idempotency key, so OneSignal
       // answers it with the first result instead of sending twice.
@@ -176,15 +167,7 @@ class OneSignalProvider final : public Provider {
   }
 
   ProbeResult ReadProbe(const http::Outcome& reply) const override {
-    ProbeResult result = ProbeFromTransport(reply);
-    if (!reply.ok()) return result;
-    const int status = reply.response.status;
-    result.ok = status >= 200 && status < 300;
-    result.reason = result.ok ? "" : "HTTP_" + std::to_string(status);
-    result.detail = result.ok ? "OneSignal accepted the API key for this app"
-                              : "OneSignal answered " + std::to_string(status) + ": " +
-                                    BodyExcerpt(reply.response.body);
-    return result;
+    return ProbeByStatus(reply, "OneSignal", "OneSignal accepted the API key for this app");
   }
 
  private:
@@ -193,14 +176,8 @@ class OneSignalProvider final : public Provider {
   }
 
   http::Request Request(std::string method, std::string url) const {
-    http::Request request;
-    request.method = std::move(method);
-    request.url = std::move(url);
-    request.headers = {
-        {"Authorization", (config_.external_id ? "Key " : "Basic ") + config_.api_key},
-        {"Accept", "application/json"}};
-    if (request.method == "POST") request.headers.emplace_back("Content-Type", "application/json");
-    return request;
+    return JsonApiRequest(std::move(method), std::move(url),
+                          (config_.external_id ? "Key " : "Basic ") + config_.api_key);
   }
 
   // A 200's body: `id` is the notification (empty: nothing was sent); `errors` is either the ids
@@ -208,8 +185,7 @@ class OneSignalProvider final : public Provider {
   // array). Read by shape only, never by the texts.
   static std::vector<Outcome> PerToken(const Json& body,
                                        std::span<const PushMessage* const> messages) {
-    const Json* id = JsonMember(body, "id");
-    const std::string notification = id && id->is_string() ? id->get<std::string>() : "";
+    const std::string notification = JsonString(JsonMember(body, "id"));
     const Json* errors = JsonMember(body, "errors");
     const auto invalid = InvalidIds(errors);
     const bool nobody_subscribed =

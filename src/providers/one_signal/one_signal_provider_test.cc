@@ -16,9 +16,16 @@
 namespace herald::providers {
 namespace {
 
+using test::BatchRefusalReason;
+using test::BodyOf;
+using test::Classify;
 using test::Failure;
 using test::HeaderOf;
+using test::Plan;
+using test::Pointers;
+using test::ProbeRequest;
 using test::Reply;
+using test::SingleBody;
 
 constexpr const char* kAppId = "5eb5a37e-b458-11e3-ac11-000c2940e62c";
 constexpr const char* kKey = "os_v2_app_secretsecretsecret";
@@ -34,60 +41,12 @@ std::unique_ptr<Provider> Make(const Json& credentials = Credentials()) {
 }
 
 PushMessage Message(int n, std::string token = "") {
-  PushMessage m;
-  m.message_id = "65f0c0ffee01234567890" + std::to_string(100 + n);
-  m.device_token = token.empty() ? "player-" + std::to_string(n) : std::move(token);
-  m.title = "Hello Ann";
-  m.content = "Your order shipped";
-  m.payload_json = R"({"orderId":7,"subscriber":{"subscriberId":"s1"},"step":{"digest":false}})";
-  return m;
+  return test::NumberedMessage(n, token.empty() ? "player-" + std::to_string(n) : std::move(token));
 }
 
-struct Batch {
-  std::vector<PushMessage> messages;
-  std::vector<const PushMessage*> pointers() const {
-    std::vector<const PushMessage*> out;
-    for (const PushMessage& m : messages) out.push_back(&m);
-    return out;
-  }
-};
+using Batch = std::vector<PushMessage>;
 
-BatchPlan Plan(const Provider& provider, const Batch& batch) {
-  auto pointers = batch.pointers();
-  return provider.BuildBatch(pointers, {});
-}
-
-Json BodyOf(const BatchRequest& request) {
-  Json body = Json::parse(request.request.body, nullptr, /*allow_exceptions=*/false);
-  EXPECT_TRUE(body.is_object()) << request.request.body;
-  return body;
-}
-
-// The body of the one request a single message makes.
-Json SingleBody(const Provider& provider, PushMessage m) {
-  Batch batch{{std::move(m)}};
-  BatchPlan plan = Plan(provider, batch);
-  EXPECT_EQ(plan.requests.size(), 1u);
-  EXPECT_TRUE(plan.refused.empty()) << (plan.refused.empty() ? "" : plan.refused[0].second.detail);
-  return plan.requests.empty() ? Json() : BodyOf(plan.requests[0]);
-}
-
-std::string RefusedReason(const Provider& provider, PushMessage m) {
-  Batch batch{{std::move(m)}};
-  BatchPlan plan = Plan(provider, batch);
-  EXPECT_TRUE(plan.requests.empty());
-  if (plan.refused.size() != 1) return "<not refused>";
-  EXPECT_EQ(plan.refused[0].second.verdict, Verdict::kFailed);
-  return plan.refused[0].second.reason;
-}
-
-std::vector<Outcome> Classify(const Provider& provider, const Batch& batch,
-                              const http::Outcome& reply) {
-  auto pointers = batch.pointers();
-  return provider.ClassifyBatch(reply, pointers);
-}
-
-Batch Three() { return Batch{{Message(1), Message(2), Message(3)}}; }
+Batch Three() { return {Message(1), Message(2), Message(3)}; }
 
 // ---- requests --------------------------------------------------------------------------------
 
@@ -212,25 +171,25 @@ TEST(OneSignalProviderTest, MessagesItCannotExpressAreRefusedAlone) {
   ASSERT_NE(provider, nullptr);
   PushMessage m = Message(1);
   m.overrides = {{"sound", 5}};
-  EXPECT_EQ(RefusedReason(*provider, m), "INVALID_OVERRIDES");
+  EXPECT_EQ(BatchRefusalReason(*provider, m), "INVALID_OVERRIDES");
   m.overrides = {{"badge", -1}};
-  EXPECT_EQ(RefusedReason(*provider, m), "INVALID_OVERRIDES");
+  EXPECT_EQ(BatchRefusalReason(*provider, m), "INVALID_OVERRIDES");
   m.overrides = {{"mutableContent", "yes"}};
-  EXPECT_EQ(RefusedReason(*provider, m), "INVALID_OVERRIDES");
+  EXPECT_EQ(BatchRefusalReason(*provider, m), "INVALID_OVERRIDES");
   m.overrides = {{"data", {{"big", std::string(3000, 'x')}}}};
-  EXPECT_EQ(RefusedReason(*provider, m), "PAYLOAD_TOO_LARGE");
+  EXPECT_EQ(BatchRefusalReason(*provider, m), "PAYLOAD_TOO_LARGE");
   m.overrides = {{"buttons", Json::array({{{"id", std::string(40000, 'b')}}})}};
-  EXPECT_EQ(RefusedReason(*provider, m), "MESSAGE_TOO_LARGE");
+  EXPECT_EQ(BatchRefusalReason(*provider, m), "MESSAGE_TOO_LARGE");
   m.overrides = Json::object();
   m.content.clear();
-  EXPECT_EQ(RefusedReason(*provider, m), "MISSING_CONTENT");
+  EXPECT_EQ(BatchRefusalReason(*provider, m), "MISSING_CONTENT");
   m.overrides = {{"content_available", true}};  // a background push needs no text
   EXPECT_FALSE(SingleBody(*provider, m).contains("contents"));
 
   // One refused message does not hold back the others.
   PushMessage bad = Message(2);
   bad.overrides = {{"icon", Json::array()}};
-  Batch batch{{Message(1), bad, Message(3)}};
+  Batch batch{Message(1), bad, Message(3)};
   BatchPlan plan = Plan(*provider, batch);
   ASSERT_EQ(plan.refused.size(), 1u);
   EXPECT_EQ(plan.refused[0].first, 1u);
@@ -244,10 +203,10 @@ TEST(OneSignalProviderTest, MessagesItCannotExpressAreRefusedAlone) {
 TEST(OneSignalProviderTest, IdenticalMessagesShareARequestAndOthersDoNot) {
   auto provider = Make();
   ASSERT_NE(provider, nullptr);
-  Batch batch{{Message(1), Message(2), Message(3), Message(4), Message(5)}};
-  batch.messages[1].title = "Hello Bob";
-  batch.messages[3].overrides = {{"sound", "x"}};
-  batch.messages[4].payload_json = R"({"orderId":7,"subscriber":{"subscriberId":"other"}})";
+  Batch batch{Message(1), Message(2), Message(3), Message(4), Message(5)};
+  batch[1].title = "Hello Bob";
+  batch[3].overrides = {{"sound", "x"}};
+  batch[4].payload_json = R"({"orderId":7,"subscriber":{"subscriberId":"other"}})";
   BatchPlan plan = Plan(*provider, batch);
   ASSERT_EQ(plan.requests.size(), 3u);
   // Another subscriber's copy of the payload is the same push: grouped.
@@ -257,7 +216,7 @@ TEST(OneSignalProviderTest, IdenticalMessagesShareARequestAndOthersDoNot) {
   EXPECT_EQ(BodyOf(plan.requests[1])["headings"]["en"], "Hello Bob");
 
   // The same device twice (two triggers): never twice in one request.
-  Batch twice{{Message(1, "same"), Message(2, "same")}};
+  Batch twice{Message(1, "same"), Message(2, "same")};
   EXPECT_EQ(Plan(*provider, twice).requests.size(), 2u);
 }
 
@@ -265,7 +224,7 @@ TEST(OneSignalProviderTest, TwoThousandFiveHundredTokensAreTwoRequests) {
   auto provider = Make(Credentials("externalId"));
   ASSERT_NE(provider, nullptr);
   Batch batch;
-  for (int i = 0; i < 2500; ++i) batch.messages.push_back(Message(i));
+  for (int i = 0; i < 2500; ++i) batch.push_back(Message(i));
   BatchPlan plan = Plan(*provider, batch);
   ASSERT_EQ(plan.requests.size(), 2u);
   EXPECT_EQ(plan.requests[0].messages.size(), 2000u);
@@ -286,12 +245,12 @@ TEST(OneSignalProviderTest, IdempotencyKeyIsAUuidStableForTheSameMessages) {
       << key;
   // The same messages, built again or in another order, carry the same key.
   EXPECT_EQ(BodyOf(Plan(*provider, batch).requests[0])["idempotency_key"], key);
-  Batch reversed{{batch.messages[2], batch.messages[0], batch.messages[1]}};
+  Batch reversed{batch[2], batch[0], batch[1]};
   EXPECT_EQ(BodyOf(Plan(*provider, reversed).requests[0])["idempotency_key"], key);
-  auto pointers = batch.pointers();
+  auto pointers = Pointers(batch);
   EXPECT_EQ(OneSignalIdempotencyKey(pointers), key);
   // Other messages (a regrouped retry) carry another.
-  Batch fewer{{batch.messages[0], batch.messages[1]}};
+  Batch fewer{batch[0], batch[1]};
   EXPECT_NE(BodyOf(Plan(*provider, fewer).requests[0])["idempotency_key"], key);
 }
 
@@ -398,10 +357,9 @@ TEST(OneSignalProviderTest, ProbeListsOneNotificationOfTheApp) {
     auto provider = Make(Credentials(version));
     ASSERT_NE(provider, nullptr);
     EXPECT_FALSE(provider->probe_uses_token());
-    Result<std::optional<http::Request>> probe = provider->BuildProbe({});
-    ASSERT_TRUE(probe.ok());
-    ASSERT_TRUE(probe->has_value());
-    const http::Request& request = **probe;
+    std::optional<http::Request> probe = ProbeRequest(*provider);
+    ASSERT_TRUE(probe.has_value());
+    const http::Request& request = *probe;
     EXPECT_EQ(request.method, "GET");
     EXPECT_TRUE(request.body.empty());
     const bool external = std::string(version) == "externalId";

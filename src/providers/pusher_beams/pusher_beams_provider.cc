@@ -104,17 +104,14 @@ class PusherBeamsProvider final : public Provider {
     if (!reply.ok()) return ClassifyTransport(reply);
     const http::Response& response = reply.response;
     Outcome out = ClassifyHttpStatus(response);
-    Json body = response.body_truncated
-                    ? Json()
-                    : Json::parse(response.body, nullptr, /*allow_exceptions=*/false);
+    Json body = ReplyJson(response);
     if (out.verdict == Verdict::kDelivered) {
       if (const Json* id = JsonMember(body, "publishId"); id && id->is_string()) {
         out.provider_message_id = id->get<std::string>();
       }
       return out;
     }
-    const Json* title = JsonMember(body, "error");
-    const std::string error = title && title->is_string() ? title->get<std::string>() : "";
+    const std::string error = JsonString(JsonMember(body, "error"));
     out.detail = "Pusher Beams answered " + std::to_string(response.status);
     if (!error.empty()) out.detail += " " + error;
     if (const Json* text = JsonMember(body, "description"); text && text->is_string()) {
@@ -150,15 +147,7 @@ class PusherBeamsProvider final : public Provider {
   }
 
  private:
-  http::Request Publish() const {
-    http::Request request;
-    request.method = "POST";
-    request.url = url_;
-    request.headers = {{"Authorization", "Bearer " + secret_},
-                       {"Content-Type", "application/json"},
-                       {"Accept", "application/json"}};
-    return request;
-  }
+  http::Request Publish() const { return JsonApiRequest("POST", url_, "Bearer " + secret_); }
 
   std::string url_;
   std::string secret_;

@@ -15,9 +15,14 @@
 namespace herald::providers {
 namespace {
 
+using test::BatchRefusalReason;
+using test::BodyOf;
 using test::Failure;
 using test::HeaderOf;
+using test::Plan;
+using test::ProbeRequest;
 using test::Reply;
+using test::SingleBody;
 
 constexpr const char* kInstance = "8f9a6e22-2483-49aa-8552-125f1a4c5781";
 constexpr const char* kSecret = "C54D42FB7CD2D408DDB22D7A0166F1D";
@@ -30,52 +35,13 @@ std::unique_ptr<Provider> Make(const Json& credentials = test::ValidCredentials(
 }
 
 PushMessage Message(int n, std::string user = "") {
-  PushMessage m;
-  m.message_id = "65f0c0ffee01234567890" + std::to_string(100 + n);
-  m.device_token = user.empty() ? "user-" + std::to_string(n) : std::move(user);
-  m.title = "Hello Ann";
-  m.content = "Your order shipped";
-  m.payload_json = R"({"orderId":7,"subscriber":{"subscriberId":"s1"},"step":{"digest":false}})";
-  return m;
-}
-
-std::vector<const PushMessage*> Pointers(const std::vector<PushMessage>& messages) {
-  std::vector<const PushMessage*> out;
-  for (const PushMessage& m : messages) out.push_back(&m);
-  return out;
-}
-
-BatchPlan Plan(const Provider& provider, const std::vector<PushMessage>& messages) {
-  auto pointers = Pointers(messages);
-  return provider.BuildBatch(pointers, {});
-}
-
-Json BodyOf(const BatchRequest& request) {
-  Json body = Json::parse(request.request.body, nullptr, /*allow_exceptions=*/false);
-  EXPECT_TRUE(body.is_object()) << request.request.body;
-  return body;
-}
-
-Json SingleBody(const Provider& provider, const PushMessage& m) {
-  BatchPlan plan = Plan(provider, {m});
-  EXPECT_EQ(plan.requests.size(), 1u);
-  EXPECT_TRUE(plan.refused.empty()) << (plan.refused.empty() ? "" : plan.refused[0].second.detail);
-  return plan.requests.empty() ? Json() : BodyOf(plan.requests[0]);
-}
-
-std::string RefusedReason(const Provider& provider, const PushMessage& m) {
-  BatchPlan plan = Plan(provider, {m});
-  EXPECT_TRUE(plan.requests.empty());
-  if (plan.refused.size() != 1) return "<not refused>";
-  EXPECT_EQ(plan.refused[0].second.verdict, Verdict::kFailed);
-  return plan.refused[0].second.reason;
+  return test::NumberedMessage(n, user.empty() ? "user-" + std::to_string(n) : std::move(user));
 }
 
 std::vector<Outcome> Classify(const Provider& provider, std::size_t n, const http::Outcome& reply) {
   std::vector<PushMessage> messages;
   for (std::size_t i = 0; i < n; ++i) messages.push_back(Message(static_cast<int>(i)));
-  auto pointers = Pointers(messages);
-  return provider.ClassifyBatch(reply, pointers);
+  return test::Classify(provider, messages, reply);
 }
 
 TEST(PusherBeamsProviderTest, PublishesToUsersWithTheSecretKey) {
@@ -153,17 +119,17 @@ TEST(PusherBeamsProviderTest, MessagesItCannotExpressAreRefused) {
   ASSERT_NE(provider, nullptr);
   PushMessage m = Message(1);
   m.overrides = {{"ttl", 2419201}};
-  EXPECT_EQ(RefusedReason(*provider, m), "INVALID_OVERRIDES");
+  EXPECT_EQ(BatchRefusalReason(*provider, m), "INVALID_OVERRIDES");
   m.overrides = {{"badge", "3"}};
-  EXPECT_EQ(RefusedReason(*provider, m), "INVALID_OVERRIDES");
+  EXPECT_EQ(BatchRefusalReason(*provider, m), "INVALID_OVERRIDES");
   m.overrides = {{"web", "x"}};
-  EXPECT_EQ(RefusedReason(*provider, m), "INVALID_OVERRIDES");
+  EXPECT_EQ(BatchRefusalReason(*provider, m), "INVALID_OVERRIDES");
   m.overrides = {{"data", {{"pusher", 1}}}};
-  EXPECT_EQ(RefusedReason(*provider, m), "RESERVED_DATA_KEY");
+  EXPECT_EQ(BatchRefusalReason(*provider, m), "RESERVED_DATA_KEY");
   m.overrides = {{"web", {{"data", {{"pusher", {{"x", 1}}}}}}}};
-  EXPECT_EQ(RefusedReason(*provider, m), "RESERVED_DATA_KEY");
+  EXPECT_EQ(BatchRefusalReason(*provider, m), "RESERVED_DATA_KEY");
   m.overrides = {{"data", {{"big", std::string(70 * 1024, 'x')}}}};
-  EXPECT_EQ(RefusedReason(*provider, m), "MESSAGE_TOO_LARGE");
+  EXPECT_EQ(BatchRefusalReason(*provider, m), "MESSAGE_TOO_LARGE");
 }
 
 TEST(PusherBeamsProviderTest, IdenticalMessagesShareAPublish) {
@@ -255,12 +221,11 @@ TEST(PusherBeamsProviderTest, ErrorsMapByStatusAndTitle) {
 TEST(PusherBeamsProviderTest, ProbePublishesToNobody) {
   auto provider = Make();
   ASSERT_NE(provider, nullptr);
-  Result<std::optional<http::Request>> probe = provider->BuildProbe({});
-  ASSERT_TRUE(probe.ok());
-  ASSERT_TRUE(probe->has_value());
-  EXPECT_EQ((*probe)->url, kUrl);
-  EXPECT_EQ(HeaderOf(**probe, "Authorization"), std::string("Bearer ") + kSecret);
-  Json body = Json::parse((*probe)->body);
+  std::optional<http::Request> probe = ProbeRequest(*provider);
+  ASSERT_TRUE(probe.has_value());
+  EXPECT_EQ(probe->url, kUrl);
+  EXPECT_EQ(HeaderOf(*probe, "Authorization"), std::string("Bearer ") + kSecret);
+  Json body = Json::parse(probe->body);
   EXPECT_EQ(body["users"], Json::array());
   EXPECT_TRUE(body.contains("web"));
 

@@ -2,7 +2,6 @@
 
 #include "providers/basic_spec.h"
 #include "providers/pusher_beams/pusher_beams_provider.h"
-#include "providers/recipient_batch.h"
 
 namespace herald::providers {
 namespace {
@@ -22,8 +21,7 @@ class PusherBeamsSpec final : public BasicSpec {
   // A Beams user id: Beams takes at most 164 bytes of UTF-8 (protocols.md §6.3).
   Result<std::string> NormalizeDeviceToken(std::string_view token,
                                            const TokenPolicy& policy) const override {
-    ASSIGN_OR_RETURN(std::string normalized, BasicSpec::NormalizeDeviceToken(token, policy));
-    if (!IsUtf8(normalized)) return Status::InvalidArgument("device token must be UTF-8");
+    ASSIGN_OR_RETURN(std::string normalized, NormalizeUtf8Token(token, policy));
     if (normalized.size() > kMaxBeamsUserIdBytes) {
       return Status::InvalidArgument("device token (a Beams user id) must be at most 164 bytes");
     }

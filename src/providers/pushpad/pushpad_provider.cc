@@ -105,26 +105,12 @@ class PushpadProvider final : public Provider {
   std::vector<Outcome> ClassifyBatch(const http::Outcome& reply,
                                      std::span<const PushMessage* const> messages) const override {
     const std::size_t n = messages.size();
-    if (!reply.ok()) return std::vector<Outcome>(n, ClassifyTransport(reply));
+    // The token refused (401), billing (402), a project of another account (403) or none at all
+    // (404: the project id is the only variable part of the path).
+    Outcome status = RequestOutcome(reply, "Pushpad", {401, 402, 403, 404});
+    if (status.verdict != Verdict::kDelivered) return std::vector<Outcome>(n, status);
     const http::Response& response = reply.response;
-    Outcome status = ClassifyHttpStatus(response);
-    if (status.verdict != Verdict::kDelivered) {
-      status.detail = "Pushpad answered " + std::to_string(response.status);
-      if (std::string excerpt = BodyExcerpt(response.body); !excerpt.empty()) {
-        status.detail += ": " + excerpt;
-      }
-      // The token refused (401), billing (402), a project of another account (403) or none at
-      // all (404: the project id is the only variable part of the path): every message of the
-      // integration would fail the same way.
-      if (response.status == 401 || response.status == 402 || response.status == 403 ||
-          response.status == 404) {
-        status.verdict = Verdict::kFailedConfig;
-      }
-      return std::vector<Outcome>(n, status);
-    }
-    Json body = response.body_truncated
-                    ? Json()
-                    : Json::parse(response.body, nullptr, /*allow_exceptions=*/false);
+    Json body = ReplyJson(response);
     if (const Json* id = JsonMember(body, "id")) {
       status.provider_message_id = id->is_string() ? id->get<std::string>() : DumpJson(*id);
     }
@@ -157,25 +143,12 @@ class PushpadProvider final : public Provider {
   }
 
   ProbeResult ReadProbe(const http::Outcome& reply) const override {
-    if (!reply.ok()) return ProbeFromTransport(reply);
-    ProbeResult result;
-    const int status = reply.response.status;
-    result.ok = status >= 200 && status < 300;
-    result.reason = result.ok ? "" : "HTTP_" + std::to_string(status);
-    result.detail = result.ok ? "Pushpad accepted the token for this project"
-                              : "Pushpad answered " + std::to_string(status) + ": " +
-                                    BodyExcerpt(reply.response.body);
-    return result;
+    return ProbeByStatus(reply, "Pushpad", "Pushpad accepted the token for this project");
   }
 
  private:
   http::Request Request(std::string method, std::string url) const {
-    http::Request request;
-    request.method = std::move(method);
-    request.url = std::move(url);
-    request.headers = {{"Authorization", authorization_}, {"Accept", "application/json"}};
-    if (request.method == "POST") request.headers.emplace_back("Content-Type", "application/json");
-    return request;
+    return JsonApiRequest(std::move(method), std::move(url), authorization_);
   }
 
   std::string project_url_;  // .../api/v1/projects/{id}

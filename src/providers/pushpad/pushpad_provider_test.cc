@@ -15,9 +15,15 @@
 namespace herald::providers {
 namespace {
 
+using test::BatchRefusalReason;
+using test::BodyOf;
+using test::Classify;
 using test::Failure;
 using test::HeaderOf;
+using test::Plan;
+using test::ProbeRequest;
 using test::Reply;
+using test::SingleBody;
 
 constexpr const char* kToken = "pushpad-auth-token-abcdef";
 
@@ -32,51 +38,11 @@ Json WithBase(const char* base) {
 }
 
 PushMessage Message(int n, std::string uid = "") {
-  PushMessage m;
-  m.message_id = "65f0c0ffee01234567890" + std::to_string(100 + n);
-  m.device_token = uid.empty() ? "uid" + std::to_string(n) : std::move(uid);
-  m.title = "Hello Ann";
-  m.content = "Your order shipped";
-  m.payload_json = R"({"orderId":7,"subscriber":{"subscriberId":"s1"}})";
-  return m;
-}
-
-std::vector<const PushMessage*> Pointers(const std::vector<PushMessage>& messages) {
-  std::vector<const PushMessage*> out;
-  for (const PushMessage& m : messages) out.push_back(&m);
-  return out;
-}
-
-BatchPlan Plan(const Provider& provider, const std::vector<PushMessage>& messages) {
-  auto pointers = Pointers(messages);
-  return provider.BuildBatch(pointers, {});
-}
-
-Json BodyOf(const BatchRequest& request) {
-  Json body = Json::parse(request.request.body, nullptr, /*allow_exceptions=*/false);
-  EXPECT_TRUE(body.is_object()) << request.request.body;
-  return body;
+  return test::NumberedMessage(n, uid.empty() ? "uid" + std::to_string(n) : std::move(uid));
 }
 
 Json NotificationOf(const Provider& provider, const PushMessage& m) {
-  BatchPlan plan = Plan(provider, {m});
-  EXPECT_EQ(plan.requests.size(), 1u);
-  EXPECT_TRUE(plan.refused.empty()) << (plan.refused.empty() ? "" : plan.refused[0].second.detail);
-  return plan.requests.empty() ? Json() : BodyOf(plan.requests[0])["notification"];
-}
-
-std::string RefusedReason(const Provider& provider, const PushMessage& m) {
-  BatchPlan plan = Plan(provider, {m});
-  EXPECT_TRUE(plan.requests.empty());
-  if (plan.refused.size() != 1) return "<not refused>";
-  EXPECT_EQ(plan.refused[0].second.verdict, Verdict::kFailed);
-  return plan.refused[0].second.reason;
-}
-
-std::vector<Outcome> Classify(const Provider& provider, const std::vector<PushMessage>& messages,
-                              const http::Outcome& reply) {
-  auto pointers = Pointers(messages);
-  return provider.ClassifyBatch(reply, pointers);
+  return SingleBody(provider, m)["notification"];
 }
 
 TEST(PushpadProviderTest, CreatesANotificationForTheUids) {
@@ -167,17 +133,17 @@ TEST(PushpadProviderTest, MessagesItCannotExpressAreRefused) {
   ASSERT_NE(provider, nullptr);
   PushMessage m = Message(1);
   m.content.clear();
-  EXPECT_EQ(RefusedReason(*provider, m), "MISSING_CONTENT");
+  EXPECT_EQ(BatchRefusalReason(*provider, m), "MISSING_CONTENT");
   m = Message(1);
   for (Json overrides : {Json{{"ttl", "600"}}, Json{{"urgent", 1}}, Json{{"icon", 3}},
                          Json{{"actions", {{"title", "x"}}}}, Json{{"actions", Json::array({1})}},
                          Json{{"custom_metrics", {"a", "b", "c", "d"}}},
                          Json{{"send_at", "2030-01-01T00:00:00Z"}}}) {
     m.overrides = overrides;
-    EXPECT_EQ(RefusedReason(*provider, m), "INVALID_OVERRIDES") << overrides.dump();
+    EXPECT_EQ(BatchRefusalReason(*provider, m), "INVALID_OVERRIDES") << overrides.dump();
   }
   m.overrides = {{"custom_data", std::string(40000, 'c')}};
-  EXPECT_EQ(RefusedReason(*provider, m), "MESSAGE_TOO_LARGE");
+  EXPECT_EQ(BatchRefusalReason(*provider, m), "MESSAGE_TOO_LARGE");
 }
 
 TEST(PushpadProviderTest, IdenticalMessagesShareANotification) {
@@ -257,12 +223,11 @@ TEST(PushpadProviderTest, ErrorStatusesMapToVerdicts) {
 TEST(PushpadProviderTest, ProbeReadsTheProject) {
   auto provider = Make();
   ASSERT_NE(provider, nullptr);
-  Result<std::optional<http::Request>> probe = provider->BuildProbe({});
-  ASSERT_TRUE(probe.ok());
-  ASSERT_TRUE(probe->has_value());
-  EXPECT_EQ((*probe)->method, "GET");
-  EXPECT_EQ((*probe)->url, "https://pushpad.xyz/api/v1/projects/123");
-  EXPECT_EQ(HeaderOf(**probe, "Authorization"), std::string("Token token=\"") + kToken + "\"");
+  std::optional<http::Request> probe = ProbeRequest(*provider);
+  ASSERT_TRUE(probe.has_value());
+  EXPECT_EQ(probe->method, "GET");
+  EXPECT_EQ(probe->url, "https://pushpad.xyz/api/v1/projects/123");
+  EXPECT_EQ(HeaderOf(*probe, "Authorization"), std::string("Token token=\"") + kToken + "\"");
   EXPECT_TRUE(provider->ReadProbe(Reply(200, R"({"id":123,"name":"Demo"})")).ok);
   ProbeResult refused = provider->ReadProbe(Reply(401, R"({"error":"Unauthorized"})"));
   EXPECT_FALSE(refused.ok);

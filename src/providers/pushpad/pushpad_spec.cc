@@ -2,7 +2,6 @@
 
 #include "providers/basic_spec.h"
 #include "providers/pushpad/pushpad_provider.h"
-#include "providers/recipient_batch.h"
 
 namespace herald::providers {
 namespace {
@@ -21,9 +20,7 @@ class PushpadSpec final : public BasicSpec {
   // A Pushpad uid (the application's user id), written into the request's JSON as it is.
   Result<std::string> NormalizeDeviceToken(std::string_view token,
                                            const TokenPolicy& policy) const override {
-    ASSIGN_OR_RETURN(std::string normalized, BasicSpec::NormalizeDeviceToken(token, policy));
-    if (!IsUtf8(normalized)) return Status::InvalidArgument("device token must be UTF-8");
-    return normalized;
+    return NormalizeUtf8Token(token, policy);
   }
 
  protected:
