@@ -26,6 +26,8 @@ Status CheckEndpointUrl(const std::string& url, bool allow_private) {
   std::optional<Url> parsed = ParseHttpUrl(url);
   if (!parsed) return Status::InvalidArgument("url must be an absolute https URL");
   if (parsed->has_fragment) return Status::InvalidArgument("url must not have a fragment");
+  // The URL is listed as it is: a password in it would be shown to every reader of the list.
+  if (parsed->has_userinfo) return Status::InvalidArgument("url must not carry a user or password");
   if (allow_private) return Status::Ok();
   if (parsed->scheme != "https") return Status::InvalidArgument("url must be an https URL");
   if (IsPrivateHost(parsed->host)) {

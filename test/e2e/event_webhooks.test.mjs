@@ -88,6 +88,7 @@ test('endpoints: created with a whsec_ secret shown once, listed masked, deleted
     [{ url: 'https://example.com/x', eventTypes: ['message.opened'] }, 'unknown event type'],
     [{ url: 'https://example.com/x', eventTypes: 'message.sent' }, 'eventTypes'],
     [{ url: 'not a url' }, 'url'],
+    [{ url: 'https://user:pass@example.com/x' }, 'password'],
     [{}, 'url'],
     [{ url: 'https://example.com/x', secret: 'mine' }, 'secret'],
   ]) {
