@@ -136,6 +136,7 @@ Result<std::size_t> SqliteStore::ExpireInactiveTokens(EpochMs inactive_since, Ep
           stale.push_back({s.Int(0), s.Text(1), s.Text(2), std::move(e)});
         }
         RETURN_IF_ERROR(s.status());
+        std::size_t retired = 0;
         for (Stale& t : stale) {
           Stmt u = db.Prepare(
               "UPDATE device_tokens SET status = 'expired', status_changed_at = ?, "
@@ -143,10 +144,11 @@ Result<std::size_t> SqliteStore::ExpireInactiveTokens(EpochMs inactive_since, Ep
           u.Bind(1, static_cast<std::int64_t>(now)).Bind(2, t.rowid);
           RETURN_IF_ERROR(u.Exec());
           if (db.Changes() == 0) continue;
+          ++retired;
           RETURN_IF_ERROR(events.Record(std::move(t.event), "token:" + t.channel_pk + ":" +
                                                                  t.identity));
         }
-        return stale.size();
+        return retired;
       },
       Durability::kCommitted, Priority::kBackground);
 }
