@@ -290,16 +290,20 @@ Result<std::size_t> SqliteStore::RunFanoutBatch(std::size_t batch, const Message
     std::vector<std::pair<std::string, std::string>> members;  // (pk, subscriber_id)
     if (workflow.ok()) {
       const Json& topics = request.value("topics", Json::array());
+      // The batch is a range of the id index from the cursor on: `+environment_id` keeps SQLite
+      // from walking the (environment_id, subscriber_id) index instead, which read every
+      // subscriber of the environment and sorted them for each batch (a fan-out then cost
+      // O(subscribers^2 / batch)).
       std::string sql;
       if (topics.empty()) {
         sql =
-            "SELECT id, subscriber_id FROM subscribers WHERE environment_id = ? AND id > ? "
+            "SELECT id, subscriber_id FROM subscribers WHERE +environment_id = ? AND id > ? "
             "ORDER BY id LIMIT ?";
       } else {
         std::string marks;
         for (std::size_t i = 0; i < topics.size(); ++i) marks += i ? ", ?" : "?";
         sql =
-            "SELECT s.id, s.subscriber_id FROM subscribers s WHERE s.environment_id = ? AND "
+            "SELECT s.id, s.subscriber_id FROM subscribers s WHERE +s.environment_id = ? AND "
             "s.id > ? AND EXISTS (SELECT 1 FROM topic_subscriptions ts JOIN topics t ON "
             "t.id = ts.topic_id WHERE ts.subscriber_pk = s.id AND t.topic_key IN (" +
             marks + ")) ORDER BY s.id LIMIT ?";
