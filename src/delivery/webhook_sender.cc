@@ -148,7 +148,10 @@ void WebhookSender::Send(store::WebhookDelivery delivery) {
                      {"svix-timestamp", ts},
                      {"svix-signature", *signature}};
   request.body = std::move(delivery.body);
-  client_.SetConcurrency(request.concurrency_key, options_.per_endpoint_concurrency);
+  // Once per endpoint: each call queues an update for the client's I/O thread and wakes it.
+  if (limited_.insert(request.concurrency_key).second) {
+    client_.SetConcurrency(request.concurrency_key, options_.per_endpoint_concurrency);
+  }
   client_.Send(std::move(request), [finish](http::Outcome reply) {
     if (reply.ok() && reply.response.status >= 200 && reply.response.status < 300) {
       finish(true, reply.response.status, "", false);

@@ -13,6 +13,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <unordered_set>
 #include <vector>
 
 #include "delivery/retry_policy.h"
@@ -63,6 +64,7 @@ class WebhookSender {
   bool stopping_ = false;
   std::size_t in_flight_ = 0;
   std::vector<store::WebhookAttempt> completed_;
+  std::unordered_set<std::string> limited_;  // endpoint keys given their concurrency (loop thread)
   std::mt19937_64 random_{std::random_device{}()};
   std::thread thread_;
 };
