@@ -174,7 +174,12 @@ int Serve(const Options& options) {
   // delivery latency during the burst. Off by default (bench/README.md has both).
   int delivery_nice = static_cast<int>(EnvInRange("HERALD_DELIVERY_NICE", 0, 0, 19));
   client_options.thread_nice = delivery_nice;
-  std::unique_ptr<http::Client> client = http::NewCurlClient(client_options);
+  // HERALD_HTTP2_ENGINE=curl sends APNs and FCM through libcurl too (the engine before the
+  // nghttp2 one: for comparisons, and as a way back should a provider misbehave with it).
+  const char* h2_engine = std::getenv("HERALD_HTTP2_ENGINE");
+  const bool curl_only = h2_engine != nullptr && std::string_view(h2_engine) == "curl";
+  std::unique_ptr<http::Client> client =
+      curl_only ? http::NewCurlClient(client_options) : http::NewClient(client_options);
 
   delivery::DispatcherOptions dispatch_options;
   dispatch_options.owner = "herald-" + NewObjectId();
@@ -232,6 +237,9 @@ int Serve(const Options& options) {
   // Handlers never block an I/O thread (those that wait on the store run on the API's worker
   // pool), so each connection can stay on one thread's own event loop.
   server_options.pin_connections = true;
+  server_options.body_limit_for = [&router](const server::Request& head) {
+    return router.BodyLimitFor(head);
+  };
   Result<std::unique_ptr<server::HttpServer>> server = server::HttpServer::Start(
       server_options, [&router](server::Request& request, server::Done done) {
         router.Dispatch(request, std::move(done));

@@ -1,6 +1,8 @@
-// Outbound HTTP as providers and the delivery engine see it. The one implementation
-// (curl_client.cc, libcurl multi on a dedicated I/O thread) pools connections per origin,
-// multiplexes HTTP/2 streams and never blocks the caller.
+// Outbound HTTP as providers and the delivery engine see it. NewClient routes each request to one
+// of two engines, each on an I/O thread of its own: requests with http2_prior_knowledge (APNs,
+// FCM) to an HTTP/2 engine written on nghttp2 (h2_client.cc), the others to libcurl multi
+// (curl_client.cc). Both pool connections per origin and never block the caller; the
+// semantics below hold for either.
 #pragma once
 
 #include <chrono>
@@ -46,7 +48,9 @@ struct Request {
   std::chrono::milliseconds timeout{0};
   // Key for the per-key concurrency limit (e.g. the integration id); empty = unlimited.
   std::string concurrency_key;
-  // Prefer HTTP/2 (APNs, FCM). An http:// URL then means cleartext HTTP/2 with prior knowledge.
+  // HTTP/2 (APNs, FCM): h2 by ALPN for https://, cleartext HTTP/2 with prior knowledge for
+  // http://. NewClient sends such requests through its nghttp2 engine, where a server that does
+  // not speak HTTP/2 fails them with kProtocol.
   bool http2_prior_knowledge = false;
   // Requests of different groups never share a connection (APNs binds a connection to the
   // credential that first used it). Empty: the shared pool.
@@ -89,7 +93,7 @@ bool IsTransient(TransportError error);
 
 struct Outcome {
   TransportError error = TransportError::kNone;
-  std::string error_message;  // curl's text, for logs and delivery records
+  std::string error_message;  // the engine's text, for logs and delivery records
   Response response;          // valid when error == kNone
   bool ok() const { return error == TransportError::kNone; }
 };
@@ -131,6 +135,17 @@ class Client {
   virtual void Shutdown(std::chrono::milliseconds grace) = 0;
 };
 
+// The client Herald uses: the two engines below behind one Client. SetConcurrency applies to
+// both, InFlight is their sum, Shutdown stops both within `grace`.
+std::unique_ptr<Client> NewClient(const ClientOptions& options);
+// libcurl: HTTP/1.1 (and HTTP/2 when asked).
 std::unique_ptr<Client> NewCurlClient(const ClientOptions& options);
+// nghttp2: HTTP/2 only, h2 over TLS (ALPN) for https:// and h2c with prior knowledge for
+// http://, many streams per connection (up to the server's SETTINGS_MAX_CONCURRENT_STREAMS,
+// at most 1000), further connections up to max_connections_per_host when those are full; idle
+// connections stay open for minutes. Streams a server did not process (REFUSED_STREAM, above a
+// GOAWAY's last stream id) are sent again transparently; a connection lost with streams the
+// server may have processed fails them with kConnect.
+std::unique_ptr<Client> NewH2Client(const ClientOptions& options);
 
 }  // namespace herald::http

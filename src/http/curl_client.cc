@@ -27,6 +27,7 @@
 #include "core/url.h"
 #include "http/client.h"
 #include "http/curl_support.h"
+#include "http/engine.h"
 #include "http/socket_watch.h"
 
 namespace herald::http {
@@ -38,9 +39,6 @@ constexpr long kMaxConcurrentStreams = 1000;  // APNs allows ~1000; the server's
 constexpr long kMaxCachedConnections = 256;   // idle connections kept across all origins
 constexpr std::size_t kMaxPooledHandles = 256;
 constexpr int kIdlePollMs = 1000;
-constexpr const char* kPrivateTargetMessage =
-    "target resolves to a private address (set HERALD_ALLOW_PRIVATE_TARGETS=1 to allow)";
-constexpr const char* kShutdownMessage = "http client is shutting down";
 
 void GlobalInit() {
   static std::once_flag once;
@@ -73,7 +71,7 @@ struct Transfer {
   char error_buffer[CURL_ERROR_SIZE] = {};
 };
 
-class CurlClient final : public Client {
+class CurlClient final : public Engine {
  public:
   explicit CurlClient(const ClientOptions& options);
   ~CurlClient() override;
@@ -82,6 +80,9 @@ class CurlClient final : public Client {
   void SetConcurrency(const std::string& key, std::size_t limit) override;
   std::size_t InFlight() const override;
   void Shutdown(milliseconds grace) override;
+  void StopAccepting() override;
+  void BeginShutdown() override;
+  bool OnIoThread() const override { return std::this_thread::get_id() == io_thread_id_; }
 
  private:
   struct KeyState {
@@ -246,13 +247,22 @@ std::size_t CurlClient::InFlight() const {
   return in_flight_;
 }
 
+void CurlClient::StopAccepting() {
+  std::lock_guard lock(mu_);
+  accepting_ = false;
+}
+
+void CurlClient::BeginShutdown() {
+  std::lock_guard lock(mu_);
+  accepting_ = false;
+  stop_ = true;
+  WakeLocked();
+}
+
 void CurlClient::Shutdown(milliseconds grace) {
-  if (std::this_thread::get_id() == io_thread_id_) {
+  if (OnIoThread()) {
     spdlog::warn("http_client_shutdown_from_callback");
-    std::lock_guard lock(mu_);
-    accepting_ = false;
-    stop_ = true;
-    WakeLocked();
+    BeginShutdown();
     return;
   }
   std::lock_guard shutdown_lock(shutdown_mu_);
@@ -780,8 +790,12 @@ curl_socket_t CurlClient::OnOpenSocket(void* user, curlsocktype purpose, curl_so
 
 }  // namespace
 
-std::unique_ptr<Client> NewCurlClient(const ClientOptions& options) {
+std::unique_ptr<Engine> NewCurlEngine(const ClientOptions& options) {
   return std::make_unique<CurlClient>(options);
+}
+
+std::unique_ptr<Client> NewCurlClient(const ClientOptions& options) {
+  return NewCurlEngine(options);
 }
 
 }  // namespace herald::http

@@ -1,7 +1,7 @@
-// Request::client_certificate against a TLS server that asks for client certificates and
-// verifies them against a test CA (made with the openssl CLI; skipped when it is absent): the
-// request's certificate is the one presented; a request never goes out on a connection, nor
-// resumes a TLS session, that belongs to another certificate or to none.
+// Request::client_certificate, for both engines, against a TLS server that asks for client
+// certificates and verifies them against a test CA (made with the openssl CLI; skipped when it is
+// absent): the request's certificate is the one presented; a request never goes out on a
+// connection, nor resumes a TLS session, that belongs to another certificate or to none.
 #include <gtest/gtest.h>
 
 #include <map>
@@ -19,7 +19,7 @@ namespace {
 
 using namespace test;  // NOLINT(google-build-using-namespace): the shared http test helpers
 
-class CurlClientCertificateTest : public ::testing::Test {
+class HttpClientCertificateTest : public HttpEngineTest {
  protected:
   // One PKI for the suite: "ca" issues the server certificate and the clients "client-a" and
   // "client-b"; "rogue" is a client certificate from another CA.
@@ -43,18 +43,18 @@ class CurlClientCertificateTest : public ::testing::Test {
     ASSERT_TRUE(ready_) << "could not make the test certificates";
   }
 
-  static TlsServerFiles ServerFiles(bool require_client_certificate = true) {
-    return TlsServerFiles{dir_->File("server.pem"), dir_->File("server.key"), dir_->File("ca.pem"),
-                          require_client_certificate};
+  ServerOptions ServerFiles(bool require_client_certificate = true) const {
+    return Server(TlsServerFiles{dir_->File("server.pem"), dir_->File("server.key"),
+                                 dir_->File("ca.pem"), require_client_certificate});
   }
   static std::shared_ptr<const ClientCertificate> Certificate(const std::string& name) {
     return TestPki(openssl_, *dir_).ClientCertificateOf(name);
   }
   // Trusts the test CA (for the server certificate).
-  static std::unique_ptr<Client> NewClient() {
+  std::unique_ptr<Client> NewTrustingClient() const {
     ClientOptions options = LoopbackOptions();
     options.ca_file = dir_->File("ca.pem");
-    return NewCurlClient(options);
+    return NewEngineClient(options);
   }
   // A GET of `url` presenting `certificate` (none if null).
   static Request With(const std::string& url,
@@ -75,9 +75,11 @@ class CurlClientCertificateTest : public ::testing::Test {
   static inline bool ready_ = false;
 };
 
-TEST_F(CurlClientCertificateTest, TheRequestsCertificateIsPresentedAndVerified) {
+INSTANTIATE_TEST_SUITE_P(Engines, HttpClientCertificateTest, AllEngines(), HttpEngineTest::Name);
+
+TEST_P(HttpClientCertificateTest, TheRequestsCertificateIsPresentedAndVerified) {
   TestServer server(EchoPeer, ServerFiles());
-  auto client = NewClient();
+  auto client = NewTrustingClient();
 
   Outcome outcome = SendAndWait(*client, With(server.Url(), Certificate("client-a")));
   ASSERT_TRUE(outcome.ok()) << outcome.error_message;
@@ -86,7 +88,7 @@ TEST_F(CurlClientCertificateTest, TheRequestsCertificateIsPresentedAndVerified) 
 
   // Without a certificate, or with one the server cannot verify: the server refuses the
   // handshake and no request gets through. With TLS 1.3 the client has finished its side of the
-  // handshake when the server's alert comes, so libcurl reports it on its first read or write:
+  // handshake when the server's alert comes, so the client reports it on its first read or write:
   // kConnect ("tlsv13 alert certificate required", "tlsv1 alert unknown ca", or a reset when the
   // server closed first); TLS 1.2 would give kTlsHandshake.
   for (const char* name : {"", "rogue"}) {
@@ -111,9 +113,9 @@ TEST_F(CurlClientCertificateTest, TheRequestsCertificateIsPresentedAndVerified) 
 // A kept-alive connection belongs to the certificate it was opened with: requests with
 // another certificate (equal content in another object counts as the same) open their own,
 // taking turns or all at once.
-TEST_F(CurlClientCertificateTest, DifferentCertificatesNeverShareAConnection) {
+TEST_P(HttpClientCertificateTest, DifferentCertificatesNeverShareAConnection) {
   TestServer server(EchoPeer, ServerFiles());
-  auto client = NewClient();
+  auto client = NewTrustingClient();
   for (int i = 0; i < 3; ++i) {
     for (const char* name : {"client-a", "client-b"}) {
       Outcome outcome = SendAndWait(*client, With(server.Url(), Certificate(name)));
@@ -149,9 +151,9 @@ TEST_F(CurlClientCertificateTest, DifferentCertificatesNeverShareAConnection) {
 
 // A server that asks for a certificate but takes clients without one: a request without a
 // certificate never goes out on a connection another request authenticated, nor the reverse.
-TEST_F(CurlClientCertificateTest, ARequestWithoutACertificateNeverUsesACertifiedConnection) {
+TEST_P(HttpClientCertificateTest, ARequestWithoutACertificateNeverUsesACertifiedConnection) {
   TestServer server(EchoPeer, ServerFiles(/*require_client_certificate=*/false));
-  auto client = NewClient();
+  auto client = NewTrustingClient();
   for (int i = 0; i < 3; ++i) {
     for (const char* name : {"client-a", ""}) {
       auto certificate = *name != '\0' ? Certificate(name) : nullptr;
@@ -164,16 +166,16 @@ TEST_F(CurlClientCertificateTest, ARequestWithoutACertificateNeverUsesACertified
 }
 
 // A server that closes every connection after one answer: each request opens a new connection,
-// where libcurl offers a TLS session it cached. A session carries the client certificate it was
+// where the client offers a TLS session it cached. A session carries the client certificate it was
 // made with, so resuming another certificate's session (or a session made without one) would
 // present the wrong identity: the server must see each request's own certificate every time.
-TEST_F(CurlClientCertificateTest, NewConnectionsNeverResumeAnotherCertificatesSession) {
+TEST_P(HttpClientCertificateTest, NewConnectionsNeverResumeAnotherCertificatesSession) {
   TestServer server(
       [](const SeenRequest& request) {
         return Reply{Reply::kRespondThenClose, HttpResponse(200, request.peer)};
       },
       ServerFiles(/*require_client_certificate=*/false));
-  auto client = NewClient();
+  auto client = NewTrustingClient();
   constexpr int kRounds = 3;
   for (int i = 0; i < kRounds; ++i) {
     for (const char* name : {"client-a", "client-b", ""}) {

@@ -1,6 +1,7 @@
-// Request::connection_group: requests of one group share that group's connections, requests of
-// different groups (the default, empty one included) never share one, one after another or at
-// the same time, over HTTP/1.1 keep-alive and over HTTP/2 (nghttpd, skipped when absent).
+// Request::connection_group, for both engines: requests of one group share that group's
+// connections, requests of different groups (the default, empty one included) never share one,
+// one after another or at the same time, over HTTP/1.1 keep-alive (libcurl) and over HTTP/2
+// (each engine against nghttpd, skipped when absent; the nghttp2 engine against TestServer too).
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -16,6 +17,10 @@ namespace herald::http {
 namespace {
 
 using namespace test;  // NOLINT(google-build-using-namespace): the shared http test helpers
+
+class HttpClientConnectionGroupTest : public HttpEngineTest {};
+INSTANTIATE_TEST_SUITE_P(Engines, HttpClientConnectionGroupTest, AllEngines(),
+                         HttpEngineTest::Name);
 
 std::string NameOf(const std::string& group) { return group.empty() ? "default" : group; }
 
@@ -51,9 +56,9 @@ Reply Ok(const SeenRequest& request) {
   return Reply{Reply::kRespond, HttpResponse(200, request.target)};
 }
 
-TEST(CurlClientConnectionGroupTest, RequestsOfOneGroupReuseOneConnection) {
-  TestServer server(Ok);
-  auto client = NewCurlClient(LoopbackOptions());
+TEST_P(HttpClientConnectionGroupTest, RequestsOfOneGroupReuseOneConnection) {
+  TestServer server(Ok, Server());
+  auto client = NewEngineClient(LoopbackOptions());
   for (int i = 0; i < 5; ++i) {
     Outcome outcome = SendAndWait(*client, InGroup(server.Url(), "team-a", i));
     ASSERT_TRUE(outcome.ok()) << outcome.error_message;
@@ -65,9 +70,9 @@ TEST(CurlClientConnectionGroupTest, RequestsOfOneGroupReuseOneConnection) {
 
 // Taking turns: each group (the default one a third) keeps its own kept-alive connection, and
 // an idle connection of another group to the same origin is never picked.
-TEST(CurlClientConnectionGroupTest, GroupsNeverShareAConnectionOneAfterAnother) {
-  TestServer server(Ok);
-  auto client = NewCurlClient(LoopbackOptions());
+TEST_P(HttpClientConnectionGroupTest, GroupsNeverShareAConnectionOneAfterAnother) {
+  TestServer server(Ok, Server());
+  auto client = NewEngineClient(LoopbackOptions());
   for (int round = 0; round < 3; ++round) {
     for (const std::string group : {"team-a", "team-b", ""}) {
       Outcome outcome = SendAndWait(*client, InGroup(server.Url(), group, round));
@@ -81,11 +86,13 @@ TEST(CurlClientConnectionGroupTest, GroupsNeverShareAConnectionOneAfterAnother) 
   ExpectDisjoint(connections);
 }
 
-TEST(CurlClientConnectionGroupTest, GroupsNeverShareAConnectionWhenConcurrent) {
-  TestServer server([](const SeenRequest& request) {
-    return Reply{Reply::kRespond, HttpResponse(200, request.target), milliseconds(20)};
-  });
-  auto client = NewCurlClient(LoopbackOptions());
+TEST_P(HttpClientConnectionGroupTest, GroupsNeverShareAConnectionWhenConcurrent) {
+  TestServer server(
+      [](const SeenRequest& request) {
+        return Reply{Reply::kRespond, HttpResponse(200, request.target), milliseconds(20)};
+      },
+      Server());
+  auto client = NewEngineClient(LoopbackOptions());
   const std::vector<std::string> groups = {"team-a", "team-b"};
 
   // One request at a time per group (its concurrency key), both groups at once: each group
@@ -107,7 +114,7 @@ TEST(CurlClientConnectionGroupTest, GroupsNeverShareAConnectionWhenConcurrent) {
   for (const std::string& group : groups) EXPECT_EQ(connections[group].size(), 1u) << group;
   ExpectDisjoint(connections);
 
-  // All at once: HTTP/1.1 opens more connections, still never one for two groups.
+  // All at once: HTTP/1.1 opens more connections (HTTP/2 needs none), never one for two groups.
   Collector burst;
   for (int i = 0; i < 8; ++i) {
     for (const std::string& group : groups) {
@@ -135,7 +142,7 @@ TEST(CurlClientConnectionGroupTest, GroupsNeverShareAConnectionWhenConcurrent) {
 
 // HTTP/2 (h2 over TLS, counted through a TCP proxy): concurrent requests multiplex on one
 // connection per group, where one group alone needs one connection in all.
-TEST(CurlClientConnectionGroupTest, EachGroupMultiplexesOnItsOwnHttp2Connection) {
+TEST_P(HttpClientConnectionGroupTest, EachGroupMultiplexesOnItsOwnHttp2Connection) {
   std::string nghttpd = FindProgram("nghttpd");
   std::string openssl = FindProgram("openssl");
   if (nghttpd.empty() || openssl.empty()) GTEST_SKIP() << "needs nghttpd and openssl";
@@ -152,7 +159,7 @@ TEST(CurlClientConnectionGroupTest, EachGroupMultiplexesOnItsOwnHttp2Connection)
   CountingProxy proxy(server.port());
   ClientOptions options = LoopbackOptions();
   options.ca_file = dir.File("ca.pem");
-  auto client = NewCurlClient(options);
+  auto client = NewEngineClient(options);
   const std::string base = "https://127.0.0.1:" + std::to_string(proxy.port()) + "/";
 
   Collector collector;

@@ -1,5 +1,5 @@
-// The libcurl client under load: connections per origin, the per-key concurrency limit,
-// withdrawn requests, and Shutdown / the destructor with requests queued and in flight.
+// Both engines under load: connections per origin, the per-key concurrency limit, withdrawn
+// requests, and Shutdown / the destructor with requests queued and in flight.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -16,15 +16,20 @@ namespace {
 
 using namespace test;  // NOLINT(google-build-using-namespace): the shared http test helpers
 
-TEST(CurlClientTest, ManyConcurrentRequestsShareFewConnections) {
-  TestServer server([](const SeenRequest& request) {
-    return Reply{Reply::kRespond, HttpResponse(200, request.target)};
-  });
+class HttpClientLimitsTest : public HttpEngineTest {};
+INSTANTIATE_TEST_SUITE_P(Engines, HttpClientLimitsTest, AllEngines(), HttpEngineTest::Name);
+
+TEST_P(HttpClientLimitsTest, ManyConcurrentRequestsShareFewConnections) {
+  TestServer server(
+      [](const SeenRequest& request) {
+        return Reply{Reply::kRespond, HttpResponse(200, request.target)};
+      },
+      Server());
   ClientOptions options = LoopbackOptions();
   options.max_connections_per_host = 4;
   Collector collector;
   Collector second;
-  auto client = NewCurlClient(options);
+  auto client = NewEngineClient(options);
   constexpr int kRequests = 500;
   auto start = Clock::now();
   for (int i = 0; i < kRequests; ++i) {
@@ -47,14 +52,16 @@ TEST(CurlClientTest, ManyConcurrentRequestsShareFewConnections) {
   EXPECT_LT(Since(start), milliseconds(2500));
 }
 
-TEST(CurlClientTest, DefaultPerKeyLimitBoundsConcurrency) {
-  TestServer server([](const SeenRequest&) {
-    return Reply{Reply::kRespond, HttpResponse(200, "ok"), milliseconds(80)};
-  });
+TEST_P(HttpClientLimitsTest, DefaultPerKeyLimitBoundsConcurrency) {
+  TestServer server(
+      [](const SeenRequest&) {
+        return Reply{Reply::kRespond, HttpResponse(200, "ok"), milliseconds(80)};
+      },
+      Server());
   ClientOptions options = LoopbackOptions();
   options.default_concurrency_per_key = 2;
   Collector collector;
-  auto client = NewCurlClient(options);
+  auto client = NewEngineClient(options);
   for (int i = 0; i < 8; ++i) {
     Request request = Get(server.Url());
     request.concurrency_key = "integration-a";
@@ -66,12 +73,14 @@ TEST(CurlClientTest, DefaultPerKeyLimitBoundsConcurrency) {
   EXPECT_EQ(server.max_concurrent(), 2);
 }
 
-TEST(CurlClientTest, SetConcurrencyLowersAndRaisesTheLimit) {
-  TestServer server([](const SeenRequest&) {
-    return Reply{Reply::kRespond, HttpResponse(200, "ok"), milliseconds(100)};
-  });
+TEST_P(HttpClientLimitsTest, SetConcurrencyLowersAndRaisesTheLimit) {
+  TestServer server(
+      [](const SeenRequest&) {
+        return Reply{Reply::kRespond, HttpResponse(200, "ok"), milliseconds(100)};
+      },
+      Server());
   Collector collector;
-  auto client = NewCurlClient(LoopbackOptions());
+  auto client = NewEngineClient(LoopbackOptions());
   client->SetConcurrency("k", 1);
   for (int i = 0; i < 7; ++i) {
     Request request = Get(server.Url());
@@ -88,15 +97,17 @@ TEST(CurlClientTest, SetConcurrencyLowersAndRaisesTheLimit) {
 
 // A request waiting for a slot is asked, when its turn comes, whether its sender still wants it:
 // one taken back completes as withdrawn and never reaches the server; the others go out.
-TEST(CurlClientTest, AWithdrawnRequestIsNeverSent) {
-  TestServer server([](const SeenRequest&) {
-    return Reply{Reply::kRespond, HttpResponse(200, "ok"), milliseconds(50)};
-  });
+TEST_P(HttpClientLimitsTest, AWithdrawnRequestIsNeverSent) {
+  TestServer server(
+      [](const SeenRequest&) {
+        return Reply{Reply::kRespond, HttpResponse(200, "ok"), milliseconds(50)};
+      },
+      Server());
   struct Unwanted : Withdrawal {
     bool Withdrawn(std::uint64_t tag) const override { return tag % 2 == 1; }
   } unwanted;
   Collector collector;
-  auto client = NewCurlClient(LoopbackOptions());
+  auto client = NewEngineClient(LoopbackOptions());
   client->SetConcurrency("k", 1);
   for (std::uint64_t i = 0; i < 6; ++i) {
     Request request = Get(server.Url("/" + std::to_string(i)));
@@ -123,12 +134,12 @@ TEST(CurlClientTest, AWithdrawnRequestIsNeverSent) {
   EXPECT_STREQ(TransportErrorName(TransportError::kWithdrawn), "withdrawn");
 }
 
-TEST(CurlClientTest, ShutdownFailsQueuedAndActiveRequestsPromptly) {
-  TestServer server([](const SeenRequest&) { return Reply{Reply::kHang}; });
+TEST_P(HttpClientLimitsTest, ShutdownFailsQueuedAndActiveRequestsPromptly) {
+  TestServer server([](const SeenRequest&) { return Reply{Reply::kHang}; }, Server());
   ClientOptions options = LoopbackOptions();
   options.default_concurrency_per_key = 1;
   Collector collector;
-  auto client = NewCurlClient(options);
+  auto client = NewEngineClient(options);
   for (int i = 0; i < 7; ++i) {
     Request request = Get(server.Url());
     if (i < 5) request.concurrency_key = "k";  // 1 active + 4 waiting; 2 more unkeyed
@@ -157,12 +168,14 @@ TEST(CurlClientTest, ShutdownFailsQueuedAndActiveRequestsPromptly) {
   client->Shutdown(milliseconds(100));  // idempotent
 }
 
-TEST(CurlClientTest, ShutdownLetsInFlightRequestsFinishWithinGrace) {
-  TestServer server([](const SeenRequest&) {
-    return Reply{Reply::kRespond, HttpResponse(200, "ok"), milliseconds(150)};
-  });
+TEST_P(HttpClientLimitsTest, ShutdownLetsInFlightRequestsFinishWithinGrace) {
+  TestServer server(
+      [](const SeenRequest&) {
+        return Reply{Reply::kRespond, HttpResponse(200, "ok"), milliseconds(150)};
+      },
+      Server());
   Collector collector;
-  auto client = NewCurlClient(LoopbackOptions());
+  auto client = NewEngineClient(LoopbackOptions());
   for (int i = 0; i < 3; ++i) client->Send(Get(server.Url()), collector.callback());
   auto start = Clock::now();
   client->Shutdown(milliseconds(2000));
@@ -173,11 +186,11 @@ TEST(CurlClientTest, ShutdownLetsInFlightRequestsFinishWithinGrace) {
   }
 }
 
-TEST(CurlClientTest, DestructorFailsPendingRequests) {
-  TestServer server([](const SeenRequest&) { return Reply{Reply::kHang}; });
+TEST_P(HttpClientLimitsTest, DestructorFailsPendingRequests) {
+  TestServer server([](const SeenRequest&) { return Reply{Reply::kHang}; }, Server());
   Collector collector;
   {
-    auto client = NewCurlClient(LoopbackOptions());
+    auto client = NewEngineClient(LoopbackOptions());
     client->Send(Get(server.Url()), collector.callback());
     ASSERT_TRUE(WaitUntil([&] { return server.received() == 1; }));
   }

@@ -1,5 +1,5 @@
-// Outbound safety: no private targets unless allowed, and requests that could be turned against
-// their target (other schemes, header injection, bad methods) are never sent.
+// Outbound safety, for both engines: no private targets unless allowed, and requests that could
+// be turned against their target (other schemes, header injection, bad methods) are never sent.
 #include <gtest/gtest.h>
 
 #include <string>
@@ -12,13 +12,18 @@ namespace {
 
 using namespace test;  // NOLINT(google-build-using-namespace): the shared http test helpers
 
-TEST(CurlClientTest, RefusesPrivateTargetsUnlessAllowed) {
-  TestServer server([](const SeenRequest&) {
-    return Reply{Reply::kRespond, HttpResponse(200, "")};
-  });
+class HttpClientSafetyTest : public HttpEngineTest {};
+INSTANTIATE_TEST_SUITE_P(Engines, HttpClientSafetyTest, AllEngines(), HttpEngineTest::Name);
+
+TEST_P(HttpClientSafetyTest, RefusesPrivateTargetsUnlessAllowed) {
+  TestServer server(
+      [](const SeenRequest&) {
+        return Reply{Reply::kRespond, HttpResponse(200, "")};
+      },
+      Server());
   ClientOptions options = LoopbackOptions();
   options.allow_private_targets = false;
-  auto strict = NewCurlClient(options);
+  auto strict = NewEngineClient(options);
   const std::string port = std::to_string(server.port());
   for (const std::string& url :
        {server.Url(), "http://localhost:" + port + "/", "http://[::1]:" + port + "/"}) {
@@ -31,14 +36,14 @@ TEST(CurlClientTest, RefusesPrivateTargetsUnlessAllowed) {
   }
   EXPECT_EQ(server.accepted(), 0);
 
-  auto permissive = NewCurlClient(LoopbackOptions());
+  auto permissive = NewEngineClient(LoopbackOptions());
   Outcome outcome = SendAndWait(*permissive, Get(server.Url()));
   EXPECT_TRUE(outcome.ok()) << outcome.error_message;
   EXPECT_EQ(server.accepted(), 1);
 }
 
-TEST(CurlClientTest, RejectsUnusableRequests) {
-  auto client = NewCurlClient(LoopbackOptions());
+TEST_P(HttpClientSafetyTest, RejectsUnusableRequests) {
+  auto client = NewEngineClient(LoopbackOptions());
   Request ftp = Get("ftp://example.com/file");
   Request relative = Get("/just/a/path");
   Request injected = Get("http://127.0.0.1:9/");

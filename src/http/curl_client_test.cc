@@ -1,5 +1,6 @@
-// The libcurl client: requests and responses, failures and their kinds, the response cap and
-// the event loop across resolved names and connections closed by servers.
+// Both engines (libcurl over HTTP/1.1, nghttp2 over HTTP/2): requests and responses, failures
+// and their kinds, the response cap and the event loop across resolved names and connections
+// closed by servers.
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -17,12 +18,17 @@ namespace {
 
 using namespace test;  // NOLINT(google-build-using-namespace): the shared http test helpers
 
-TEST(CurlClientTest, PostRoundTripCarriesHeadersAndBody) {
-  TestServer server([](const SeenRequest&) {
-    return Reply{Reply::kRespond,
-                 HttpResponse(201, "created", "X-Trace: abc\r\nX-Multi: 1\r\nX-Multi: 2\r\n")};
-  });
-  auto client = NewCurlClient(LoopbackOptions());
+class HttpClientTest : public HttpEngineTest {};
+INSTANTIATE_TEST_SUITE_P(Engines, HttpClientTest, AllEngines(), HttpEngineTest::Name);
+
+TEST_P(HttpClientTest, PostRoundTripCarriesHeadersAndBody) {
+  TestServer server(
+      [](const SeenRequest&) {
+        return Reply{Reply::kRespond,
+                     HttpResponse(201, "created", "X-Trace: abc\r\nX-Multi: 1\r\nX-Multi: 2\r\n")};
+      },
+      Server());
+  auto client = NewEngineClient(LoopbackOptions());
   Request request;
   request.url = server.Url("/v1/send?x=1");
   request.headers = {{"Authorization", "Bearer t0k"}, {"Content-Type", "application/json"}};
@@ -32,7 +38,7 @@ TEST(CurlClientTest, PostRoundTripCarriesHeadersAndBody) {
   ASSERT_TRUE(outcome.ok()) << outcome.error_message;
   EXPECT_EQ(outcome.response.status, 201);
   EXPECT_EQ(outcome.response.body, "created");
-  EXPECT_EQ(outcome.response.http_version, "1.1");
+  EXPECT_EQ(outcome.response.http_version, HttpVersion());
   EXPECT_EQ(outcome.response.Header("x-trace"), "abc");
   EXPECT_EQ(outcome.response.Header("X-Trace"), "abc");
   EXPECT_EQ(outcome.response.Header("x-multi"), "1");
@@ -53,11 +59,13 @@ TEST(CurlClientTest, PostRoundTripCarriesHeadersAndBody) {
   EXPECT_EQ(seen[0].Find("expect"), nullptr);  // no 100-continue round trip
 }
 
-TEST(CurlClientTest, GetSendsNoBodyAndNoInventedContentType) {
-  TestServer server([](const SeenRequest& request) {
-    return Reply{Reply::kRespond, HttpResponse(200, request.method + " " + request.target)};
-  });
-  auto client = NewCurlClient(LoopbackOptions());
+TEST_P(HttpClientTest, GetSendsNoBodyAndNoInventedContentType) {
+  TestServer server(
+      [](const SeenRequest& request) {
+        return Reply{Reply::kRespond, HttpResponse(200, request.method + " " + request.target)};
+      },
+      Server());
+  auto client = NewEngineClient(LoopbackOptions());
   Outcome outcome = SendAndWait(*client, Get(server.Url("/status")));
   ASSERT_TRUE(outcome.ok()) << outcome.error_message;
   EXPECT_EQ(outcome.response.body, "GET /status");
@@ -73,12 +81,14 @@ TEST(CurlClientTest, GetSendsNoBodyAndNoInventedContentType) {
   EXPECT_EQ(outcome.response.body, "DELETE /token/1");
 }
 
-TEST(CurlClientTest, KeepsOnlyFinalResponseHeaders) {
-  TestServer server([](const SeenRequest&) {
-    return Reply{Reply::kRespond, "HTTP/1.1 100 Continue\r\nX-Interim: 1\r\n\r\n" +
-                                      HttpResponse(200, "ok", "X-Final: yes\r\n")};
-  });
-  auto client = NewCurlClient(LoopbackOptions());
+TEST_P(HttpClientTest, KeepsOnlyFinalResponseHeaders) {
+  TestServer server(
+      [](const SeenRequest&) {
+        return Reply{Reply::kRespond, "HTTP/1.1 100 Continue\r\nX-Interim: 1\r\n\r\n" +
+                                          HttpResponse(200, "ok", "X-Final: yes\r\n")};
+      },
+      Server());
+  auto client = NewEngineClient(LoopbackOptions());
   Outcome outcome = SendAndWait(*client, Get(server.Url()));
   ASSERT_TRUE(outcome.ok()) << outcome.error_message;
   EXPECT_EQ(outcome.response.status, 200);
@@ -86,9 +96,9 @@ TEST(CurlClientTest, KeepsOnlyFinalResponseHeaders) {
   EXPECT_EQ(outcome.response.Header("x-interim"), "");
 }
 
-TEST(CurlClientTest, TimesOutWhenServerNeverAnswers) {
-  TestServer server([](const SeenRequest&) { return Reply{Reply::kHang}; });
-  auto client = NewCurlClient(LoopbackOptions());
+TEST_P(HttpClientTest, TimesOutWhenServerNeverAnswers) {
+  TestServer server([](const SeenRequest&) { return Reply{Reply::kHang}; }, Server());
+  auto client = NewEngineClient(LoopbackOptions());
   Request request = Get(server.Url());
   request.timeout = milliseconds(300);
   auto start = Clock::now();
@@ -99,8 +109,8 @@ TEST(CurlClientTest, TimesOutWhenServerNeverAnswers) {
   EXPECT_LT(Since(start), milliseconds(1500));
 }
 
-TEST(CurlClientTest, RefusedConnectionIsConnectError) {
-  auto client = NewCurlClient(LoopbackOptions());
+TEST_P(HttpClientTest, RefusedConnectionIsConnectError) {
+  auto client = NewEngineClient(LoopbackOptions());
   Outcome outcome =
       SendAndWait(*client, Get("http://127.0.0.1:" + std::to_string(FreePort()) + "/"));
   EXPECT_EQ(outcome.error, TransportError::kConnect) << outcome.error_message;
@@ -108,9 +118,9 @@ TEST(CurlClientTest, RefusedConnectionIsConnectError) {
   EXPECT_TRUE(IsTransient(outcome.error));
 }
 
-TEST(CurlClientTest, ConnectionClosedWithoutAnswerIsTransient) {
-  TestServer server([](const SeenRequest&) { return Reply{Reply::kClose}; });
-  auto client = NewCurlClient(LoopbackOptions());
+TEST_P(HttpClientTest, ConnectionClosedWithoutAnswerIsTransient) {
+  TestServer server([](const SeenRequest&) { return Reply{Reply::kClose}; }, Server());
+  auto client = NewEngineClient(LoopbackOptions());
   Outcome outcome = SendAndWait(*client, Get(server.Url()));
   EXPECT_TRUE(outcome.error == TransportError::kConnect ||
               outcome.error == TransportError::kProtocol)
@@ -118,7 +128,7 @@ TEST(CurlClientTest, ConnectionClosedWithoutAnswerIsTransient) {
   EXPECT_TRUE(IsTransient(outcome.error));
 }
 
-TEST(CurlClientTest, ResolvedNamesAndIdleConnectionsClosedByTheServerKeepWorking) {
+TEST_P(HttpClientTest, ResolvedNamesAndIdleConnectionsClosedByTheServerKeepWorking) {
   // Each new host:port is resolved first (libcurl's resolver may have the event loop watch a
   // socket of its own, which it closes itself), and connections a server closes while idle leave
   // the event loop: socket numbers get reused across every kind of socket (SocketWatchTest has
@@ -126,11 +136,13 @@ TEST(CurlClientTest, ResolvedNamesAndIdleConnectionsClosedByTheServerKeepWorking
   std::vector<std::unique_ptr<TestServer>> servers;
   for (int i = 0; i < 8; ++i) {
     Reply::Kind kind = i % 2 == 0 ? Reply::kRespond : Reply::kRespondThenClose;
-    servers.push_back(std::make_unique<TestServer>([kind](const SeenRequest&) {
-      return Reply{kind, HttpResponse(200, "ok")};
-    }));
+    servers.push_back(std::make_unique<TestServer>(
+        [kind](const SeenRequest&) {
+          return Reply{kind, HttpResponse(200, "ok")};
+        },
+        Server()));
   }
-  auto client = NewCurlClient(LoopbackOptions());
+  auto client = NewEngineClient(LoopbackOptions());
   for (int round = 0; round < 3; ++round) {
     for (const auto& server : servers) {
       std::string by_name = "http://" + LoopbackName() + ":" + std::to_string(server->port()) + "/";
@@ -144,25 +156,28 @@ TEST(CurlClientTest, ResolvedNamesAndIdleConnectionsClosedByTheServerKeepWorking
   }
 }
 
-TEST(CurlClientTest, CapsResponseBodies) {
-  TestServer server([](const SeenRequest& request) {
-    if (request.target == "/exact") {
-      return Reply{Reply::kRespond, HttpResponse(200, std::string(1000, 'a'))};
-    }
-    if (request.target == "/big") {
-      return Reply{Reply::kRespond, HttpResponse(200, std::string(5000, 'b'))};
-    }
-    if (request.target == "/big-error") {
-      return Reply{Reply::kRespond, HttpResponse(503, std::string(5000, 'e'))};
-    }
-    // Chunked: no Content-Length, so only the running count can catch it.
-    std::string chunk(2500, 'c');
-    return Reply{Reply::kRespond, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n9c4\r\n" +
-                                      chunk + "\r\n9c4\r\n" + chunk + "\r\n0\r\n\r\n"};
-  });
+TEST_P(HttpClientTest, CapsResponseBodies) {
+  TestServer server(
+      [](const SeenRequest& request) {
+        if (request.target == "/exact") {
+          return Reply{Reply::kRespond, HttpResponse(200, std::string(1000, 'a'))};
+        }
+        if (request.target == "/big") {
+          return Reply{Reply::kRespond, HttpResponse(200, std::string(5000, 'b'))};
+        }
+        if (request.target == "/big-error") {
+          return Reply{Reply::kRespond, HttpResponse(503, std::string(5000, 'e'))};
+        }
+        // Chunked: no Content-Length, so only the running count can catch it.
+        std::string chunk(2500, 'c');
+        return Reply{Reply::kRespond,
+                     "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n9c4\r\n" + chunk +
+                         "\r\n9c4\r\n" + chunk + "\r\n0\r\n\r\n"};
+      },
+      Server());
   ClientOptions options = LoopbackOptions();
   options.max_response_bytes = 1000;
-  auto client = NewCurlClient(options);
+  auto client = NewEngineClient(options);
 
   Outcome exact = SendAndWait(*client, Get(server.Url("/exact")));
   ASSERT_TRUE(exact.ok()) << exact.error_message;
@@ -178,11 +193,13 @@ TEST(CurlClientTest, CapsResponseBodies) {
   }
 }
 
-TEST(CurlClientTest, ThrowingCallbackDoesNotStopTheClient) {
-  TestServer server([](const SeenRequest&) {
-    return Reply{Reply::kRespond, HttpResponse(200, "ok")};
-  });
-  auto client = NewCurlClient(LoopbackOptions());
+TEST_P(HttpClientTest, ThrowingCallbackDoesNotStopTheClient) {
+  TestServer server(
+      [](const SeenRequest&) {
+        return Reply{Reply::kRespond, HttpResponse(200, "ok")};
+      },
+      Server());
+  auto client = NewEngineClient(LoopbackOptions());
   client->Send(Get(server.Url()), [](Outcome) { throw std::runtime_error("callback failed"); });
   Outcome outcome = SendAndWait(*client, Get(server.Url()));
   EXPECT_TRUE(outcome.ok()) << outcome.error_message;

@@ -1,6 +1,6 @@
-// TLS: handshakes broken off, trust (the system CAs plus HERALD_CA_FILE, a root or an
-// intermediate as the anchor) and h2 over TLS against nghttpd (apt package nghttp2-server),
-// skipped when nghttpd or the openssl CLI is absent.
+// TLS, for both engines: handshakes broken off, trust (the system CAs plus HERALD_CA_FILE, a
+// root or an intermediate as the anchor) and h2 over TLS against nghttpd (apt package
+// nghttp2-server), skipped when nghttpd or the openssl CLI is absent.
 #include <gtest/gtest.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -16,10 +16,13 @@ namespace {
 
 using namespace test;  // NOLINT(google-build-using-namespace): the shared http test helpers
 
+class HttpClientTlsTest : public HttpEngineTest {};
+INSTANTIATE_TEST_SUITE_P(Engines, HttpClientTlsTest, AllEngines(), HttpEngineTest::Name);
+
 // A server that takes the ClientHello and then resets the connection, or closes it without a
 // word: the handshake breaks off, which is a network failure worth retrying, not a bad
 // certificate.
-TEST(CurlClientTest, TlsHandshakeBrokenOffIsTransient) {
+TEST_P(HttpClientTlsTest, TlsHandshakeBrokenOffIsTransient) {
   for (bool reset : {true, false}) {
     LoopbackAcceptor acceptor([&acceptor, reset](int fd) {
       char hello[512];
@@ -29,7 +32,7 @@ TEST(CurlClientTest, TlsHandshakeBrokenOffIsTransient) {
         setsockopt(fd, SOL_SOCKET, SO_LINGER, &abort, sizeof(abort));
       }
     });
-    auto client = NewCurlClient(LoopbackOptions());
+    auto client = NewEngineClient(LoopbackOptions());
     Outcome outcome =
         SendAndWait(*client, Get("https://127.0.0.1:" + std::to_string(acceptor.port()) + "/"));
     EXPECT_EQ(outcome.error, TransportError::kTlsHandshake)
@@ -39,7 +42,7 @@ TEST(CurlClientTest, TlsHandshakeBrokenOffIsTransient) {
   }
 }
 
-TEST(CurlClientTest, TlsVerifiesAgainstSystemPlusExtraCaAndNegotiatesH2) {
+TEST_P(HttpClientTlsTest, TlsVerifiesAgainstSystemPlusExtraCaAndNegotiatesH2) {
   std::string nghttpd = FindProgram("nghttpd");
   std::string openssl = FindProgram("openssl");
   if (nghttpd.empty() || openssl.empty()) GTEST_SKIP() << "needs nghttpd and openssl";
@@ -57,7 +60,7 @@ TEST(CurlClientTest, TlsVerifiesAgainstSystemPlusExtraCaAndNegotiatesH2) {
   ClientOptions options = LoopbackOptions();
   options.ca_file = dir.File("cert.pem");
   Collector collector;
-  auto trusting = NewCurlClient(options);
+  auto trusting = NewEngineClient(options);
   Outcome outcome = SendAndWait(*trusting, Get(url));
   ASSERT_TRUE(outcome.ok()) << outcome.error_message;
   EXPECT_EQ(outcome.response.http_version, "2");
@@ -77,13 +80,13 @@ TEST(CurlClientTest, TlsVerifiesAgainstSystemPlusExtraCaAndNegotiatesH2) {
   }
   EXPECT_EQ(proxy.accepted(), 1);
 
-  auto system_only = NewCurlClient(LoopbackOptions());
+  auto system_only = NewEngineClient(LoopbackOptions());
   outcome = SendAndWait(*system_only, Get(url));
   EXPECT_EQ(outcome.error, TransportError::kTls) << outcome.error_message;
   EXPECT_FALSE(IsTransient(outcome.error));
 
   options.ca_file = dir.File("missing.pem");
-  auto misconfigured = NewCurlClient(options);
+  auto misconfigured = NewEngineClient(options);
   outcome = SendAndWait(*misconfigured, Get(url));
   EXPECT_EQ(outcome.error, TransportError::kTls) << outcome.error_message;
 }
@@ -91,7 +94,7 @@ TEST(CurlClientTest, TlsVerifiesAgainstSystemPlusExtraCaAndNegotiatesH2) {
 // A chain root -> intermediate -> leaf, served with the intermediate. Trusting the root verifies
 // the whole chain; trusting only the intermediate makes it the anchor (as libcurl's own store
 // does: X509_V_FLAG_PARTIAL_CHAIN); trusting neither fails.
-TEST(CurlClientTest, TlsTrustsARootOrAnIntermediateGivenAsTheExtraCa) {
+TEST_P(HttpClientTlsTest, TlsTrustsARootOrAnIntermediateGivenAsTheExtraCa) {
   std::string nghttpd = FindProgram("nghttpd");
   std::string openssl = FindProgram("openssl");
   if (nghttpd.empty() || openssl.empty()) GTEST_SKIP() << "needs nghttpd and openssl";
@@ -109,12 +112,12 @@ TEST(CurlClientTest, TlsTrustsARootOrAnIntermediateGivenAsTheExtraCa) {
   for (const char* anchor : {"root.pem", "int.pem"}) {
     ClientOptions options = LoopbackOptions();
     options.ca_file = dir.File(anchor);
-    auto client = NewCurlClient(options);
+    auto client = NewEngineClient(options);
     Outcome outcome = SendAndWait(*client, Get(url));
     ASSERT_TRUE(outcome.ok()) << anchor << ": " << outcome.error_message;
     EXPECT_EQ(outcome.response.body, "hello over a chain");
   }
-  auto untrusting = NewCurlClient(LoopbackOptions());
+  auto untrusting = NewEngineClient(LoopbackOptions());
   Outcome outcome = SendAndWait(*untrusting, Get(url));
   EXPECT_EQ(outcome.error, TransportError::kTls) << outcome.error_message;
 }

@@ -145,18 +145,17 @@ std::string HttpVersionName(long version) {
   }
 }
 
-bool RefusedTarget(const curl_sockaddr& address) {
+bool RefusedAddress(const sockaddr* address, socklen_t length) {
   char text[INET6_ADDRSTRLEN] = {};
   const char* printed = nullptr;
-  // curl's storage behind `addr` is large enough for `addrlen` bytes.
-  const auto* bytes = reinterpret_cast<const unsigned char*>(&address.addr);
-  if (address.family == AF_INET && address.addrlen >= sizeof(sockaddr_in)) {
+  if (address->sa_family == AF_INET && length >= static_cast<socklen_t>(sizeof(sockaddr_in))) {
     sockaddr_in v4;
-    std::memcpy(&v4, bytes, sizeof(v4));
+    std::memcpy(&v4, address, sizeof(v4));
     printed = inet_ntop(AF_INET, &v4.sin_addr, text, sizeof(text));
-  } else if (address.family == AF_INET6 && address.addrlen >= sizeof(sockaddr_in6)) {
+  } else if (address->sa_family == AF_INET6 &&
+             length >= static_cast<socklen_t>(sizeof(sockaddr_in6))) {
     sockaddr_in6 v6;
-    std::memcpy(&v6, bytes, sizeof(v6));
+    std::memcpy(&v6, address, sizeof(v6));
     printed = inet_ntop(AF_INET6, &v6.sin6_addr, text, sizeof(text));
   }
   if (printed != nullptr && !IsPrivateAddress(printed)) return false;
@@ -164,6 +163,10 @@ bool RefusedTarget(const curl_sockaddr& address) {
   return true;
 }
 
+bool RefusedTarget(const curl_sockaddr& address) {
+  // curl's storage behind `addr` is large enough for `addrlen` bytes.
+  return RefusedAddress(&address.addr, address.addrlen);
+}
 
 bool HeaderNameIs(std::string_view name, std::string_view lower) {
   return name.size() == lower.size() &&

@@ -1,9 +1,11 @@
-// Pieces of the libcurl client that need no client state: request validation, error mapping,
-// the outbound-safety address check and the trusted CAs. Internal to src/http.
+// Pieces of the HTTP engines (libcurl, nghttp2) that need no client state: request validation,
+// libcurl's error mapping, the outbound-safety address check and the trusted CAs. Internal to
+// src/http.
 #pragma once
 
 #include <curl/curl.h>
 #include <openssl/x509.h>
+#include <sys/socket.h>
 
 #include <memory>
 #include <string>
@@ -24,9 +26,16 @@ bool HeaderNameIs(std::string_view name, std::string_view lower);
 TransportError MapCurlError(CURLcode code);
 std::string HttpVersionName(long version);
 
-// True if `address` (about to be connected to) is loopback, private, link-local or metadata, or
-// cannot be read: outbound requests never go there unless private targets are allowed. May throw
-// (out of memory).
+// The error message of a request refused by that check (TransportError::kForbiddenTarget).
+inline constexpr const char* kPrivateTargetMessage =
+    "target resolves to a private address (set HERALD_ALLOW_PRIVATE_TARGETS=1 to allow)";
+inline constexpr const char* kShutdownMessage = "http client is shutting down";
+
+// True if `address` (about to be connected to; `length` bytes) is loopback, private, link-local
+// or metadata, or cannot be read: outbound requests never go there unless private targets are
+// allowed. May throw (out of memory).
+bool RefusedAddress(const sockaddr* address, socklen_t length);
+// The same check for the address libcurl's open-socket hook is given.
 bool RefusedTarget(const curl_sockaddr& address);
 
 struct X509StoreDeleter {

@@ -109,16 +109,23 @@ std::string LoopbackName() {
 }
 
 LoopbackAcceptor::LoopbackAcceptor(std::function<void(int)> serve) : serve_(std::move(serve)) {
+  // A TLS server writes (session tickets, close_notify) to clients that may be gone already: as
+  // in Herald itself (core/signals.h), that must not kill the process.
+  signal(SIGPIPE, SIG_IGN);
   listen_fd_ = ListenLoopback(&port_);
   acceptor_ = std::thread([this] { AcceptLoop(); });
 }
 
-LoopbackAcceptor::~LoopbackAcceptor() {
+LoopbackAcceptor::~LoopbackAcceptor() { Stop(); }
+
+void LoopbackAcceptor::Stop() {
   stop_ = true;
-  acceptor_.join();
+  if (acceptor_.joinable()) acceptor_.join();
   std::lock_guard lock(mu_);
   for (auto& thread : threads_) thread.join();
-  close(listen_fd_);
+  threads_.clear();
+  if (listen_fd_ >= 0) close(listen_fd_);
+  listen_fd_ = -1;
 }
 
 bool LoopbackAcceptor::WaitReadable(int fd) const {
@@ -172,7 +179,20 @@ std::string HttpResponse(int status, std::string_view body, std::string_view ext
 
 namespace {
 
-SSL_CTX* NewServerContext(const TlsServerFiles& files) {
+// ALPN: the server picks "h2" when the client offers it, and nothing otherwise.
+int SelectH2(SSL*, const unsigned char** out, unsigned char* out_length, const unsigned char* in,
+             unsigned int in_length, void*) {
+  static const unsigned char kH2[] = {2, 'h', '2'};
+  unsigned char* selected = nullptr;
+  if (SSL_select_next_proto(&selected, out_length, kH2, sizeof(kH2), in, in_length) !=
+      OPENSSL_NPN_NEGOTIATED) {
+    return SSL_TLSEXT_ERR_NOACK;
+  }
+  *out = selected;
+  return SSL_TLSEXT_ERR_OK;
+}
+
+SSL_CTX* NewServerContext(const TlsServerFiles& files, bool alpn_h2) {
   SSL_CTX* ctx = SSL_CTX_new(TLS_server_method());
   if (ctx == nullptr) return nullptr;
   static const unsigned char kSessionContext[] = "herald-http-test";
@@ -195,6 +215,7 @@ SSL_CTX* NewServerContext(const TlsServerFiles& files) {
     ERR_clear_error();
     return nullptr;
   }
+  if (alpn_h2) SSL_CTX_set_alpn_select_cb(ctx, SelectH2, nullptr);
   return ctx;
 }
 
@@ -212,7 +233,7 @@ std::string CommonName(X509* certificate) {
 
 // One accepted connection: plain, or TLS over a non-blocking socket (every wait polls
 // LoopbackAcceptor::stopping()).
-class TestServer::Connection {
+class TestServer::Connection final : public ServerTransport {
  public:
   Connection(const LoopbackAcceptor& acceptor, int fd, SSL_CTX* tls)
       : acceptor_(acceptor), fd_(fd) {
@@ -263,7 +284,45 @@ class TestServer::Connection {
     }
   }
 
-  bool Write(std::string_view data) {
+  int ReadFor(std::string* buffer, milliseconds wait) override {
+    char chunk[16384];
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      if (acceptor_.stopping()) return -1;
+      if (ssl_ != nullptr) {
+        int n = SSL_read(ssl_, chunk, sizeof(chunk));
+        if (n > 0) {
+          buffer->append(chunk, static_cast<std::size_t>(n));
+          return 1;
+        }
+        int error = SSL_get_error(ssl_, n);
+        if (error != SSL_ERROR_WANT_READ && error != SSL_ERROR_WANT_WRITE) return -1;
+      }
+      if (attempt == 1) return 0;
+      pollfd p{fd_, POLLIN, 0};
+      int ready = poll(&p, 1, static_cast<int>(wait.count()));
+      if (ready < 0) return -1;
+      if (ready == 0) return 0;
+      if (ssl_ == nullptr) {
+        ssize_t n = recv(fd_, chunk, sizeof(chunk), 0);
+        if (n <= 0) return -1;
+        buffer->append(chunk, static_cast<std::size_t>(n));
+        return 1;
+      }
+    }
+    return 0;
+  }
+
+  void Linger() override {
+    if (ssl_ != nullptr && established_) SSL_shutdown(ssl_);
+    shutdown(fd_, SHUT_WR);
+    std::string discarded;
+    auto start = Clock::now();
+    while (Since(start) < milliseconds(1000) && ReadFor(&discarded, milliseconds(20)) >= 0) {
+      discarded.clear();
+    }
+  }
+
+  bool Write(std::string_view data) override {
     if (ssl_ == nullptr) return SendAll(fd_, data);
     while (!data.empty()) {
       int n = SSL_write(ssl_, data.data(), static_cast<int>(data.size()));
@@ -296,16 +355,21 @@ class TestServer::Connection {
 };
 
 TestServer::TestServer(Handler handler, std::optional<TlsServerFiles> tls)
-    : handler_(std::move(handler)) {
-  if (tls) {
-    tls_context_ = NewServerContext(*tls);
+    : TestServer(std::move(handler),
+                 ServerOptions{ServerOptions::Protocol::kHttp1, std::move(tls)}) {}
+
+TestServer::TestServer(Handler handler, ServerOptions options)
+    : handler_(std::move(handler)), options_(std::move(options)) {
+  if (options_.tls) {
+    tls_context_ = NewServerContext(
+        *options_.tls, options_.protocol == ServerOptions::Protocol::kHttp2 && options_.alpn_h2);
     if (tls_context_ == nullptr) ADD_FAILURE() << "cannot set up the test server's TLS";
   }
   acceptor_ = std::make_unique<LoopbackAcceptor>([this](int fd) { Serve(fd); });
 }
 
 TestServer::~TestServer() {
-  acceptor_.reset();  // joins the connection threads
+  acceptor_->Stop();  // joins the connection threads (which use acceptor_ until they end)
   SSL_CTX_free(static_cast<SSL_CTX*>(tls_context_));
 }
 
@@ -324,28 +388,35 @@ void TestServer::Serve(int fd) {
   Connection connection(*acceptor_, fd, static_cast<SSL_CTX*>(tls_context_));
   if (!connection.Handshake()) return;
   if (tls_context_ != nullptr) ++handshakes_;
+  if (options_.protocol == ServerOptions::Protocol::kHttp2) {
+    return ServeHttp2(connection, id, connection.peer(), connection.resumed());
+  }
   std::string buffer;
   SeenRequest request;
   while (ReadRequest(connection, &buffer, &request)) {
     request.connection = id;
     request.peer = connection.peer();
     request.resumed = connection.resumed();
-    ++received_;
-    int now = ++current_;
-    int seen = max_concurrent_;
-    while (now > seen && !max_concurrent_.compare_exchange_weak(seen, now)) {
-    }
-    {
-      std::lock_guard lock(mu_);
-      requests_.push_back(request);
-    }
-    Reply reply = handler_(request);
+    Reply reply = Handle(request);
     acceptor_->SleepUnlessStopping(reply.delay);
     if (reply.kind == Reply::kHang) acceptor_->SleepUnlessStopping(milliseconds(60'000));
-    --current_;  // before answering, so the client's next request never overlaps this one
+    Answered();  // before answering, so the client's next request never overlaps this one
     if (reply.kind == Reply::kRespondThenClose) connection.Write(reply.raw);
     if (reply.kind != Reply::kRespond || !connection.Write(reply.raw)) return;
   }
+}
+
+Reply TestServer::Handle(const SeenRequest& request) {
+  ++received_;
+  int now = ++current_;
+  int seen = max_concurrent_;
+  while (now > seen && !max_concurrent_.compare_exchange_weak(seen, now)) {
+  }
+  {
+    std::lock_guard lock(mu_);
+    requests_.push_back(request);
+  }
+  return handler_(request);
 }
 
 bool TestServer::ReadRequest(Connection& connection, std::string* buffer, SeenRequest* out) {
@@ -587,6 +658,46 @@ bool WaitUntil(const std::function<bool()>& done, milliseconds limit) {
     std::this_thread::sleep_for(milliseconds(5));
   }
   return true;
+}
+
+namespace {
+
+class PriorKnowledgeClient final : public Client {
+ public:
+  explicit PriorKnowledgeClient(std::unique_ptr<Client> inner) : inner_(std::move(inner)) {}
+  void Send(Request request, Callback done) override {
+    request.http2_prior_knowledge = true;
+    inner_->Send(std::move(request), std::move(done));
+  }
+  void SetConcurrency(const std::string& key, std::size_t limit) override {
+    inner_->SetConcurrency(key, limit);
+  }
+  std::size_t InFlight() const override { return inner_->InFlight(); }
+  void Shutdown(milliseconds grace) override { inner_->Shutdown(grace); }
+
+ private:
+  std::unique_ptr<Client> inner_;
+};
+
+}  // namespace
+
+std::unique_ptr<Client> WithPriorKnowledge(std::unique_ptr<Client> inner) {
+  return std::make_unique<PriorKnowledgeClient>(std::move(inner));
+}
+
+std::string HttpEngineTest::Name(const ::testing::TestParamInfo<EngineKind>& info) {
+  return info.param == EngineKind::kH2 ? "h2" : "curl";
+}
+
+std::unique_ptr<Client> HttpEngineTest::NewEngineClient(const ClientOptions& options) const {
+  return h2() ? WithPriorKnowledge(NewClient(options)) : NewCurlClient(options);
+}
+
+ServerOptions HttpEngineTest::Server(std::optional<TlsServerFiles> tls) const {
+  ServerOptions options;
+  options.protocol = h2() ? ServerOptions::Protocol::kHttp2 : ServerOptions::Protocol::kHttp1;
+  options.tls = std::move(tls);
+  return options;
 }
 
 }  // namespace herald::http::test

@@ -1,6 +1,7 @@
-// Helpers shared by the libcurl client tests (curl_client*_test.cc): loopback sockets, a small
-// keep-alive HTTP/1.1 server (plain or TLS, optionally asking for client certificates), a
-// counting TCP proxy, external programs (nghttpd, the openssl CLI) and a test PKI made with it,
+// Helpers shared by the HTTP client tests (curl_client*_test.cc, h2_client*_test.cc): loopback
+// sockets, a small keep-alive server speaking HTTP/1.1 or HTTP/2 (h2c, or h2 over TLS with ALPN;
+// plain or TLS, optionally asking for client certificates; http_test_h2.cc has the HTTP/2 side),
+// a counting TCP proxy, external programs (nghttpd, the openssl CLI) and a test PKI made with it,
 // and client-side helpers. Test code only.
 #pragma once
 
@@ -14,6 +15,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <ostream>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -47,6 +49,8 @@ class LoopbackAcceptor {
  public:
   explicit LoopbackAcceptor(std::function<void(int)> serve);
   ~LoopbackAcceptor();
+  // Stops accepting and joins every thread (the destructor does it too).
+  void Stop();
 
   std::uint16_t port() const { return port_; }
   int accepted() const { return accepted_; }
@@ -85,9 +89,12 @@ struct SeenRequest {
 };
 
 struct Reply {
-  enum Kind { kRespond, kRespondThenClose, kHang, kClose };
+  // kRefuse: HTTP/2 RST_STREAM REFUSED_STREAM (the request was not processed); HTTP/1.1 closes.
+  enum Kind { kRespond, kRespondThenClose, kHang, kClose, kRefuse };
   Kind kind = kRespond;
-  std::string raw;  // bytes written as the response
+  // The response as HTTP/1.1 bytes (1xx responses first, if any; Content-Length or chunked);
+  // over HTTP/2 the same status, headers and body go out as HEADERS and DATA frames.
+  std::string raw;
   milliseconds delay{0};
 };
 
@@ -103,14 +110,47 @@ struct TlsServerFiles {
   bool require_client_certificate = true;
 };
 
-// Keep-alive HTTP/1.1 server (Content-Length bodies only). Counts connections and the largest
-// number of requests being handled at once; records every request with the connection it came
-// on (and, over TLS, the client certificate of that connection).
+struct ServerOptions {
+  enum class Protocol { kHttp1, kHttp2 };
+  // kHttp2: h2c with prior knowledge, or h2 over TLS selected by ALPN.
+  Protocol protocol = Protocol::kHttp1;
+  std::optional<TlsServerFiles> tls;
+  // TLS + HTTP/2: the server selects "h2" by ALPN; false: it does no ALPN at all.
+  bool alpn_h2 = true;
+  // HTTP/2: the Nth stream of each connection makes the server send GOAWAY with that stream's id
+  // as last_stream_id (before it processes anything of that stream); streams above it are never
+  // processed nor recorded, and the server closes the connection once the others are answered.
+  // 0: never.
+  int goaway_after_streams = 0;
+  // HTTP/2: SETTINGS_MAX_CONCURRENT_STREAMS announced; 0: none (unlimited).
+  std::uint32_t max_concurrent_streams = 0;
+};
+
+// Where an HTTP/2 server session reads and writes (a plain or TLS connection).
+class ServerTransport {
+ public:
+  // Appends what arrives within `wait`: 1 if something did, 0 if not, -1 if the connection is
+  // closed or the server is stopping.
+  virtual int ReadFor(std::string* buffer, milliseconds wait) = 0;
+  virtual bool Write(std::string_view data) = 0;
+  // Ends the server's side and reads (and drops) what the client still sends until it closes too
+  // (at most a second): closing a socket with unread input resets the connection, which can
+  // take the last answers with it.
+  virtual void Linger() = 0;
+
+ protected:
+  ~ServerTransport() = default;
+};
+
+// Keep-alive server (HTTP/1.1 with Content-Length bodies, or HTTP/2). Counts connections and the
+// largest number of requests being handled at once; records every request with the connection
+// it came on (and, over TLS, the client certificate of that connection).
 class TestServer {
  public:
   using Handler = std::function<Reply(const SeenRequest&)>;
 
   explicit TestServer(Handler handler, std::optional<TlsServerFiles> tls = std::nullopt);
+  TestServer(Handler handler, ServerOptions options);
   ~TestServer();
 
   std::string Url(std::string_view path = "/") const;
@@ -118,21 +158,32 @@ class TestServer {
   int accepted() const { return acceptor_->accepted(); }
   int handshakes() const { return handshakes_; }  // TLS handshakes that completed
   int max_concurrent() const { return max_concurrent_; }
-  int received() const { return received_; }
+  int received() const { return received_; }  // requests handed to the handler
+  int streams() const { return streams_; }    // HTTP/2: streams the clients opened
+  int resets() const { return resets_; }      // HTTP/2: RST_STREAM frames the clients sent
   std::vector<SeenRequest> requests() const;
 
  private:
   class Connection;
+  class Http2Session;
   void Serve(int fd);
   bool ReadRequest(Connection& connection, std::string* buffer, SeenRequest* out);
+  // Counts a request being handled and records it; the handler's reply.
+  Reply Handle(const SeenRequest& request);
+  void Answered() { --current_; }
+  void ServeHttp2(ServerTransport& transport, int connection, const std::string& peer,
+                  bool resumed);
 
   Handler handler_;
+  ServerOptions options_;
   void* tls_context_ = nullptr;  // SSL_CTX*, null for plain HTTP
   std::atomic<int> next_connection_{0};
   std::atomic<int> handshakes_{0};
   std::atomic<int> current_{0};
   std::atomic<int> max_concurrent_{0};
   std::atomic<int> received_{0};
+  std::atomic<int> streams_{0};
+  std::atomic<int> resets_{0};
   mutable std::mutex mu_;
   std::vector<SeenRequest> requests_;
   std::unique_ptr<LoopbackAcceptor> acceptor_;  // last: its threads use the members above
@@ -260,5 +311,32 @@ Outcome SendAndWait(Client& client, Request request);
 Request Get(std::string url);
 
 bool WaitUntil(const std::function<bool()>& done, milliseconds limit = milliseconds(2000));
+
+// --- Both engines --------------------------------------------------------------------------------
+
+// The client tests run against both engines (TEST_P over EngineKind): libcurl with HTTP/1.1 test
+// servers, and the nghttp2 engine with HTTP/2 ones (through NewClient, every request asking for
+// HTTP/2 with prior knowledge, as the APNs and FCM adapters do).
+enum class EngineKind { kCurl, kH2 };
+
+inline auto AllEngines() { return ::testing::Values(EngineKind::kCurl, EngineKind::kH2); }
+inline void PrintTo(EngineKind engine, std::ostream* out) {
+  *out << (engine == EngineKind::kH2 ? "h2" : "curl");
+}
+
+class HttpEngineTest : public ::testing::TestWithParam<EngineKind> {
+ public:
+  static std::string Name(const ::testing::TestParamInfo<EngineKind>& info);
+
+ protected:
+  bool h2() const { return GetParam() == EngineKind::kH2; }
+  std::string HttpVersion() const { return h2() ? "2" : "1.1"; }
+  std::unique_ptr<Client> NewEngineClient(const ClientOptions& options = LoopbackOptions()) const;
+  // A TestServer speaking the engine's protocol.
+  ServerOptions Server(std::optional<TlsServerFiles> tls = std::nullopt) const;
+};
+
+// Sets http2_prior_knowledge on every request before handing it to `inner`.
+std::unique_ptr<Client> WithPriorKnowledge(std::unique_ptr<Client> inner);
 
 }  // namespace herald::http::test
