@@ -4,6 +4,7 @@
 #include <future>
 #include <memory>
 
+#include "api/import.h"
 #include "core/log.h"
 #include "core/time.h"
 #include "crypto/crypto.h"
@@ -199,6 +200,13 @@ void Api::AddRoutes(server::Router& router) {
   router.Add("PATCH", "/v2/subscribers/:subscriberId", Bind(&Api::PatchSubscriberV2));
   router.Add("DELETE", "/v2/subscribers/:subscriberId", Bind(&Api::DeleteSubscriberV2));
   router.Add("POST", "/v1/subscribers", Bind(&Api::CreateSubscriberV1));
+  router.Add("POST", "/v1/subscribers/bulk", Bind(&Api::CreateSubscribersBulk));
+  // Herald's NDJSON import: the one route with a body limit above the server's 1 MiB, for a
+  // client with a valid API key only (the body is read before the handler authenticates).
+  router.Add("POST", "/v1/subscribers/import", Bind(&Api::ImportSubscribers),
+             [this](const server::Request& head) -> std::size_t {
+               return Authenticate(head).ok() ? kImportBodyLimit : 0;
+             });
   router.Add("GET", "/v1/subscribers/:subscriberId", Bind(&Api::GetSubscriber));
   router.Add("PUT", "/v1/subscribers/:subscriberId", Bind(&Api::UpdateSubscriberV1));
   router.Add("DELETE", "/v1/subscribers/:subscriberId", Bind(&Api::DeleteSubscriberV1));

@@ -129,6 +129,10 @@ class Api {
   Reply DeleteCredentials(Req& r, const Env& env);
   Reply ListDevices(Req& r, const Env& env);
 
+  // import.cc: the bulk subscriber routes
+  Reply CreateSubscribersBulk(Req& r, const Env& env);
+  Reply ImportSubscribers(Req& r, const Env& env);
+
   // webhooks.cc
   Reply CreateWebhookEndpoint(Req& r, const Env& env);
   Reply ListWebhookEndpoints(Req& r, const Env& env);

@@ -82,27 +82,10 @@ Result<store::SubscriberTarget> DecodeSubscriber(const Json& to, std::string_vie
       return Status::InvalidArgument(std::string(where) + ".channels must be an array");
     }
     for (std::size_t i = 0; i < channels->size(); ++i) {
-      const Json& ch = (*channels)[i];
-      std::string at = std::string(where) + ".channels[" + std::to_string(i) + "]";
-      if (!ch.is_object()) return Status::InvalidArgument(at + " must be an object");
-      store::JitChannel jit;
-      ASSIGN_OR_RETURN(jit.provider_id, RequiredString(ch, "providerId", at + ".providerId"));
-      ASSIGN_OR_RETURN(const providers::ProviderSpec* spec,
-                       RequirePushProvider(jit.provider_id, at + ".providerId"));
-      ASSIGN_OR_RETURN(jit.integration_identifier,
-                       OptString(ch, "integrationIdentifier", at + ".integrationIdentifier"));
-      Json credentials = ch.value("credentials", Json::object());
-      if (!credentials.is_object()) {
-        return Status::InvalidArgument(at + ".credentials must be an object");
-      }
-      ASSIGN_OR_RETURN(jit.webhook_url,
-                       OptString(credentials, "webhookUrl", at + ".credentials.webhookUrl"));
-      ASSIGN_OR_RETURN(
-          std::optional<std::vector<std::string>> tokens,
-          OptStringArray(credentials, "deviceTokens", at + ".credentials.deviceTokens"));
-      ASSIGN_OR_RETURN(jit.tokens,
-                       NormalizeTokens(*spec, tokens.value_or(std::vector<std::string>{}),
-                                       options.token_policy, at + ".credentials.deviceTokens"));
+      ASSIGN_OR_RETURN(store::JitChannel jit,
+                       DecodeJitChannel((*channels)[i],
+                                        std::string(where) + ".channels[" + std::to_string(i) + "]",
+                                        options.token_policy));
       target.channels.push_back(std::move(jit));
     }
   }

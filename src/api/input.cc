@@ -144,6 +144,40 @@ Result<store::SubscriberPatch> DecodeProfile(const Json& body, std::string_view 
   return p;
 }
 
+Result<NewSubscriber> DecodeNewSubscriber(const Json& body, std::string_view prefix) {
+  NewSubscriber out;
+  std::string field = std::string(prefix) + "subscriberId";
+  ASSIGN_OR_RETURN(out.subscriber_id, RequiredString(body, "subscriberId", field));
+  RETURN_IF_ERROR(CheckId(out.subscriber_id, field));
+  ASSIGN_OR_RETURN(out.profile, DecodeProfile(body, prefix));
+  return out;
+}
+
+Result<store::JitChannel> DecodeJitChannel(const Json& channel, const std::string& at,
+                                           const providers::TokenPolicy& policy) {
+  if (!channel.is_object()) return Status::InvalidArgument(at + " must be an object");
+  store::JitChannel jit;
+  ASSIGN_OR_RETURN(jit.provider_id, RequiredString(channel, "providerId", at + ".providerId"));
+  ASSIGN_OR_RETURN(const providers::ProviderSpec* spec,
+                   RequirePushProvider(jit.provider_id, at + ".providerId"));
+  ASSIGN_OR_RETURN(jit.integration_identifier,
+                   OptString(channel, "integrationIdentifier", at + ".integrationIdentifier"));
+  auto credentials = channel.find("credentials");
+  if (credentials == channel.end()) return jit;
+  if (!credentials->is_object()) {
+    return Status::InvalidArgument(at + ".credentials must be an object");
+  }
+  ASSIGN_OR_RETURN(jit.webhook_url,
+                   OptString(*credentials, "webhookUrl", at + ".credentials.webhookUrl"));
+  ASSIGN_OR_RETURN(std::optional<std::vector<std::string>> tokens,
+                   OptStringArray(*credentials, "deviceTokens", at + ".credentials.deviceTokens"));
+  if (tokens) {
+    ASSIGN_OR_RETURN(jit.tokens,
+                     NormalizeTokens(*spec, *tokens, policy, at + ".credentials.deviceTokens"));
+  }
+  return jit;
+}
+
 Result<const providers::ProviderSpec*> RequirePushProvider(const std::string& id,
                                                            std::string_view field) {
   const providers::ProviderSpec* spec = providers::FindProvider(id);

@@ -12,7 +12,7 @@
 #include "core/status.h"
 #include "providers/registry.h"
 #include "server/http.h"
-#include "store/model.h"
+#include "store/store.h"
 
 namespace herald::api {
 
@@ -58,6 +58,23 @@ Result<bool> QueryBool(const server::Request& request, std::string_view key, boo
 // nullable strings of at most 1024 characters; data: object or null). Members that are absent
 // stay unset; `prefix` goes before field names in messages ("to[2].").
 Result<store::SubscriberPatch> DecodeProfile(const Json& body, std::string_view prefix = "");
+
+// A subscriber to create or update as POST /v1/subscribers takes it: `subscriberId` (required,
+// CheckId) and the profile members (DecodeProfile); other members are not read. `prefix` goes
+// before field names in messages ("subscribers[3].").
+struct NewSubscriber {
+  std::string subscriber_id;
+  store::SubscriberPatch profile;
+};
+Result<NewSubscriber> DecodeNewSubscriber(const Json& body, std::string_view prefix = "");
+
+// A push channel with its credentials, as a trigger's subscriber carries it just in time (Novu's
+// `channels[]` item): {providerId, integrationIdentifier?, credentials?: {deviceTokens?,
+// webhookUrl?}}. The tokens are checked and made canonical for the provider (NormalizeTokens),
+// as PUT /v1/subscribers/{id}/credentials checks them; `at` names the item in messages
+// ("to.channels[0]").
+Result<store::JitChannel> DecodeJitChannel(const Json& channel, const std::string& at,
+                                           const providers::TokenPolicy& policy);
 
 // The push provider named `id`, or InvalidArgument naming `field`.
 Result<const providers::ProviderSpec*> RequirePushProvider(const std::string& id,

@@ -82,12 +82,10 @@ Api::Reply Api::SearchSubscribers(Req& r, const Env& env) {
 
 Api::Reply Api::CreateSubscriberV1(Req& r, const Env& env) {
   ASSIGN_OR_RETURN(Json body, ParseObjectBody(r));
-  ASSIGN_OR_RETURN(std::string subscriber_id, RequiredString(body, "subscriberId"));
-  RETURN_IF_ERROR(CheckId(subscriber_id, "subscriberId"));
-  ASSIGN_OR_RETURN(store::SubscriberPatch profile, DecodeProfile(body));
+  ASSIGN_OR_RETURN(NewSubscriber fields, DecodeNewSubscriber(body));
   bool created = false;
   ASSIGN_OR_RETURN(store::Subscriber sub,
-                   store_.UpsertSubscriber(env.id, subscriber_id, profile,
+                   store_.UpsertSubscriber(env.id, fields.subscriber_id, fields.profile,
                                            /*fail_if_exists=*/false, &created));
   return server::DataReply(wire::SubscriberJson(sub, env.organization_id), 201);
 }

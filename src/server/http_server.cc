@@ -245,7 +245,10 @@ class Session : public std::enable_shared_from_this<Session> {
     parser_.emplace();
     parser_->header_limit(static_cast<std::uint32_t>(std::min<std::size_t>(
         core_->options.max_header_bytes, std::numeric_limits<std::uint32_t>::max())));
-    parser_->body_limit(static_cast<std::uint64_t>(core_->options.max_body_bytes));
+    // The body limit depends on the route, known once the header is in (ApplyBodyLimit): until
+    // then the parser must not refuse a Content-Length itself.
+    body_limit_ = core_->options.max_body_bytes;
+    parser_->body_limit(std::numeric_limits<std::uint64_t>::max());
     stream_.expires_after(core_->options.idle_timeout);
     http::async_read_header(stream_, buffer_, *parser_,
                             beast::bind_front_handler(&Session::OnHeader, shared_from_this()));
@@ -253,6 +256,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void OnHeader(beast::error_code ec, std::size_t) {
     if (ec) return OnReadError(ec);
+    if (!ApplyBodyLimit()) return OnReadError(http::error::body_limit);
     if (parser_->is_done()) return Dispatch();
     // A small body usually arrives with its header: parse what is already buffered here, rather
     // than through an asynchronous read that would complete via the scheduler with nothing to
@@ -280,6 +284,26 @@ class Session : public std::enable_shared_from_this<Session> {
     ReadBody();
   }
 
+  // Sets the request's body limit before any of the body is parsed: max_body_bytes, unless the
+  // body may be larger (a larger Content-Length, or chunked) and its route takes more
+  // (body_limit_for); false if its Content-Length is already over the limit. A chunked body is
+  // counted against the limit as it arrives.
+  bool ApplyBodyLimit() {
+    const auto& msg = parser_->get();
+    std::optional<std::uint64_t> length;
+    if (auto declared = parser_->content_length()) length = *declared;
+    body_limit_ = core_->options.max_body_bytes;
+    bool may_be_larger = length ? *length > body_limit_ : parser_->chunked();
+    if (may_be_larger && core_->options.body_limit_for) {
+      Request head;
+      FillHead(msg, head);
+      body_limit_ = std::max(body_limit_, core_->options.body_limit_for(head));
+    }
+    if (length && *length > body_limit_) return false;
+    parser_->body_limit(static_cast<std::uint64_t>(body_limit_));
+    return true;
+  }
+
   void ReadBody() {
     if (state_ != State::kReading) return;
     stream_.expires_after(core_->options.idle_timeout);
@@ -296,8 +320,7 @@ class Session : public std::enable_shared_from_this<Session> {
     if (state_ != State::kReading) return;  // closed by Stop()
     if (ec == http::error::body_limit) {
       return Reject(413, Code::kTooLarge,
-                    "Request body exceeds the " + std::to_string(core_->options.max_body_bytes) +
-                        "-byte limit");
+                    "Request body exceeds the " + std::to_string(body_limit_) + "-byte limit");
     }
     if (ec == http::error::header_limit) {
       return Reject(431, Code::kInvalidArgument,
@@ -311,6 +334,22 @@ class Session : public std::enable_shared_from_this<Session> {
       return Reject(400, Code::kInvalidArgument, "Malformed HTTP request: " + ec.message());
     }
     Close();
+  }
+
+  // The request line and headers of `msg` into `request` (method, target, path, query, headers).
+  static void FillHead(const http::request<http::string_body>& msg, Request& request) {
+    request.method = std::string(Sv(msg.method_string()));
+    request.target = std::string(Sv(msg.target()));
+    std::size_t question = request.target.find('?');
+    request.path = request.target.substr(0, question);
+    if (question != std::string::npos) {
+      request.query = ParseQuery(std::string_view(request.target).substr(question + 1));
+    }
+    request.headers.reserve(std::distance(msg.begin(), msg.end()));
+    for (const auto& field : msg) {
+      request.headers.emplace_back(LowerCopy(Sv(field.name_string())),
+                                   std::string(Sv(field.value())));
+    }
   }
 
   // Answers a framing error ourselves; the connection is closed after the reply.
@@ -335,18 +374,7 @@ class Session : public std::enable_shared_from_this<Session> {
     auto exchange = std::make_shared<Exchange>();
     auto& msg = parser_->get();
     Request& request = exchange->request;
-    request.method = std::string(Sv(msg.method_string()));
-    request.target = std::string(Sv(msg.target()));
-    std::size_t question = request.target.find('?');
-    request.path = request.target.substr(0, question);
-    if (question != std::string::npos) {
-      request.query = ParseQuery(std::string_view(request.target).substr(question + 1));
-    }
-    request.headers.reserve(std::distance(msg.begin(), msg.end()));
-    for (const auto& field : msg) {
-      request.headers.emplace_back(LowerCopy(Sv(field.name_string())),
-                                   std::string(Sv(field.value())));
-    }
+    FillHead(msg, request);
     request.body = std::move(msg.body());
     request.remote = remote_;
     request.request_id = RequestIdFrom(request.Header("x-request-id"));
@@ -477,6 +505,8 @@ class Session : public std::enable_shared_from_this<Session> {
   std::string remote_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
+  // The body limit of the request being read (ApplyBodyLimit).
+  std::size_t body_limit_ = 0;
   std::string out_;   // the reply being written: status line and fields
   std::string body_;  // ... and its body
   std::shared_ptr<Exchange> exchange_;

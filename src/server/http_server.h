@@ -4,8 +4,10 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "core/status.h"
 #include "server/http.h"
@@ -22,6 +24,11 @@ struct ServerOptions {
   // One io_context per thread, each connection pinned to one: faster, but a handler that blocks
   // then stalls every connection of its thread. Only for handlers that never block.
   bool pin_connections = false;
+  // A larger body limit for some requests (Router::BodyLimitFor), asked with the request's head
+  // (method, target, path, headers) only when its body may exceed max_body_bytes (a larger
+  // Content-Length, or chunked); 0 or unset: max_body_bytes. Called on an I/O thread: must be
+  // fast and thread-safe.
+  std::function<std::size_t(const Request& head)> body_limit_for;
 };
 
 class HttpServer {

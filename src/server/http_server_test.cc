@@ -448,6 +448,59 @@ TEST_F(HttpServerTest, OversizedChunkedBodyIsRejected) {
   EXPECT_EQ(Calls(), 0);
 }
 
+// A route may take larger bodies than the rest (a bulk import): its limit holds for it alone,
+// whether the body is declared or chunked.
+TEST_F(HttpServerTest, ARouteCanHaveItsOwnBodyLimit) {
+  ServerOptions options;
+  options.max_body_bytes = 1000;
+  options.body_limit_for = [](const Request& head) -> std::size_t {
+    bool allowed = head.method == "POST" && head.path == "/echo" && head.query.size() <= 1 &&
+                   head.Header("x-allowed") != "no";
+    return allowed ? 5000 : 0;
+  };
+  StartServer(options);
+  Client client(server_->port());
+  auto large = client.Roundtrip(Post("/echo?x=1", std::string(4000, 'x')));
+  ASSERT_TRUE(large);
+  EXPECT_EQ(large->status, 200);
+  EXPECT_EQ(large->body.size(), 4000u);
+  std::string chunk = "3e8\r\n" + std::string(1000, 'y') + "\r\n";  // 0x3e8 = 1000
+  auto chunked =
+      client.Roundtrip("POST /echo HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\n\r\n" +
+                       chunk + chunk + chunk + "0\r\n\r\n");
+  ASSERT_TRUE(chunked);
+  EXPECT_EQ(chunked->status, 200);
+  EXPECT_EQ(chunked->body.size(), 3000u);
+
+  auto over = client.Roundtrip(Post("/echo", std::string(5001, 'x')));
+  ASSERT_TRUE(over);
+  EXPECT_EQ(over->status, 413);
+  EXPECT_EQ(BodyJson(*over)["message"], "Request body exceeds the 5000-byte limit");
+
+  Client other(server_->port());  // every other route keeps max_body_bytes
+  auto elsewhere = other.Roundtrip(Post("/hello", std::string(1001, 'x')));
+  ASSERT_TRUE(elsewhere);
+  EXPECT_EQ(elsewhere->status, 413);
+  EXPECT_EQ(BodyJson(*elsewhere)["message"], "Request body exceeds the 1000-byte limit");
+
+  Client refused(server_->port());  // the route's limit depends on the request's head
+  auto not_allowed = refused.Roundtrip(
+      "POST /echo HTTP/1.1\r\nHost: test\r\nX-Allowed: no\r\n"
+      "Content-Length: 4000\r\n\r\n" +
+      std::string(4000, 'x'));
+  ASSERT_TRUE(not_allowed);
+  EXPECT_EQ(not_allowed->status, 413);
+  EXPECT_EQ(BodyJson(*not_allowed)["message"], "Request body exceeds the 1000-byte limit");
+
+  Client chunked_over(server_->port());
+  auto too_many_chunks = chunked_over.Roundtrip(
+      "POST /echo HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\n\r\n" + chunk + chunk +
+      chunk + chunk + chunk + chunk);
+  ASSERT_TRUE(too_many_chunks);
+  EXPECT_EQ(too_many_chunks->status, 413);
+  EXPECT_EQ(Calls(), 2);
+}
+
 TEST_F(HttpServerTest, OversizedHeaderIsRejected) {
   StartServer();
   Client client(server_->port());

@@ -60,10 +60,38 @@ bool SplitApiPath(std::string_view raw_path, std::vector<std::string>* segments)
   return true;
 }
 
-void Router::Add(std::string_view method, std::string_view pattern, Handler handler) {
-  Route route{std::string(method), {}, std::move(handler)};
+void Router::Add(std::string_view method, std::string_view pattern, Handler handler,
+                 BodyLimit body_limit) {
+  Route route{std::string(method), {}, std::move(handler), std::move(body_limit)};
   SplitApiPath(pattern, &route.segments);
   routes_.push_back(std::move(route));
+}
+
+const Router::Route* Router::Match(std::string_view method,
+                                   const std::vector<std::string>& segments,
+                                   std::string* allow) const {
+  for (const Route& route : routes_) {
+    if (route.segments.size() != segments.size()) continue;
+    bool match = true;
+    for (std::size_t i = 0; i < segments.size() && match; ++i) {
+      const std::string& want = route.segments[i];
+      match = (!want.empty() && want[0] == ':') ? !segments[i].empty() : want == segments[i];
+    }
+    if (!match) continue;
+    if (route.method == method) return &route;
+    if (allow && allow->find(route.method) == std::string::npos) {
+      if (!allow->empty()) *allow += ", ";
+      *allow += route.method;
+    }
+  }
+  return nullptr;
+}
+
+std::size_t Router::BodyLimitFor(const Request& head) const {
+  std::vector<std::string> segments;
+  if (!SplitApiPath(head.path, &segments)) return 0;
+  const Route* route = Match(head.method, segments, nullptr);
+  return route && route->body_limit ? route->body_limit(head) : 0;
 }
 
 void Router::Dispatch(Request& request, Done done) const {
@@ -73,28 +101,14 @@ void Router::Dispatch(Request& request, Done done) const {
     return;
   }
   std::string allow;
-  for (const Route& route : routes_) {
-    if (route.segments.size() != segments.size()) continue;
-    bool match = true;
-    for (std::size_t i = 0; i < segments.size() && match; ++i) {
-      const std::string& want = route.segments[i];
-      match = (!want.empty() && want[0] == ':') ? !segments[i].empty() : want == segments[i];
-    }
-    if (!match) continue;
-    if (route.method != request.method) {
-      if (allow.find(route.method) == std::string::npos) {
-        if (!allow.empty()) allow += ", ";
-        allow += route.method;
-      }
-      continue;
-    }
+  if (const Route* route = Match(request.method, segments, &allow)) {
     request.params.clear();
     for (std::size_t i = 0; i < segments.size(); ++i) {
-      if (route.segments[i][0] == ':') {
-        request.params.emplace_back(route.segments[i].substr(1), segments[i]);
+      if (route->segments[i][0] == ':') {
+        request.params.emplace_back(route->segments[i].substr(1), segments[i]);
       }
     }
-    route.handler(request, std::move(done));
+    route->handler(request, std::move(done));
     return;
   }
   if (!allow.empty()) {

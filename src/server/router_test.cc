@@ -57,6 +57,30 @@ TEST(RouterTest, EmptyParamDoesNotMatch) {
   EXPECT_EQ(Dispatch(router, "GET", "/v1/subscribers/").status, 404);
 }
 
+TEST(RouterTest, BodyLimitIsTheMatchedRoutes) {
+  Router router = MakeRouter();
+  router.Add("POST", "/v1/subscribers/import", Sync([](Request&) {
+               return Reply{201, "{}"};
+             }),
+             [](const Request& head) -> std::size_t {
+               return head.Header("authorization") == "ok" ? 64 << 20 : 0;
+             });
+  auto limit = [&](std::string method, std::string path, std::string authorization = "ok") {
+    Request head;
+    head.method = std::move(method);
+    head.path = std::move(path);
+    head.headers = {{"authorization", std::move(authorization)}};
+    return router.BodyLimitFor(head);
+  };
+  EXPECT_EQ(limit("POST", "/v1/subscribers/import"), 64u << 20);
+  EXPECT_EQ(limit("POST", "/prefix/v1/subscribers/import"), 64u << 20);
+  EXPECT_EQ(limit("POST", "/v1/subscribers/import", "nope"), 0u);
+  EXPECT_EQ(limit("GET", "/v1/subscribers/import"), 0u);  // GET /:id: the default
+  EXPECT_EQ(limit("POST", "/v1/subscribers/other"), 0u);
+  EXPECT_EQ(limit("POST", "/v1/nothing"), 0u);
+  EXPECT_EQ(limit("POST", "/v1/%zz"), 0u);
+}
+
 TEST(RouterTest, BadPercentEncodingIs400) {
   Router router = MakeRouter();
   EXPECT_EQ(Dispatch(router, "GET", "/v1/subscribers/%zz").status, 400);

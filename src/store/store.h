@@ -40,14 +40,43 @@ struct TopicSubscriptionResult {
   std::vector<std::string> missing_subscribers;  // ids that do not exist in the environment
 };
 
-// ---- triggers and delivery ---------------------------------------------------------------------
-
-// Credentials given just in time in a trigger's `to` (persisted with PATCH semantics).
+// Credentials given just in time in a trigger's `to` (persisted with PATCH semantics), or with a
+// subscriber of a bulk import.
 struct JitChannel {
   std::string provider_id;
   std::optional<std::string> integration_identifier;
-  std::vector<DeviceToken> tokens;
+  std::vector<DeviceToken> tokens;  // canonical, de-duplicated by identity
   std::optional<std::string> webhook_url;
+};
+
+// ---- bulk import -------------------------------------------------------------------------------
+
+// One subscriber of a bulk import (POST /v1/subscribers/bulk and /v1/subscribers/import).
+struct ImportedSubscriber {
+  std::string where;  // how the caller names it in errors ("line 17"): "<where>: channels[0]: ..."
+  std::string subscriber_id;
+  SubscriberPatch profile;  // a new subscriber gets these; an existing one is patched
+  // Each channel's tokens are added to the subscriber's channel of that integration (created if
+  // needed), as PATCH credentials and a trigger's just-in-time channels add them: tokens already
+  // there stay, and one given again is registered again (active, its failure cleared).
+  std::vector<JitChannel> channels;
+  // Topic keys it joins (a topic is created if missing, as POST /v2/topics/{key}/subscriptions
+  // creates it); joining a topic twice is a no-op.
+  std::vector<std::string> topics;
+};
+
+// Puts the next subscriber of an import into `out` (overwriting every member) and answers true,
+// or answers false at the end. Runs inside the store's write transaction: it must be fast and
+// must not call the store.
+using SubscriberSource = std::function<Result<bool>(ImportedSubscriber& out)>;
+
+struct ImportReceipt {
+  std::size_t created = 0;       // subscribers that did not exist
+  std::size_t updated = 0;       // subscribers that existed (one named twice counts again)
+  std::size_t tokens_added = 0;  // device tokens new to their channel
+  std::size_t topic_subscriptions_added = 0;  // memberships that did not exist
+  std::size_t topics_created = 0;
+  std::vector<bool> item_created;  // per subscriber, in order: created (true) or updated
 };
 
 struct SubscriberTarget {
@@ -259,6 +288,16 @@ class Store {
   // subscriber.
   virtual Status DeleteCredentials(std::string_view env, std::string_view subscriber_id,
                                    std::string_view provider_id) = 0;
+
+  // Creates or updates every subscriber `next` yields, in order, with their tokens and topic
+  // memberships (see ImportedSubscriber), in one transaction: all of it or nothing. Fails with
+  // InvalidArgument, nothing applied, when a channel has no active integration (as
+  // UpdateCredentials) or would hold more than `max_tokens` tokens, the message naming the
+  // subscriber by its `where` and the field ("line 3: channels[0]: ..."). Any error of `next` is
+  // returned as it is. Other writes wait while it runs (a million rows take seconds).
+  virtual Result<ImportReceipt> ImportSubscribers(std::string_view env,
+                                                  const SubscriberSource& next,
+                                                  std::size_t max_tokens) = 0;
 
   // ---- topics --------------------------------------------------------------------------------
   virtual Result<Topic> UpsertTopic(const Topic& topic, bool fail_if_exists, bool* created) = 0;

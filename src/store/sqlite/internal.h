@@ -40,6 +40,9 @@ Status TokenLimitExceeded(std::size_t count, std::size_t limit);
 
 // NotFound if absent.
 Result<Topic> LoadTopic(Db& db, std::string_view env, std::string_view key);
+// Inserts `topic` (a new id unless it has one; created and updated now); Conflict if its key is
+// taken.
+Result<Topic> InsertTopic(Db& db, Topic topic);
 
 // ---- workflows (workflows.cc) ------------------------------------------------------------------
 

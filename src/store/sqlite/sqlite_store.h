@@ -47,9 +47,10 @@ namespace sqlite {
 struct NewLease;  // internal.h
 
 // The Store on SQLite. Its operations are defined by concern: integrations.cc (environments and
-// integrations), subscribers.cc (subscribers and device tokens), topics.cc, workflows.cc,
-// planning.cc (the trigger inbox and planning), queue.cc (the delivery queue: claims, outcomes,
-// leases, fan-out), messages.cc (messages, the activity feed, idempotency keys). The write and
+// integrations), subscribers.cc (subscribers and device tokens), import.cc (bulk import of
+// subscribers), topics.cc, workflows.cc, planning.cc (the trigger inbox and planning), queue.cc
+// (the delivery queue: claims, outcomes, leases, fan-out), devices.cc, events.cc (event
+// webhooks), messages.cc (messages, the activity feed, idempotency keys). The write and
 // read paths they share are the private members below (sqlite_store.cc: the constructor, AnyRow,
 // Flush); connections.cc opens the store.
 class SqliteStore final : public Store {
@@ -84,6 +85,10 @@ class SqliteStore final : public Store {
                                        const CredentialsUpdate& update) override;
   Status DeleteCredentials(std::string_view env, std::string_view subscriber_id,
                            std::string_view provider_id) override;
+
+  // ---- bulk import of subscribers (import.cc) ----
+  Result<ImportReceipt> ImportSubscribers(std::string_view env, const SubscriberSource& next,
+                                          std::size_t max_tokens) override;
 
   // ---- topics (topics.cc) ----
   Result<Topic> UpsertTopic(const Topic& topic, bool fail_if_exists, bool* created) override;

@@ -10,6 +10,17 @@
 namespace herald::store::sqlite {
 namespace {
 
+std::optional<TopicSubscription> LoadSubscription(Db& db, const Topic& topic,
+                                                  const std::string& subscriber_pk) {
+  Stmt s = db.Prepare(std::string(kSubscriptionSelect) +
+                      "WHERE ts.topic_id = ? AND ts.subscriber_pk = ?");
+  s.Bind(1, topic.id).Bind(2, subscriber_pk);
+  if (!s.Step()) return std::nullopt;
+  return ReadSubscriptionRow(s, topic);
+}
+
+}  // namespace
+
 Result<Topic> InsertTopic(Db& db, Topic t) {
   if (t.id.empty()) t.id = NewObjectId();
   t.created_at = t.updated_at = NowMs();
@@ -22,17 +33,6 @@ Result<Topic> InsertTopic(Db& db, Topic t) {
   RETURN_IF_ERROR(s.Exec());
   return t;
 }
-
-std::optional<TopicSubscription> LoadSubscription(Db& db, const Topic& topic,
-                                                  const std::string& subscriber_pk) {
-  Stmt s = db.Prepare(std::string(kSubscriptionSelect) +
-                      "WHERE ts.topic_id = ? AND ts.subscriber_pk = ?");
-  s.Bind(1, topic.id).Bind(2, subscriber_pk);
-  if (!s.Step()) return std::nullopt;
-  return ReadSubscriptionRow(s, topic);
-}
-
-}  // namespace
 
 Result<Topic> LoadTopic(Db& db, std::string_view env, std::string_view key) {
   Stmt s = db.Prepare(std::string("SELECT ") + std::string(kTopicColumns) +
