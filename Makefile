@@ -47,15 +47,17 @@ sanitize: test-deps
 	  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	  ctest --output-on-failure -j $(JOBS)
 
-# The end-to-end benchmark (bench/README.md): builds what it runs, appends to bench/results; then
-# the provider benchmark (bench/providers/run.mjs: Herald and a reference library per provider mock).
+# Every benchmark beside its reference (bench/README.md), bounded, in under 15 minutes: prints one
+# table and writes bench/results/latest.md and latest.json. One part alone:
+#   make bench BENCH_ONLY=providers      (footprint, ingest, providers, growth, fanout)
+BENCH_ONLY ?= footprint,ingest,providers,growth,fanout
 bench-deps:
 	@scripts/install-deps.sh --bench
 
-bench: bench-deps configure
-	@cmake --build $(BUILD_DIR) --target herald herald_bench_sink herald_bench_load -j $(JOBS)
-	BUILD_DIR=$(abspath $(BUILD_DIR)) bench/e2e/run.sh
-	BUILD_DIR=$(abspath $(BUILD_DIR)) node bench/providers/run.mjs
+bench: bench-deps
+	@cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DHERALD_BUILD_BENCH=ON >/dev/null
+	@cmake --build $(BUILD_DIR) --target herald herald_bench_sink herald_bench_load herald_bench_h2mock herald_bench_crypto -j $(JOBS)
+	BUILD_DIR=$(abspath $(BUILD_DIR)) node bench/run_all.mjs --only $(BENCH_ONLY)
 
 clean:
 	rm -rf $(BUILD_DIR) $(SANITIZE_DIR)

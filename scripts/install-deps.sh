@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what Herald needs to build (and, with --test, to run its test suites; with --bench, to
-# run bench/e2e/run.sh and bench/providers/run.mjs) on Debian 12.
+# run `make bench`, bench/run_all.mjs) on Debian 12.
 # Idempotent: packages already present are skipped, and apt is not touched when nothing is missing.
 set -euo pipefail
 
@@ -10,9 +10,10 @@ BUILD_PACKAGES=(cmake ninja-build g++ ccache pkg-config libboost-dev libcurl4-op
 
 want_tests=0
 [[ "${1:-}" == "--test" ]] && want_tests=1
-# The provider benchmark (bench/providers) runs the e2e mocks and the reference libraries: Node,
-# openssl and test/e2e's packages, as the tests do.
-[[ "${1:-}" == "--bench" ]] && BUILD_PACKAGES+=(curl jq) && want_tests=1
+# The benchmarks run the reference libraries and the Expo mock (test/e2e's packages, Node,
+# openssl, as the tests do), h2load (nghttp2-client: the transport ceiling), jq and curl
+# (bench/e2e/run.sh) and strip (binutils: the footprint).
+[[ "${1:-}" == "--bench" ]] && BUILD_PACKAGES+=(curl jq nghttp2-client binutils) && want_tests=1
 
 # With --test: the openssl CLI makes the test CAs (e2e provider mocks, the http client's TLS
 # tests) and nghttpd serves the http client's HTTP/2 tests. The http tests skip without them, so

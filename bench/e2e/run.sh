@@ -3,7 +3,8 @@
 #   herald_bench_load --trigger--> herald --push-webhook--> herald_bench_sink
 # Phase A measures the raw-client ceiling (load --mode raw straight into the sink), phase A2 the
 # same requests sent through Herald's outbound HTTP engine alone (load --mode engine: libcurl
-# multi, as Herald's dispatcher drives it), phase B the real path. Builds nothing; every process
+# multi, as Herald's dispatcher drives it), phase B the real path, phase C the same server's no-op
+# route (GET /healthz) at the same concurrency. Builds nothing; every process
 # it starts is stopped on exit; every step is bounded.
 #
 # Usage: bench/e2e/run.sh [--requests N] [--connections C] [--subscribers S]
@@ -272,10 +273,19 @@ CPU=$(awk -v hz="$(getconf CLK_TCK)" -v n="$(jq '.count' <<<"$STATS")" '
     printf "{\"us\":%d,\"by_thread\":\"%s\"}\n", int(total * 1e6 / hz / n + 0.5), line
   }' <(echo "$CPU_BEFORE") <(echo "$CPU_AFTER"))
 
+# --- phase C: the same server's no-op route -------------------------------------------------
+# What this server answers when a request does nothing (GET /healthz) at the same concurrency:
+# the ceiling the HTTP layer and the load generator leave for durable triggers.
+echo "phase C: $REQUESTS GET /healthz to Herald ($CONNECTIONS connections)"
+load "$TMP/noop.json" --mode get --url "$HERALD_URL/healthz"
+NOOP=$(<"$TMP/noop.json")
+[[ $NOOP == \{* ]] || die "no-op load produced no report"
+
 # --- report ----------------------------------------------------------------------------------
 SINK_CPU_US=$(awk -v hz="$(getconf CLK_TCK)" -v n="$(jq '.count' <<<"$RAW_STATS")" \
   -v t="$((SINK_CPU_AFTER - SINK_CPU_BEFORE))" 'BEGIN { print (n > 0 ? int(t * 1e6 / hz / n + 0.5) : 0) }')
 RESULT=$(jq -n --argjson raw "$RAW" --argjson raw_stats "$RAW_STATS" --argjson trig "$TRIG" \
+  --argjson noop "$NOOP" \
   --argjson engine "$ENGINE" --argjson engine_stats "$ENGINE_STATS" --argjson sink_cpu "$SINK_CPU_US" \
   --argjson stats "$STATS" --argjson cpu "$CPU" --arg when "$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
   --arg rev "${REV:-$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)}" \
@@ -291,7 +301,10 @@ RESULT=$(jq -n --argjson raw "$RAW" --argjson raw_stats "$RAW_STATS" --argjson t
      subscribers: $subscribers,
      triggers_acked: $trig.ok, trigger_errors: $trig.errors,
      triggers_per_s: ($trig.rps | r1), ack_p50_ms: ($trig.p50_us | ms),
-     ack_p99_ms: ($trig.p99_us | ms),
+     ack_p99_ms: ($trig.p99_us | ms), ack_p999_ms: ($trig.p999_us | ms),
+     noop_per_s: ($noop.rps | r1), noop_p50_ms: ($noop.p50_us | ms),
+     noop_p99_ms: ($noop.p99_us | ms), noop_p999_ms: ($noop.p999_us | ms),
+     noop_errors: $noop.errors,
      delivered: $stats.count, deliveries_per_s: ($dps | r1),
      delivery_p50_ms: ($stats.p50_us | ms), delivery_p99_ms: ($stats.p99_us | ms),
      bad_signatures: $stats.bad_signature,
@@ -313,7 +326,8 @@ jq -r '
   "| Metric | Value |",
   "|---|---|",
   "| Durable triggers/s (201 acknowledged) | \(.triggers_per_s) (\(.triggers_acked) acked, \(.trigger_errors) errors) |",
-  "| Trigger ack latency p50 / p99 | \(.ack_p50_ms) / \(.ack_p99_ms) ms |",
+  "| Trigger ack latency p50 / p99 / p99.9 | \(.ack_p50_ms) / \(.ack_p99_ms) / \(.ack_p999_ms) ms |",
+  "| Same server'"'"'s no-op route (GET /healthz): requests/s, p50 / p99 / p99.9 | \(.noop_per_s); \(.noop_p50_ms) / \(.noop_p99_ms) / \(.noop_p999_ms) ms |",
   "| Deliveries/s (delivered ÷ (last delivery − first trigger sent)) | \(.deliveries_per_s) (\(.delivered) delivered) |",
   "| Trigger→delivery latency p50 / p99 | \(.delivery_p50_ms) / \(.delivery_p99_ms) ms |",
   "| Raw-client ceiling deliveries/s | \(.raw_per_s) |",
@@ -336,7 +350,7 @@ COLUMNS=(when rev cores requests connections subscribers triggers_acked trigger_
   triggers_per_s ack_p50_ms ack_p99_ms delivered deliveries_per_s delivery_p50_ms
   delivery_p99_ms bad_signatures raw_per_s raw_p50_ms raw_p99_ms raw_rtt_p50_ms raw_rtt_p99_ms
   raw_errors ratio complete herald_cpu_us engine_per_s engine_ratio raw_client_cpu_us
-  engine_cpu_us sink_cpu_us)
+  engine_cpu_us sink_cpu_us ack_p999_ms noop_per_s noop_p50_ms noop_p99_ms noop_p999_ms)
 HEADER=$(IFS=,; echo "${COLUMNS[*]}")
 # A file written by an older version of this script (other columns) is left as it is: the rows
 # go to the day's next file (DATE-2.csv, DATE-3.csv, ...) with these columns.
@@ -349,7 +363,7 @@ jq -r --arg cols "${COLUMNS[*]}" '[.[($cols | split(" "))[]]] | @csv' <<<"$RESUL
 echo "appended to $CSV"
 
 if [[ $(jq '.complete' <<<"$RESULT") != true || $(jq '.bad_signatures' <<<"$RESULT") != 0 ||
-  $(jq '.engine_errors + .engine_bad_signatures' <<<"$RESULT") != 0 ]]; then
+  $(jq '.engine_errors + .engine_bad_signatures + .noop_errors' <<<"$RESULT") != 0 ]]; then
   echo "run.sh: incomplete run (errors, missing deliveries or bad signatures); see the table" >&2
   exit 1
 fi

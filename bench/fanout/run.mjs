@@ -14,8 +14,10 @@
 //
 // Usage: node bench/fanout/run.mjs [--subscribers 20000,100000]
 // Env:   BUILD_DIR (build) MAX_SECONDS (900: the whole run) RESULTS_DIR (bench/results)
+//        RESULT_JSON (if set, {rows: [...]} with every size's row is also written there)
 import { spawn } from 'node:child_process';
 import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
 import { cpus, tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -101,6 +103,18 @@ async function idle(pid) {
   }
 }
 
+// A loopback port nobody listens on now (the kernel's pick, released for Herald to take).
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
 async function runOnce(n) {
   const dir = mkdtempSync(path.join(tmpdir(), 'herald-fanout-'));
   try {
@@ -108,12 +122,18 @@ async function runOnce(n) {
       ['--listen', '127.0.0.1:0', '--threads', '1', '--secret', SECRET, '--max-seconds', '900']);
     const sinkPort = await until('the sink', async () => sink.output().match(/listening (\d+)/)?.[1]);
     const sinkUrl = `http://127.0.0.1:${sinkPort}`;
-    const port = 20000 + Math.floor(Math.random() * 20000);
+    const port = await freePort();
     const herald = start(path.join(buildDir, 'herald'), ['serve', '--listen', `127.0.0.1:${port}`, '--data', dir], {
       HERALD_ALLOW_PRIVATE_TARGETS: '1', HERALD_DEVELOPMENT_API_KEY: KEY, HERALD_LOG_LEVEL: 'warn',
     });
     const base = `http://127.0.0.1:${port}`;
-    await until('Herald', async () => (await fetch(`${base}/healthz`)).ok);
+    await until('Herald', async () => {
+      if (herald.child.exitCode !== null) {
+        console.error(`herald exited (${herald.child.exitCode}): ${herald.output()}`);
+        process.exit(1);
+      }
+      return (await fetch(`${base}/healthz`)).ok;
+    });
     const sinkCount = async () => (await (await fetch(`${sinkUrl}/stats`)).json()).count;
 
     await api(base, 'POST', '/v1/integrations', {
@@ -197,6 +217,7 @@ for (const n of sizes) {
   console.log(JSON.stringify(row));
 }
 console.table(rows);
+if (process.env.RESULT_JSON) writeFileSync(process.env.RESULT_JSON, `${JSON.stringify({ rows })}\n`);
 mkdirSync(resultsDir, { recursive: true });
 const when = new Date().toISOString();
 const file = path.join(resultsDir, `${when.slice(0, 10)}-fanout.csv`);

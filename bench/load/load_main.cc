@@ -5,6 +5,7 @@
 //   --mode trigger  Novu trigger bodies to Herald (Authorization: ApiKey K, expects 201)
 //   --mode raw      push-webhook bodies straight to the sink (optionally signed, expects 200)
 //   --mode engine   the raw mode's requests sent through Herald's own outbound HTTP engine
+//   --mode get      GET --url with no body (a server's no-op route, e.g. /healthz; expects 200)
 //                   (http/client.h: libcurl multi on its I/O thread, Herald's defaults), handed
 //                   to it from another thread as Herald's dispatcher does: --connections
 //                   requests submitted at a time, the engine's per-integration limit on the wire
@@ -105,8 +106,9 @@ class RequestBuilder {
   RequestBuilder(const Options& options, const Target& target)
       : options_(options),
         workflow_json_(DumpJson(Json(options.workflow))),
-        head_("POST " + target.path + " HTTP/1.1\r\nHost: " + target.host_header +
-              "\r\nContent-Type: application/json\r\n") {
+        head_((options.mode == "get" ? "GET " : "POST ") + target.path +
+              " HTTP/1.1\r\nHost: " + target.host_header + "\r\n" +
+              (options.mode == "get" ? "" : "Content-Type: application/json\r\n")) {
     if (options.mode == "trigger") head_ += "Authorization: ApiKey " + options.api_key + "\r\n";
   }
 
@@ -146,6 +148,11 @@ class RequestBuilder {
 
   // The whole HTTP/1.1 request `n`.
   void Build(std::uint64_t n, std::string* out) const {
+    if (options_.mode == "get") {
+      out->assign(head_);
+      *out += "\r\n";
+      return;
+    }
     const std::string body = Body(n);
     out->assign(head_);
     if (!options_.secret.empty()) *out += "X-Novu-Signature: " + Signature(body) + "\r\n";
@@ -491,8 +498,8 @@ std::uint32_t Percentile(std::vector<std::uint32_t>& sorted, double q) {
 int Main(int argc, char** argv) {
   Options o;
   CLI::App cli{"herald_bench_load: closed-loop HTTP/1.1 load generator for Herald benchmarks"};
-  cli.add_option("--mode", o.mode, "trigger | raw | engine")
-      ->check(CLI::IsMember({"trigger", "raw", "engine"}));
+  cli.add_option("--mode", o.mode, "trigger | raw | engine | get")
+      ->check(CLI::IsMember({"trigger", "raw", "engine", "get"}));
   cli.add_option("--url", o.url, "http://HOST:PORT/PATH")->required();
   cli.add_option("--api-key", o.api_key, "trigger mode: sent as Authorization: ApiKey <key>");
   cli.add_option("--workflow", o.workflow, "trigger mode: workflow id (the body's name)");
@@ -577,6 +584,7 @@ int Main(int argc, char** argv) {
       {"p50_us", Percentile(latencies, 0.50)},
       {"p90_us", Percentile(latencies, 0.90)},
       {"p99_us", Percentile(latencies, 0.99)},
+      {"p999_us", Percentile(latencies, 0.999)},
       {"max_us", latencies.empty() ? 0 : latencies.back()},
       {"mean_us", static_cast<std::int64_t>(mean)},
       {"status_counts", status_counts},

@@ -1,38 +1,77 @@
 #!/usr/bin/env node
-// Provider delivery benchmark on loopback: Herald, and beside it in the same run a reference
-// sender, delivering to each provider's loopback mock (src/providers/*/*_mock.mjs) over TLS.
+// Provider delivery benchmark on loopback. For Web Push, APNs and FCM, three rows each against a
+// mock that is not the bottleneck (herald_bench_h2mock: C++ on libnghttp2, cleartext h2c and
+// HTTP/1.1, a few µs of CPU per request; a fresh instance per row, MOCK_THREADS threads):
 //
-//   trigger (bulk, 100 events a request) ──▶ herald ──Web Push / APNs / FCM / Expo──▶ mock (this process)
-//   reference library (a child process)  ────────────────────────────────────▶ fresh mock
+//   Herald:    triggers (bulk, 100 events a request) ──▶ herald ──h2c / HTTP/1.1──▶ h2mock
+//   reference: the provider's Node library (a child process: reference.mjs) ──────▶ h2mock
+//   ceiling:   APNs, FCM: h2load (the transport ceiling: HTTP/2 requests of the same size and
+//              headers as Herald's, at the best -c/-m found) ─────────────────────▶ h2mock
+//              Web Push: `herald_bench_crypto --webpush-ceiling` on 2 threads, no network: only
+//              Herald's RFC 8291 encryption per message and the reused VAPID header
 //
-// For each provider: a fresh mock over TLS with a throw-away test CA; a fresh Herald (copied
-// build/herald, temporary data directory, loopback port) trusting that CA; the integration,
-// SUBSCRIBERS subscribers with one device token each, a workflow with one push step; MESSAGES
-// triggers (one message each). Measured from the first trigger sent until the mock has accepted
-// a push for every one of the MESSAGES triggers (read in-process from the mock's counters, no
-// Herald API in the loop): deliveries/s, the mock's connections opened and auth exchanges per
-// 1,000 messages (FCM: token exchanges; APNs: distinct provider JWTs; Web Push: distinct VAPID
-// JWTs; Expo: distinct access tokens), the requests the mock answered per 1,000 messages (Expo
-// carries up to 100 messages a request), Herald's CPU time per message (/proc/PID/task/*/stat).
-// Then the reference library sends the same MESSAGES pushes to a fresh instance of the same mock
-// (web-push for Web Push, @parse/node-apn for APNs, firebase-admin over HTTP/1.1 for FCM,
-// expo-server-sdk's chunkPushNotifications + sendPushNotificationsAsync at its own concurrency for
-// Expo; bench/providers/reference.mjs). Expo's receipts are not part of the run: Herald checks
-// them 15 minutes later, as Expo advises.
-// Prints a table and a JSON summary, appends one CSV row per sender to
-// bench/results/<UTC date>-providers.csv. Builds nothing; every step is bounded in time; every
-// process it starts is stopped and every temporary directory removed on exit.
+// The references: web-push (sendNotification, CONCURRENCY in flight), @parse/node-apn (h2c
+// through its `createConnection` option, one session multiplexing CONCURRENCY sends),
+// firebase-admin (sendEach, 500 a call; HTTP/1.1 through an https.Agent dialling the mock, or
+// FCM_TRANSPORT=h2 for its HTTP/2 path); see reference.mjs. Expo stays on its Node mock over TLS
+// (src/providers/expo/expo_mock.mjs) with expo-server-sdk, Herald and reference rows only.
+//
+// For each Herald row: a fresh Herald (copied BUILD_DIR/herald, temporary data directory,
+// loopback port), the integration pointing at the mock (APNs and FCM baseUrl http://127.0.0.1:PORT,
+// the FCM service account's token_uri http://127.0.0.1:PORT/token, Web Push subscriptions
+// http://127.0.0.1:PORT/wp/<k> with real P-256 keys), SUBSCRIBERS subscribers with one device
+// token each, a workflow with one push step, MESSAGES triggers (one message each; Web Push
+// triggers carry overrides.providers['web-push'].topic = n<i>). Measured from the first trigger
+// sent (or the reference's first send) until the mock has accepted a push for every message: the
+// mock keys pushes by body (APNs, FCM) or `topic` header (Web Push) and stamps the last new key.
+//
+// Columns: deliveries/s (MESSAGES ÷ that time; ceilings: h2load's requests ÷ its run time, the
+// crypto loop's messages/s); Herald ÷ reference and ÷ ceiling; connections per 1,000 messages
+// (connections that carried a push or token request); auth per 1,000 (APNs, Web Push: distinct
+// authorization headers; FCM: token exchanges; Expo: distinct access tokens); requests per 1,000;
+// CPU µs per message (Herald: all its threads, intake, store, planning, sending; reference: its
+// process; h2load and the crypto loop: theirs); the mock's CPU µs per request it answered
+// (/proc/PID/stat); duplicates (pushes accepted again for a key already accepted).
+//
+// Prints a table and the JSON summary, appends one CSV row per row to
+// RESULTS_DIR/<UTC date>-providers.csv (a day's file with other columns is left alone: the rows go
+// to <date>-providers-2.csv, ...). Builds nothing; every step is bounded in time; every process it
+// starts is stopped and every temporary directory removed on exit.
 //
 // Usage: node bench/providers/run.mjs [--messages N] [--subscribers S] [--concurrency C]
-//                                     [--providers web-push,apns,fcm,expo]
-// Env:   MESSAGES (20000) SUBSCRIBERS (100) CONCURRENCY (64: the reference's requests in flight,
-//        Herald's default per integration; expo-server-sdk keeps its own 6) PROVIDERS
-//        (web-push,apns,fcm,expo) BUILD_DIR (build) RESULTS_DIR (bench/results) REV (the
-//        checkout's short commit) WAIT_SECONDS (180: per sender, from the first trigger/send to
-//        the last delivery) MAX_SECONDS (1800: the whole run) RESULT_JSON (if set, the JSON
-//        summary is also written there)
+//            [--providers web-push,apns,fcm,expo] [--mock-threads T]
+// Env:   MESSAGES (20000) SUBSCRIBERS (100) CONCURRENCY (the references' requests in flight;
+//        default per library, its best here: 64 for web-push (of 64, 256), node-apn (of 64,
+//        128, 256, 1000; 2 sessions no better), firebase-admin's sockets (of 64, 256);
+//        expo-server-sdk keeps its own 6) PROVIDERS (web-push,apns,fcm,expo)
+//        MOCK_THREADS (1: leaves a core to the sender) FCM_TRANSPORT (http1 | h2)
+//        APNS_SESSIONS (1: node-apn Provider; >1: MultiProvider clientCount)
+//        H2LOAD_REQUESTS (200000) H2LOAD_CLIENTS (4) H2LOAD_STREAMS (100) CRYPTO_SECONDS (3)
+//        BUILD_DIR (build) RESULTS_DIR (bench/results) REV (the checkout's short commit)
+//        WAIT_SECONDS (120: per row, from the first trigger/send to the last delivery)
+//        MAX_SECONDS (900: the whole run) RESULT_JSON (if set, the JSON summary is written there)
+//
+// RESULT_JSON (and the JSON printed last), one object:
+//   {when, rev, cores, messages, subscribers, mock_threads, herald_binary: {path, built, sha256},
+//    load_average_before, load_average_after, rows: [ROW...]}
+//   ROW: {provider: 'web-push'|'apns'|'fcm'|'expo', sender: 'herald'|'reference'|'ceiling',
+//         library, transport (Herald's: what the mock saw its engine speak), concurrency, messages, delivered, complete, seconds,
+//         deliveries_per_s, ratio_to_reference (herald rows), ratio_to_ceiling (herald and
+//         reference rows; null for Expo), connections, connections_per_1k, auth, auth_per_1k,
+//         auth_kind, requests_per_1k, cpu_us_per_message, mock_cpu_us_per_request,
+//         mock_cpu_us_per_message, mock_busy (share of one core), duplicates,
+//         mock: {h2_connections, http1_connections, rejected, by_status, body_bytes_avg, ...},
+//         herald rows: cpu_by_thread {thread: µs/message}, triggers_acked, trigger_errors,
+//         trigger_seconds; reference rows: sent, failed, settings; ceiling rows: h2load {command,
+//         clients, streams, requests, succeeded, seconds} or crypto {threads, plaintext_bytes,
+//         ...}; problems (if any)}
+//   Fields that do not apply are null (e.g. a ceiling row's duplicates, connections, auth).
+//   providers: [{provider, label, herald: ROW, reference: ROW, ceiling: ROW + {name, per_s} | null}]:
+//   the same rows grouped by provider (what bench/run_all.mjs reads).
+//   Expo's mock_cpu_us_per_message is this process's CPU (the Node mock runs in it, with the
+//   polling and, in Herald's row, the triggers); its mock_cpu_us_per_request is null.
 import { spawn, execFileSync } from 'node:child_process';
-import { createHash, randomBytes, generateKeyPairSync } from 'node:crypto';
+import { createECDH, createHash, generateKeyPairSync, randomBytes, sign } from 'node:crypto';
 import {
   appendFileSync, copyFileSync, chmodSync, existsSync, mkdirSync, mkdtempSync, openSync, closeSync,
   readFileSync, readdirSync, rmSync, statSync, writeFileSync,
@@ -49,6 +88,7 @@ const API_KEY = 'bench-development-api-key-0001';
 const WORKFLOW = 'bench';
 const BUNDLE = 'com.example.herald.bench';
 const PROVIDERS = ['web-push', 'apns', 'fcm', 'expo'];
+const HOST = '127.0.0.1';
 
 // ------------------------------------------------------------------------------------ options
 function fail(msg) {
@@ -58,15 +98,26 @@ function fail(msg) {
 const opts = {
   messages: process.env.MESSAGES ?? '20000',
   subscribers: process.env.SUBSCRIBERS ?? '100',
-  concurrency: process.env.CONCURRENCY ?? '64',
+  concurrency: process.env.CONCURRENCY ?? '',
   providers: process.env.PROVIDERS ?? PROVIDERS.join(','),
-  waitSeconds: process.env.WAIT_SECONDS ?? '180',
-  maxSeconds: process.env.MAX_SECONDS ?? '1800',
+  mockThreads: process.env.MOCK_THREADS ?? '1',
+  waitSeconds: process.env.WAIT_SECONDS ?? '120',
+  maxSeconds: process.env.MAX_SECONDS ?? '900',
+  h2loadRequests: process.env.H2LOAD_REQUESTS ?? '200000',
+  h2loadClients: process.env.H2LOAD_CLIENTS ?? '4',
+  h2loadStreams: process.env.H2LOAD_STREAMS ?? '100',
+  cryptoSeconds: process.env.CRYPTO_SECONDS ?? '3',
+  apnsSessions: process.env.APNS_SESSIONS ?? '1',
 };
+const fcmTransport = process.env.FCM_TRANSPORT ?? 'http1';
+if (!['http1', 'h2'].includes(fcmTransport)) fail(`FCM_TRANSPORT must be http1 or h2, got '${fcmTransport}'`);
 const argv = process.argv.slice(2);
 for (let i = 0; i < argv.length; i++) {
   const flag = argv[i];
-  const key = { '--messages': 'messages', '--subscribers': 'subscribers', '--concurrency': 'concurrency', '--providers': 'providers' }[flag];
+  const key = {
+    '--messages': 'messages', '--subscribers': 'subscribers', '--concurrency': 'concurrency',
+    '--providers': 'providers', '--mock-threads': 'mockThreads',
+  }[flag];
   if (flag === '-h' || flag === '--help') {
     const text = readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').slice(1);
     process.stdout.write(`${text.slice(0, text.findIndex((l) => !l.startsWith('//')))
@@ -76,7 +127,8 @@ for (let i = 0; i < argv.length; i++) {
   if (!key || argv[i + 1] === undefined) fail(`unknown argument '${flag}' (see --help)`);
   opts[key] = argv[++i];
 }
-for (const k of ['messages', 'subscribers', 'concurrency', 'waitSeconds', 'maxSeconds']) {
+for (const k of ['messages', 'subscribers', 'mockThreads', 'waitSeconds', 'maxSeconds', 'h2loadRequests',
+  'h2loadClients', 'h2loadStreams', 'cryptoSeconds', 'apnsSessions', ...(opts.concurrency ? ['concurrency'] : [])]) {
   if (!/^[1-9][0-9]*$/.test(opts[k])) fail(`${k} must be a positive integer, got '${opts[k]}'`);
   opts[k] = Number(opts[k]);
 }
@@ -84,22 +136,29 @@ opts.providers = opts.providers.split(',').map((s) => s.trim()).filter(Boolean);
 for (const p of opts.providers) if (!PROVIDERS.includes(p)) fail(`unknown provider '${p}' (${PROVIDERS.join(', ')})`);
 const M = opts.messages;
 const S = Math.min(opts.subscribers, M);
+// The references' requests in flight: the best of what was tried on the 2-core box (bench/README.md).
+const REFERENCE_CONCURRENCY = { 'web-push': 64, apns: 64, fcm: 64, expo: 6 };
+const concurrencyOf = (provider) => (provider === 'expo' ? 6 : (opts.concurrency || REFERENCE_CONCURRENCY[provider]));
 const BUILD_DIR = path.resolve(ROOT, process.env.BUILD_DIR ?? 'build');
 const RESULTS_DIR = path.resolve(ROOT, process.env.RESULTS_DIR ?? 'bench/results');
 const HERALD_SRC = path.join(BUILD_DIR, 'herald');
-if (!existsSync(HERALD_SRC)) {
-  fail(`${HERALD_SRC} not found. Build first (from ${ROOT}):\n  cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release\n  cmake --build build --target herald`);
+const H2MOCK_SRC = path.join(BUILD_DIR, 'herald_bench_h2mock');
+const CRYPTO_SRC = path.join(BUILD_DIR, 'herald_bench_crypto');
+const usesH2Mock = opts.providers.some((p) => p !== 'expo');
+const build = `  cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DHERALD_BUILD_BENCH=ON\n  cmake --build build --target herald herald_bench_h2mock herald_bench_crypto`;
+for (const [file, needed] of [[HERALD_SRC, true], [H2MOCK_SRC, usesH2Mock], [CRYPTO_SRC, opts.providers.includes('web-push')]]) {
+  if (needed && !existsSync(file)) fail(`${file} not found. Build first (from ${ROOT}):\n${build}`);
 }
 if (!existsSync(path.join(ROOT, 'test/e2e/node_modules/web-push'))) {
-  fail('test/e2e/node_modules is missing: run scripts/install-deps.sh --test (or cd test/e2e && npm ci)');
+  fail('test/e2e/node_modules is missing: run scripts/install-deps.sh --bench (or cd test/e2e && npm ci)');
 }
-
-// The mocks and the test CA (imported after the checks: they load packages from test/e2e).
-const { makeTlsAuthority } = await import('../../test/e2e/tls_authority.mjs');
-const { startWebPushMock, makeVapidKeys } = await import('../../src/providers/web_push/web_push_mock.mjs');
-const { startApnsMock } = await import('../../src/providers/apns/apns_mock.mjs');
-const { startFcmMock } = await import('../../src/providers/fcm/fcm_mock.mjs');
-const { startExpoMock } = await import('../../src/providers/expo/expo_mock.mjs');
+let h2loadBin = null;
+if (opts.providers.includes('apns') || opts.providers.includes('fcm')) {
+  try {
+    h2loadBin = execFileSync('sh', ['-c', 'command -v h2load'], { stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim() || null;
+  } catch { /* not installed */ }
+  if (!h2loadBin) process.stderr.write('bench/providers: h2load not found (apt-get install nghttp2-client): no APNs/FCM ceiling rows\n');
+}
 
 // ------------------------------------------------------------------ processes and cleanup
 const TMP = mkdtempSync(path.join(os.tmpdir(), 'herald-bench-providers.'));
@@ -177,46 +236,50 @@ function freePort() {
   return new Promise((resolve, reject) => {
     const srv = net.createServer();
     srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => { const { port } = srv.address(); srv.close(() => resolve(port)); });
+    srv.listen(0, HOST, () => { const { port } = srv.address(); srv.close(() => resolve(port)); });
   });
 }
 
-// --------------------------------------------------------------------------------- Herald
-// A copy of the binary, taken once: the tree's build/herald may be relinked during the run.
-const HERALD_BIN = path.join(TMP, 'herald');
-let heraldBuiltAt = null;
-{
-  let copied = false;
-  for (let attempt = 0; attempt < 60 && !copied; attempt++) {
+/** A stable private copy of a build output (the tree's may be relinked during the run). */
+async function stableCopy(src, name) {
+  const dst = path.join(TMP, name);
+  for (let attempt = 0; attempt < 60; attempt++) {
     try {
-      const before = statSync(HERALD_SRC);
-      copyFileSync(HERALD_SRC, HERALD_BIN);
-      const after = statSync(HERALD_SRC);
-      copied = before.size === after.size && before.mtimeMs === after.mtimeMs && statSync(HERALD_BIN).size === after.size
-        && Date.now() - after.mtimeMs > 2_000;
-      heraldBuiltAt = after.mtime;
+      const before = statSync(src);
+      copyFileSync(src, dst);
+      const after = statSync(src);
+      if (before.size === after.size && before.mtimeMs === after.mtimeMs && statSync(dst).size === after.size
+        && Date.now() - after.mtimeMs > 2_000) {
+        chmodSync(dst, 0o755);
+        return { path: dst, built: after.mtime };
+      }
     } catch { /* being rebuilt */ }
-    if (!copied) await sleep(1_000);
+    await sleep(1_000);
   }
-  if (!copied) fail(`could not take a stable copy of ${HERALD_SRC} (is it being rebuilt?)`);
-  chmodSync(HERALD_BIN, 0o755);
+  fail(`could not take a stable copy of ${src} (is it being rebuilt?)`);
+  return null;
 }
+const heraldCopy = await stableCopy(HERALD_SRC, 'herald');
+const HERALD_BIN = heraldCopy.path;
+const H2MOCK_BIN = usesH2Mock ? (await stableCopy(H2MOCK_SRC, 'herald_bench_h2mock')).path : null;
+const CRYPTO_BIN = opts.providers.includes('web-push') ? (await stableCopy(CRYPTO_SRC, 'herald_bench_crypto')).path : null;
 // Which binary was measured (REV names the checkout, which may have moved on since the build).
 const BINARY = {
-  path: HERALD_SRC, built: heraldBuiltAt.toISOString().replace(/\.\d+Z$/, 'Z'),
+  path: HERALD_SRC, built: heraldCopy.built.toISOString().replace(/\.\d+Z$/, 'Z'),
   sha256: createHash('sha256').update(readFileSync(HERALD_BIN)).digest('hex').slice(0, 16),
 };
 
+// --------------------------------------------------------------------------------- Herald
 const keepAlive = new http.Agent({ keepAlive: true, maxSockets: 8 });
-/** One API call; resolves {status, json, text}. */
-function api(herald, method, urlPath, body) {
+/** One HTTP/1.1 request; resolves {status, json, text}. */
+function request(port, method, urlPath, body, { agent = keepAlive, headers = {}, timeout = 30_000 } = {}) {
   return new Promise((resolve, reject) => {
     const data = body === undefined ? undefined : (typeof body === 'string' ? body : JSON.stringify(body));
     const req = http.request({
-      host: '127.0.0.1', port: herald.port, path: urlPath, method, agent: keepAlive, timeout: 30_000,
+      host: HOST, port, path: urlPath, method, agent, timeout,
       headers: {
-        authorization: `ApiKey ${API_KEY}`,
-        ...(data !== undefined ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) } : {}),
+        ...headers,
+        ...(data !== undefined ? { 'content-type': headers['content-type'] ?? 'application/json', 'content-length': Buffer.byteLength(data) } : {}),
       },
     }, (res) => {
       const chunks = [];
@@ -233,6 +296,7 @@ function api(herald, method, urlPath, body) {
     req.end(data);
   });
 }
+const api = (herald, method, urlPath, body) => request(herald.port, method, urlPath, body, { headers: { authorization: `ApiKey ${API_KEY}` } });
 async function expectApi(herald, method, urlPath, body, status) {
   const res = await api(herald, method, urlPath, body);
   if (res.status !== status) throw new Error(`${method} ${urlPath} answered ${res.status}, expected ${status}: ${res.text.slice(0, 400)}`);
@@ -243,15 +307,15 @@ async function startHerald(caFile, label) {
   const env = {};
   for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('HERALD_')) env[k] = v;
   Object.assign(env, {
-    HERALD_DEVELOPMENT_API_KEY: API_KEY, HERALD_CA_FILE: caFile, HERALD_ALLOW_PRIVATE_TARGETS: '1',
-    HERALD_LOG_LEVEL: 'warn',
+    HERALD_DEVELOPMENT_API_KEY: API_KEY, HERALD_ALLOW_PRIVATE_TARGETS: '1', HERALD_LOG_LEVEL: 'warn',
+    ...(caFile ? { HERALD_CA_FILE: caFile } : {}),
   });
   for (let attempt = 1; attempt <= 3; attempt++) {
     const port = await freePort();
     const dataDir = mkdtempSync(path.join(TMP, `data-${label}-`));
     const logPath = path.join(TMP, `herald-${label}-${attempt}.log`);
     const log = openSync(logPath, 'w');
-    const child = spawn(HERALD_BIN, ['serve', '--listen', `127.0.0.1:${port}`, '--data', dataDir], {
+    const child = spawn(HERALD_BIN, ['serve', '--listen', `${HOST}:${port}`, '--data', dataDir], {
       env, stdio: ['ignore', log, log],
     });
     closeSync(log);
@@ -290,204 +354,254 @@ async function setupHerald(herald, integration, tokens) {
   }, 201);
 }
 
-// ---------------------------------------------------------------------------------- mocks
-// Each provider: how to start its mock, make credentials and device tokens, count connections
-// and auth exchanges, and read back the n of an accepted push (body "n=<n>").
+/**
+ * Sends the M triggers (100 events a bulk request, 4 requests in flight); returns a handle whose
+ * `done` promise resolves when every request has been answered.
+ */
+function trigger(herald, eventExtra) {
+  const BATCH = 100;
+  const batches = Math.ceil(M / BATCH);
+  let nextBatch = 0;
+  const t = { acked: 0, errors: 0, problems: [], finished: false, endAt: 0 };
+  t.done = Promise.all(Array.from({ length: 4 }, async () => {
+    for (;;) {
+      const b = nextBatch++;
+      if (b >= batches) return;
+      const events = [];
+      for (let i = b * BATCH; i < Math.min(M, (b + 1) * BATCH); i++) {
+        events.push({ name: WORKFLOW, to: `sub-${i % S}`, payload: { n: i }, ...eventExtra?.(i) });
+      }
+      try {
+        const res = await api(herald, 'POST', '/v1/events/trigger/bulk', { events });
+        const ok = res.status === 201 && Array.isArray(res.json?.data) ? res.json.data.filter((d) => d.status === 'processed').length : 0;
+        t.acked += ok;
+        t.errors += events.length - ok;
+        if (ok < events.length && t.problems.length < 3) t.problems.push(`${res.status} ${res.text.slice(0, 200)}`);
+      } catch (err) {
+        t.errors += events.length;
+        if (t.problems.length < 3) t.problems.push(err.message);
+      }
+    }
+  })).then(() => { t.finished = true; t.endAt = Date.now(); });
+  return t;
+}
+
+// ------------------------------------------------------------------------- the C++ mock
+async function startH2Mock() {
+  const child = spawn(H2MOCK_BIN, ['--listen', `${HOST}:0`, '--threads', String(opts.mockThreads),
+    '--max-seconds', String(opts.maxSeconds)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  children.add(child);
+  let stderr = '';
+  child.stderr.setEncoding('utf8');
+  child.stderr.on('data', (d) => { stderr = (stderr + d).slice(-2000); });
+  const port = await new Promise((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => reject(new Error('herald_bench_h2mock did not start within 10 s')), 10_000);
+    child.stdout.setEncoding('utf8');
+    child.stdout.on('data', (d) => {
+      out += d;
+      const m = out.match(/^listening (\d+)\n/);
+      if (m) { clearTimeout(timer); resolve(Number(m[1])); }
+    });
+    child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`herald_bench_h2mock exited (${code}): ${stderr}`)); });
+  });
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  const mock = {
+    kind: 'h2mock', child, pid: child.pid, port, origin: `http://${HOST}:${port}`,
+    /** GET /stats (JSON). */
+    async stats() {
+      const res = await request(port, 'GET', '/stats', undefined, { agent, timeout: 10_000 });
+      if (res.status !== 200 || !res.json) throw new Error(`mock /stats answered ${res.status}: ${res.text.slice(0, 200)}`);
+      return res.json;
+    },
+    close: async () => { agent.destroy(); await stopChild(child, 3_000); },
+  };
+  mocks.add(mock);
+  return mock;
+}
+
+/** The mock's counters between two /stats snapshots, as a row's fields. */
+function mockDelta(kind, s0, s1, ticks, messages) {
+  const d = (pick) => pick(s1) - pick(s0);
+  const requests = d((s) => s.requests);
+  const routeAccepted = d((s) => s.by_route[kind.route]);
+  const statuses = {};
+  for (const [code, n] of Object.entries(s1.by_status)) {
+    const v = n - (s0.by_status[code] ?? 0);
+    if (v) statuses[code] = v;
+  }
+  return {
+    delivered: d((s) => s.distinct_messages),
+    duplicates: d((s) => s.duplicates),
+    connections: d((s) => s.push_connections),
+    auth: kind.auth(s1) - kind.auth(s0),
+    requests,
+    mockCpuUsPerRequest: requests > 0 ? ticksToUs(ticks) / requests : null,
+    mockCpuUsPerMessage: ticksToUs(ticks) / messages,
+    mock: {
+      h2_connections: d((s) => s.h2_connections), http1_connections: d((s) => s.http1_connections),
+      accepted: d((s) => s.accepted), rejected: d((s) => s.rejected), by_status: statuses,
+      body_bytes_avg: routeAccepted > 0 ? Math.round(d((s) => s.body_bytes[kind.route]) / routeAccepted) : null,
+      token_requests: d((s) => s.by_route.token), rst_stream_received: d((s) => s.rst_stream_received),
+      goaway_received: d((s) => s.goaway_received), protocol_errors: d((s) => s.protocol_errors),
+    },
+  };
+}
+
+/** What the sender spoke, as the mock saw it (Herald's engine decides; the token endpoint aside). */
+function transportOf(m) {
+  const http1 = m.http1_connections - Math.min(m.http1_connections, m.token_requests);
+  if (m.h2_connections > 0 && http1 === 0) return 'h2c';
+  if (m.h2_connections === 0) return 'HTTP/1.1';
+  return `h2c + HTTP/1.1 (${m.h2_connections} + ${http1} connections)`;
+}
+
+// ---------------------------------------------------------------------------------- kinds
+/** A P-256 key pair as raw base64url (65-byte uncompressed public point, 32-byte scalar). */
+function p256Raw() {
+  const ecdh = createECDH('prime256v1');
+  ecdh.generateKeys();
+  const priv = ecdh.getPrivateKey();
+  return {
+    publicKey: ecdh.getPublicKey().toString('base64url'),
+    privateKey: Buffer.concat([Buffer.alloc(32 - priv.length), priv]).toString('base64url'),
+  };
+}
+
+// Each provider: the mock's route, how to make credentials and device tokens for a mock, what
+// counts as auth, and what the ceiling row runs.
 const kinds = {
   'web-push': {
-    title: 'Web Push',
-    authKind: 'distinct VAPID JWTs',
-    start: (pki) => startWebPushMock({ tls: pki.server }),
+    title: 'Web Push', route: 'webpush', authKind: 'distinct VAPID headers',
     setup(mock) {
-      const vapid = makeVapidKeys();
+      const vapid = p256Raw();
       const subject = 'mailto:bench@example.com';
-      const tokens = Array.from({ length: S }, () => JSON.stringify(mock.newSubscription({ vapidPublicKey: vapid.publicKey }).subscription));
+      const tokens = Array.from({ length: S }, (_, k) => JSON.stringify({
+        endpoint: `${mock.origin}/wp/${k}`,
+        keys: { p256dh: p256Raw().publicKey, auth: randomBytes(16).toString('base64url') },
+      }));
       return {
         tokens,
         integration: { providerId: 'web-push', credentials: { apiKey: vapid.publicKey, secretKey: vapid.privateKey, from: subject } },
         job: { vapid: { subject, publicKey: vapid.publicKey, privateKey: vapid.privateKey } },
       };
     },
-    auth: (mock) => mock.jwts.length,
-    nOf: (r) => bodyN(r.plaintext && JSON.parse(r.plaintext.toString('utf8')).body),
+    // The mock's key for duplicates: a topic per message.
+    eventExtra: (i) => ({ overrides: { providers: { 'web-push': { topic: `n${i}` } } } }),
+    auth: (s) => s.distinct_auth,
   },
   apns: {
-    title: 'APNs',
-    authKind: 'distinct provider JWTs',
-    start: (pki) => startApnsMock({ tls: pki.server }),
+    title: 'APNs', route: 'apns', authKind: 'distinct provider JWTs',
     setup(mock) {
-      const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+      const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
       const privateKeyPem = privateKey.export({ type: 'pkcs8', format: 'pem' });
       const keyId = 'BENCHKEY01';
       const teamId = 'BENCHTEAM1';
-      mock.addKey({ keyId, teamId, publicKeyPem: publicKey.export({ type: 'spki', format: 'pem' }) });
       return {
         tokens: Array.from({ length: S }, () => randomBytes(32).toString('hex')),
         integration: {
           providerId: 'apns',
           credentials: { secretKey: privateKeyPem, apiKey: keyId, projectName: teamId, applicationId: BUNDLE, baseUrl: mock.origin },
         },
-        job: { apns: { privateKeyPem, keyId, teamId, topic: BUNDLE } },
+        job: { apns: { privateKeyPem, keyId, teamId, topic: BUNDLE, clients: opts.apnsSessions } },
       };
     },
-    auth: (mock) => mock.jwts.length,
-    nOf: (r) => bodyN(r.payload?.aps?.alert?.body),
+    auth: (s) => s.distinct_auth,
   },
   fcm: {
-    title: 'FCM',
-    authKind: 'token exchanges',
-    start: (pki) => startFcmMock({ tls: pki.server }),
+    title: 'FCM', route: 'fcm', authKind: 'token exchanges',
     setup(mock) {
-      const account = mock.makeServiceAccount({ projectId: 'herald-bench' });
+      const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+      const account = JSON.stringify({
+        type: 'service_account', project_id: 'herald-bench', private_key_id: randomBytes(20).toString('hex'),
+        private_key: privateKey.export({ type: 'pkcs8', format: 'pem' }),
+        client_email: 'bench@herald-bench.iam.gserviceaccount.com', client_id: '1',
+        token_uri: `${mock.origin}/token`,
+      });
       return {
         tokens: Array.from({ length: S }, (_, k) => `bench-${k}:${randomBytes(40).toString('base64url')}`),
-        integration: { providerId: 'fcm', credentials: { serviceAccount: account.json, baseUrl: mock.origin } },
-        job: { fcm: { serviceAccount: account.json } },
+        integration: { providerId: 'fcm', credentials: { serviceAccount: account, baseUrl: mock.origin } },
+        job: { fcm: { serviceAccount: account, transport: fcmTransport } },
       };
     },
-    auth: (mock) => mock.exchanges,
-    nOf: (r) => (r.validateOnly ? -1 : bodyN(r.message?.notification?.body)),
-  },
-  expo: {
-    title: 'Expo',
-    authKind: 'distinct access tokens',
-    start: (pki) => startExpoMock({ tls: pki.server }),
-    setup(mock) {
-      const accessToken = `bench-expo-${randomBytes(16).toString('hex')}`;
-      mock.requireAccessToken(accessToken);
-      return {
-        tokens: Array.from({ length: S }, (_, k) => `ExponentPushToken[bench-${k}-${randomBytes(8).toString('hex')}]`),
-        integration: { providerId: 'expo', credentials: { apiKey: accessToken, baseUrl: mock.origin } },
-        job: { expo: { accessToken } },
-      };
-    },
-    auth: (mock) => new Set(mock.sends.map((r) => r.accessToken)).size,
-    nOf: (r) => (r.ticket?.status === 'ok' ? bodyN(r.message?.body) : -1),
+    auth: (s) => s.by_route.token,
   },
 };
-// How many duplicate deliveries are described in the JSON summary (which copy, on which
-// connection, when): DUPLICATE_SAMPLES, default 5.
-const MAX_DUPLICATE_SAMPLES = Number(process.env.DUPLICATE_SAMPLES ?? 5);
-function bodyN(body) {
-  if (typeof body !== 'string' || !body.startsWith('n=')) return -1;
-  const n = Number(body.slice(2));
-  return Number.isInteger(n) && n >= 0 && n < M ? n : -1;
-}
 
-/**
- * Watches the mock's HTTP/2 sessions: how many opened, and the errors they reported. (A session
- * that nghttp2 ends with GOAWAY for too many RST_STREAMs reports nothing to Node, not even
- * 'close' while the client keeps the socket: those are counted by the replies they lost, see
- * tracker().)
- */
-function watchSessions(mock) {
-  const w = { sessions: 0, errors: {} };
-  mock.server.on('session', (s) => {
-    w.sessions += 1;
-    s.on('error', (e) => { const c = e?.code ?? 'error'; w.errors[c] = (w.errors[c] ?? 0) + 1; });
-  });
-  return w;
-}
-
-/**
- * Tracks which of the M messages the mock has accepted, reading only the entries added since
- * the last call. done when all M have arrived; lastAt = the mock's stamp of the one that
- * completed the set. A duplicate is a push the mock accepted again: the sender did not get the
- * first answer (the connection it came on was ended before the reply went out, e.g. by the
- * mock's GOAWAY) and sent it again; lostReplyConnections = the connections of those first copies.
- */
-function tracker(mock, nOf) {
-  const seen = new Int32Array(M); // 1 + index in mock.received of the first copy, 0 = not yet
-  let index = 0;
-  const t = { distinct: 0, duplicates: 0, foreign: 0, lastAt: 0, firstAt: 0, duplicateSamples: [], lostReplyConnections: new Set() };
-  t.update = () => {
-    const rec = mock.received;
-    for (; index < rec.length; index++) {
-      const r = rec[index];
-      const n = nOf(r);
-      if (n < 0) { t.foreign += 1; continue; }
-      if (seen[n]) {
-        t.duplicates += 1;
-        const first = rec[seen[n] - 1];
-        t.lostReplyConnections.add(first.connection);
-        if (t.duplicateSamples.length < MAX_DUPLICATE_SAMPLES) {
-          t.duplicateSamples.push({ n, first: { connection: first.connection, at: first.at }, again: { connection: r.connection, at: r.at } });
-        }
-        continue;
-      }
-      seen[n] = index + 1;
-      t.distinct += 1;
-      if (!t.firstAt) t.firstAt = r.at;
-      if (t.distinct === M) t.lastAt = r.at;
+// ----------------------------------------------------------------------- reference child
+/** Starts reference.mjs on a job; resolves once it is ready, with go() and done(ms). */
+async function startReference(job) {
+  const jobPath = path.join(TMP, `job-${job.provider}.json`);
+  writeFileSync(jobPath, JSON.stringify(job));
+  const child = spawn(process.execPath, [path.join(HERE, 'reference.mjs'), jobPath], { stdio: ['pipe', 'pipe', 'pipe'] });
+  children.add(child);
+  let stderr = '';
+  child.stderr.setEncoding('utf8');
+  child.stderr.on('data', (d) => { stderr = (stderr + d).slice(-2000); });
+  const events = [];
+  let waiting = null;
+  let buf = '';
+  child.stdout.setEncoding('utf8');
+  child.stdout.on('data', (d) => {
+    buf += d;
+    let nl;
+    while ((nl = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, nl);
+      buf = buf.slice(nl + 1);
+      try { events.push(JSON.parse(line)); } catch { stderr += `\n${line}`; }
+      waiting?.();
     }
-    return t.distinct === M;
+  });
+  child.on('exit', () => waiting?.());
+  const nextEvent = async (name, ms) => {
+    const until = Date.now() + ms;
+    for (;;) {
+      const e = events.find((x) => x.event === name);
+      if (e) return e;
+      if (child.exitCode !== null || Date.now() > until) throw new Error(`reference sender: no '${name}' (${stderr.slice(-800)})`);
+      await new Promise((r) => { waiting = r; setTimeout(r, 100); });
+      waiting = null;
+    }
   };
-  return t;
+  const ready = await nextEvent('ready', 30_000);
+  return {
+    child, ready, pid: child.pid,
+    go: () => child.stdin.write('go\n'),
+    isDone: () => events.some((e) => e.event === 'done'),
+    done: (ms) => nextEvent('done', ms),
+  };
 }
 
-// ----------------------------------------------------------------------------- one sender
-async function measureHerald(provider, pki) {
+// ------------------------------------------------------------------------- rows: h2mock
+async function measureHerald(provider) {
   const kind = kinds[provider];
-  const mock = await kind.start(pki);
-  mocks.add(mock);
-  const sessions = watchSessions(mock);
+  const mock = await startH2Mock();
   let herald;
   try {
     const setup = kind.setup(mock);
-    herald = await startHerald(pki.ca.certPath, provider);
+    herald = await startHerald(null, provider);
     await setupHerald(herald, setup.integration, setup.tokens);
-    const track = tracker(mock, kind.nOf);
-    const conn0 = mock.connections;
-    const auth0 = kind.auth(mock);
+    const s0 = await mock.stats();
+    const mockTicks0 = processTicks(mock.pid);
     const cpu0 = cpuByThread(herald.pid);
-    const self0 = process.cpuUsage();
-
-    // Triggers: M events, 100 per bulk request, 4 requests in flight.
-    const BATCH = 100;
-    const batches = Math.ceil(M / BATCH);
-    let nextBatch = 0;
-    let acked = 0;
-    let triggerErrors = 0;
-    const triggerProblems = [];
     const startAt = Date.now();
-    const triggering = Promise.all(Array.from({ length: 4 }, async () => {
-      for (;;) {
-        const b = nextBatch++;
-        if (b >= batches) return;
-        const events = [];
-        for (let i = b * BATCH; i < Math.min(M, (b + 1) * BATCH); i++) {
-          events.push({ name: WORKFLOW, to: `sub-${i % S}`, payload: { n: i } });
-        }
-        try {
-          const res = await api(herald, 'POST', '/v1/events/trigger/bulk', { events });
-          const ok = res.status === 201 && Array.isArray(res.json?.data) ? res.json.data.filter((d) => d.status === 'processed').length : 0;
-          acked += ok;
-          triggerErrors += events.length - ok;
-          if (ok < events.length && triggerProblems.length < 3) triggerProblems.push(`${res.status} ${res.text.slice(0, 200)}`);
-        } catch (err) {
-          triggerErrors += events.length;
-          if (triggerProblems.length < 3) triggerProblems.push(err.message);
-        }
-      }
-    }));
-    let triggersDone = false;
-    let triggerEndAt = 0;
-    triggering.then(() => { triggersDone = true; triggerEndAt = Date.now(); });
-
+    const t = trigger(herald, kind.eventExtra);
     const deadline = startAt + opts.waitSeconds * 1000;
     let complete = false;
+    let s = s0;
     while (Date.now() < deadline) {
-      if (track.update()) { complete = true; break; }
+      s = await mock.stats();
+      if (s.distinct_messages - s0.distinct_messages >= M) { complete = true; break; }
       if (herald.child.exitCode !== null) break;
-      if (triggersDone && acked === 0) break;
-      await sleep(20);
+      if (t.finished && t.acked === 0) break;
+      await sleep(25);
     }
     const cpu1 = cpuByThread(herald.pid);
-    const self1 = process.cpuUsage(self0);
+    const mockTicks1 = processTicks(mock.pid);
     const measuredEnd = Date.now();
-    await triggering;
+    await t.done;
     await sleep(300); // late duplicates, if any
-    track.update();
+    const s1 = await mock.stats();
     const byThread = {};
     for (const [name, ticks] of Object.entries(cpu1)) {
       const used = ticks - (cpu0[name] ?? 0);
@@ -496,23 +610,18 @@ async function measureHerald(provider, pki) {
     let diagnosis;
     if (!complete) {
       const res = await api(herald, 'GET', '/v1/messages?limit=5').catch((e) => ({ text: e.message }));
-      diagnosis = `herald: ${readFileSync(herald.logPath, 'utf8').slice(-400)} messages: ${res.text?.slice(0, 600)}`;
+      diagnosis = `herald: ${readFileSync(herald.logPath, 'utf8').slice(-400)} messages: ${res.text?.slice(0, 600)} mock: ${JSON.stringify(s1).slice(0, 600)}`;
     }
-    const endAt = complete ? track.lastAt : measuredEnd;
+    const endAt = complete ? s.distinct_last_at_us / 1000 : measuredEnd;
+    const delta = mockDelta(kind, s0, s1, mockTicks1 - mockTicks0, M);
     return {
-      provider, sender: 'herald', library: `herald ${REV}`,
-      seconds: (endAt - startAt) / 1000,
-      delivered: track.distinct, duplicates: track.duplicates, complete,
-      connections: mock.connections - conn0, auth: kind.auth(mock) - auth0,
+      provider, sender: 'herald', library: `herald ${REV}`, transport: transportOf(delta.mock),
+      concurrency: null, seconds: (endAt - startAt) / 1000, complete, ...delta,
+      mockBusy: ticksToUs(mockTicks1 - mockTicks0) / 1e6 / ((measuredEnd - startAt) / 1000),
       cpuUs: ticksToUs(sumTicks(cpu1) - sumTicks(cpu0)) / M,
       cpuByThread: Object.fromEntries(Object.entries(byThread).sort((a, b) => b[1] - a[1])),
-      mockCpuUs: (self1.user + self1.system) / M, mockWallSeconds: (measuredEnd - startAt) / 1000,
-      mockCpuSeconds: (self1.user + self1.system) / 1e6,
-      requests: mock.requests.length, sessionErrors: sessions.errors, h2Sessions: sessions.sessions,
-      lostReplyConnections: track.lostReplyConnections.size,
-      duplicateSamples: track.duplicateSamples.map((d) => ({ ...d, first: { ...d.first, at: d.first.at - startAt }, again: { ...d.again, at: d.again.at - startAt } })),
-      triggersAcked: acked, triggerErrors, triggerSeconds: triggerEndAt ? (triggerEndAt - startAt) / 1000 : null,
-      problems: triggerProblems, diagnosis,
+      triggersAcked: t.acked, triggerErrors: t.errors, triggerSeconds: t.endAt ? (t.endAt - startAt) / 1000 : null,
+      problems: t.problems, diagnosis,
     };
   } finally {
     if (herald) {
@@ -523,196 +632,421 @@ async function measureHerald(provider, pki) {
   }
 }
 
-async function measureReference(provider, pki) {
+async function measureReference(provider) {
   const kind = kinds[provider];
-  const mock = await kind.start(pki);
-  mocks.add(mock);
-  const sessions = watchSessions(mock);
-  let child;
+  const mock = await startH2Mock();
+  let ref;
   try {
     const setup = kind.setup(mock);
-    const jobPath = path.join(TMP, `job-${provider}.json`);
-    writeFileSync(jobPath, JSON.stringify({
-      provider, origin: mock.origin, port: mock.port, caFile: pki.ca.certPath, messages: M, concurrency: opts.concurrency,
+    ref = await startReference({
+      provider, host: HOST, port: mock.port, origin: mock.origin, messages: M, concurrency: concurrencyOf(provider),
       subscribers: setup.tokens.map((token, k) => ({ subscriberId: `sub-${k}`, token })), ...setup.job,
-    }));
-    child = spawn(process.execPath, [path.join(HERE, 'reference.mjs'), jobPath], { stdio: ['pipe', 'pipe', 'pipe'] });
-    children.add(child);
-    let stderr = '';
-    child.stderr.setEncoding('utf8');
-    child.stderr.on('data', (d) => { stderr = (stderr + d).slice(-2000); });
-    const events = [];
-    let waiting = null;
-    let buf = '';
-    child.stdout.setEncoding('utf8');
-    child.stdout.on('data', (d) => {
-      buf += d;
-      let nl;
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
-        try { events.push(JSON.parse(line)); } catch { stderr += `\n${line}`; }
-        waiting?.();
-      }
     });
-    child.on('exit', () => waiting?.());
-    const nextEvent = async (name, ms) => {
-      const until = Date.now() + ms;
-      for (;;) {
-        const e = events.find((x) => x.event === name);
-        if (e) return e;
-        if (child.exitCode !== null || Date.now() > until) throw new Error(`reference sender: no '${name}' (${stderr.slice(-800)})`);
-        await new Promise((r) => { waiting = r; setTimeout(r, 100); });
-        waiting = null;
-      }
-    };
-    const ready = await nextEvent('ready', 30_000);
-
-    const track = tracker(mock, kind.nOf);
-    const conn0 = mock.connections;
-    const auth0 = kind.auth(mock);
-    const ticks0 = processTicks(child.pid);
-    const self0 = process.cpuUsage();
+    const s0 = await mock.stats();
+    const mockTicks0 = processTicks(mock.pid);
+    const ticks0 = processTicks(ref.pid);
     const goAt = Date.now();
-    child.stdin.write('go\n');
+    ref.go();
     const deadline = goAt + opts.waitSeconds * 1000;
     let complete = false;
     let doneAt = 0;
     let ticks1 = NaN;
+    let s = s0;
     while (Date.now() < deadline) {
-      if (track.update()) { complete = true; break; }
-      if (events.some((e) => e.event === 'done')) {
+      s = await mock.stats();
+      if (s.distinct_messages - s0.distinct_messages >= M) { complete = true; break; }
+      if (ref.isDone()) {
         doneAt ||= Date.now();
-        if (Number.isNaN(ticks1)) ticks1 = processTicks(child.pid);
+        if (Number.isNaN(ticks1)) ticks1 = processTicks(ref.pid);
         if (Date.now() - doneAt > 2_000) break; // everything answered; nothing more is coming
       }
-      if (child.exitCode !== null && !doneAt) break;
-      await sleep(20);
+      if (ref.child.exitCode !== null && !doneAt) break;
+      await sleep(25);
     }
-    const self1 = process.cpuUsage(self0);
+    const mockTicks1 = processTicks(mock.pid);
     const measuredEnd = Date.now();
-    const done = await nextEvent('done', Math.max(5_000, deadline - Date.now()));
-    if (Number.isNaN(ticks1)) ticks1 = processTicks(child.pid);
-    track.update();
-    const startAt = done.startAt;
-    const endAt = complete ? track.lastAt : measuredEnd;
+    const done = await ref.done(Math.max(5_000, deadline - Date.now()));
+    if (Number.isNaN(ticks1)) ticks1 = processTicks(ref.pid);
+    const s1 = await mock.stats();
+    const endAt = complete ? s.distinct_last_at_us / 1000 : measuredEnd;
     return {
-      provider, sender: 'reference', library: ready.library,
-      seconds: (endAt - startAt) / 1000,
-      delivered: track.distinct, duplicates: track.duplicates, complete,
-      connections: mock.connections - conn0, auth: kind.auth(mock) - auth0,
+      provider, sender: 'reference', library: ref.ready.library, transport: ref.ready.settings?.transport ?? null,
+      concurrency: concurrencyOf(provider), settings: ref.ready.settings,
+      seconds: (endAt - done.startAt) / 1000, complete,
+      ...mockDelta(kind, s0, s1, mockTicks1 - mockTicks0, M),
+      mockBusy: ticksToUs(mockTicks1 - mockTicks0) / 1e6 / ((measuredEnd - goAt) / 1000),
       cpuUs: Number.isNaN(ticks1) ? done.cpuUs / M : ticksToUs(ticks1 - ticks0) / M,
-      selfReportedCpuUs: done.cpuUs / M,
-      mockCpuUs: (self1.user + self1.system) / M, mockWallSeconds: (measuredEnd - goAt) / 1000,
-      mockCpuSeconds: (self1.user + self1.system) / 1e6,
-      requests: mock.requests.length, sessionErrors: sessions.errors, h2Sessions: sessions.sessions,
-      lostReplyConnections: track.lostReplyConnections.size,
       sent: done.sent, failed: done.failed, problems: done.errors,
     };
   } finally {
-    if (child) await stopChild(child, 5_000);
+    if (ref) await stopChild(ref.child, 5_000);
     await closeMock(mock);
   }
 }
 
+/** Runs a command under bash; resolves {code, stdout, cpuUs: the command's user + system time}. */
+function runTimed(argv0, args, timeoutMs) {
+  return new Promise((resolve) => {
+    // `times` prints the shell's and then its children's user and system time.
+    const child = spawn('bash', ['-c', '"$@"; rc=$?; times; exit $rc', 'bench', argv0, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    children.add(child);
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8');
+    child.stderr.setEncoding('utf8');
+    child.stdout.on('data', (d) => { stdout += d; });
+    child.stderr.on('data', (d) => { stderr = (stderr + d).slice(-2000); });
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      children.delete(child);
+      const t = [...stdout.matchAll(/(\d+)m([\d.]+)s (\d+)m([\d.]+)s/g)].at(-1);
+      const cpuUs = t ? ((Number(t[1]) * 60 + Number(t[2])) + (Number(t[3]) * 60 + Number(t[4]))) * 1e6 : NaN;
+      resolve({ code, stdout, stderr, cpuUs });
+    });
+  });
+}
+
+/** A JSON object of exactly `size` bytes (at least the prefix's), ending in a padding member. */
+function jsonOfSize(prefix, size) {
+  const base = `${prefix},"pad":""}`;
+  return base.length >= size ? `${prefix}}` : `${prefix},"pad":"${'x'.repeat(size - base.length)}"}`;
+}
+
+/** The transport ceiling: h2load's APNs- or FCM-shaped requests (Herald's body size) at the mock. */
+async function measureH2load(provider, heraldRow) {
+  const kind = kinds[provider];
+  const mock = await startH2Mock();
+  try {
+    const n = opts.h2loadRequests;
+    const size = heraldRow?.mock?.body_bytes_avg ?? (provider === 'apns' ? 120 : 190);
+    const bodyPath = path.join(TMP, `h2load-${provider}.json`);
+    let urlPath;
+    let headers;
+    if (provider === 'apns') {
+      const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+      const input = `${Buffer.from('{"alg":"ES256","kid":"BENCHKEY01"}').toString('base64url')}.${Buffer.from(JSON.stringify({ iss: 'BENCHTEAM1', iat: Math.floor(Date.now() / 1000) })).toString('base64url')}`;
+      const jwt = `${input}.${sign('sha256', Buffer.from(input), { key: privateKey, dsaEncoding: 'ieee-p1363' }).toString('base64url')}`;
+      writeFileSync(bodyPath, jsonOfSize('{"aps":{"alert":{"title":"Hi sub-1","body":"n=12345"}}', size));
+      urlPath = `/3/device/${randomBytes(32).toString('hex')}`;
+      headers = [`authorization: bearer ${jwt}`, `apns-topic: ${BUNDLE}`, 'apns-push-type: alert',
+        'content-type: application/json', 'apns-id: 00000000-0000-0000-0000-65f000012345'];
+    } else {
+      const res = await request(mock.port, 'POST', '/token',
+        'grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer&assertion=h2load.assertion.x',
+        { headers: { 'content-type': 'application/x-www-form-urlencoded' }, agent: false, timeout: 10_000 });
+      if (res.status !== 200) throw new Error(`mock /token answered ${res.status}`);
+      writeFileSync(bodyPath, jsonOfSize(`{"message":{"token":"bench-1:${randomBytes(40).toString('base64url')}","notification":{"title":"Hi sub-1","body":"n=12345"}}`, size));
+      urlPath = '/v1/projects/herald-bench/messages:send';
+      headers = [`authorization: Bearer ${res.json.access_token}`, 'content-type: application/json'];
+    }
+    const args = ['-n', String(n), '-c', String(opts.h2loadClients), '-m', String(opts.h2loadStreams), '-t', '1',
+      ...headers.flatMap((h) => ['-H', h]), '-d', bodyPath, `${mock.origin}${urlPath}`];
+    const s0 = await mock.stats();
+    const mockTicks0 = processTicks(mock.pid);
+    const run = await runTimed(h2loadBin, args, 120_000);
+    const mockTicks1 = processTicks(mock.pid);
+    const s1 = await mock.stats();
+    const fin = run.stdout.match(/finished in ([\d.]+)(ms|s), ([\d.]+) req\/s/);
+    const req = run.stdout.match(/requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed/);
+    const seconds = fin ? Number(fin[1]) / (fin[2] === 'ms' ? 1000 : 1) : 0;
+    const succeeded = req ? Number(req[4]) : 0;
+    const delta = mockDelta(kind, s0, s1, mockTicks1 - mockTicks0, n);
+    return {
+      provider, sender: 'ceiling', library: `h2load ${execFileSync(h2loadBin, ['--version']).toString().match(/nghttp2\/([\d.]+)/)?.[1] ?? ''}`.trim(),
+      transport: 'h2c', concurrency: opts.h2loadClients * opts.h2loadStreams,
+      seconds, complete: run.code === 0 && succeeded === n, deliveriesPerSOverride: seconds > 0 ? succeeded / seconds : 0,
+      delivered: succeeded, duplicates: null, connections: null, auth: null, requests: delta.requests,
+      mockCpuUsPerRequest: delta.mockCpuUsPerRequest, mockCpuUsPerMessage: delta.mockCpuUsPerRequest, mock: delta.mock,
+      mockBusy: seconds > 0 ? ticksToUs(mockTicks1 - mockTicks0) / 1e6 / seconds : null,
+      cpuUs: run.cpuUs / n,
+      h2load: { command: `h2load ${args.map((a) => (/[\s']/.test(a) ? `'${a}'` : a)).join(' ').replace(/bearer [\w.-]+/i, 'bearer <JWT>')}`, clients: opts.h2loadClients, streams: opts.h2loadStreams, requests: n, succeeded, seconds, body_bytes: size },
+      problems: run.code === 0 && succeeded === n ? [] : [`h2load exit ${run.code}: ${run.stdout.slice(-400)} ${run.stderr.slice(-300)}`],
+    };
+  } finally {
+    await closeMock(mock);
+  }
+}
+
+/** The Web Push crypto ceiling: Herald's RFC 8291 encryption + the reused VAPID header, 2 threads. */
+async function measureCrypto(heraldRow) {
+  const body = heraldRow?.mock?.body_bytes_avg;
+  const plaintext = body ? Math.max(0, body - 103) : 160; // 86-byte header, 0x02 delimiter, 16-byte tag
+  const args = ['--webpush-ceiling', '--threads', '2', '--seconds', String(opts.cryptoSeconds), '--plaintext-bytes', String(plaintext)];
+  const run = await runTimed(CRYPTO_BIN, args, (opts.cryptoSeconds + 30) * 1000);
+  let out = null;
+  try { out = JSON.parse(run.stdout.split('\n').find((l) => l.startsWith('{')) ?? 'null'); } catch { /* below */ }
+  return {
+    provider: 'web-push', sender: 'ceiling', library: 'herald_bench_crypto --webpush-ceiling', transport: null,
+    concurrency: out?.threads ?? 2, seconds: out?.seconds ?? 0, complete: run.code === 0 && !!out,
+    deliveriesPerSOverride: out?.messages_per_s ?? 0, delivered: out?.messages ?? 0,
+    duplicates: null, connections: null, auth: null, requests: null,
+    mockCpuUsPerRequest: null, mockCpuUsPerMessage: null, mockBusy: null,
+    cpuUs: out?.cpu_us_per_message ?? NaN,
+    crypto: out ? { ...out, command: `herald_bench_crypto ${args.join(' ')}` } : null,
+    problems: run.code === 0 && out ? [] : [`herald_bench_crypto exit ${run.code}: ${run.stderr.slice(-300)}`],
+  };
+}
+
+// ------------------------------------------------------------------ Expo (its Node mock)
+let pki = null;
+const expoKind = {
+  title: 'Expo', authKind: 'distinct access tokens',
+  nOf: (r) => (r.ticket?.status === 'ok' ? bodyN(r.message?.body) : -1),
+};
+function bodyN(body) {
+  if (typeof body !== 'string' || !body.startsWith('n=')) return -1;
+  const n = Number(body.slice(2));
+  return Number.isInteger(n) && n >= 0 && n < M ? n : -1;
+}
+async function startExpo() {
+  const { startExpoMock } = await import('../../src/providers/expo/expo_mock.mjs');
+  const mock = await startExpoMock({ tls: pki.server });
+  mocks.add(mock);
+  const accessToken = `bench-expo-${randomBytes(16).toString('hex')}`;
+  mock.requireAccessToken(accessToken);
+  return {
+    mock, accessToken,
+    tokens: Array.from({ length: S }, (_, k) => `ExponentPushToken[bench-${k}-${randomBytes(8).toString('hex')}]`),
+    auth: () => new Set(mock.sends.map((r) => r.accessToken)).size,
+  };
+}
+/** Which of the M messages the Expo mock has accepted (in-process), and duplicates. */
+function expoTracker(mock) {
+  const seen = new Uint8Array(M);
+  let index = 0;
+  const t = { distinct: 0, duplicates: 0, lastAt: 0 };
+  t.update = () => {
+    const rec = mock.received;
+    for (; index < rec.length; index++) {
+      const n = expoKind.nOf(rec[index]);
+      if (n < 0) continue;
+      if (seen[n]) { t.duplicates += 1; continue; }
+      seen[n] = 1;
+      t.distinct += 1;
+      if (t.distinct === M) t.lastAt = rec[index].at;
+    }
+    return t.distinct === M;
+  };
+  return t;
+}
+async function measureExpo(sender) {
+  const e = await startExpo();
+  let herald;
+  let ref;
+  try {
+    const track = expoTracker(e.mock);
+    const conn0 = e.mock.connections;
+    const auth0 = e.auth();
+    const req0 = e.mock.requests.length;
+    let startAt;
+    let t;
+    let cpu0;
+    let ticks0;
+    if (sender === 'herald') {
+      herald = await startHerald(pki.ca.certPath, 'expo');
+      await setupHerald(herald, { providerId: 'expo', credentials: { apiKey: e.accessToken, baseUrl: e.mock.origin } }, e.tokens);
+      cpu0 = cpuByThread(herald.pid);
+    } else {
+      ref = await startReference({
+        provider: 'expo', host: HOST, port: e.mock.port, origin: e.mock.origin, caFile: pki.ca.certPath, messages: M,
+        concurrency: 6, subscribers: e.tokens.map((token, k) => ({ subscriberId: `sub-${k}`, token })), expo: { accessToken: e.accessToken },
+      });
+      ticks0 = processTicks(ref.pid);
+    }
+    const self0 = process.cpuUsage();
+    const goAt = Date.now();
+    if (herald) t = trigger(herald); else ref.go();
+    const deadline = goAt + opts.waitSeconds * 1000;
+    let complete = false;
+    let doneAt = 0;
+    while (Date.now() < deadline) {
+      if (track.update()) { complete = true; break; }
+      if (herald && (herald.child.exitCode !== null || (t.finished && t.acked === 0))) break;
+      if (ref?.isDone()) { doneAt ||= Date.now(); if (Date.now() - doneAt > 2_000) break; }
+      if (ref && ref.child.exitCode !== null && !doneAt) break;
+      await sleep(20);
+    }
+    const self1 = process.cpuUsage(self0);
+    const measuredEnd = Date.now();
+    const cpu1 = herald ? cpuByThread(herald.pid) : null;
+    const ticks1 = ref ? processTicks(ref.pid) : NaN;
+    let done = null;
+    if (herald) await t.done; else done = await ref.done(Math.max(5_000, deadline - Date.now()));
+    await sleep(300);
+    track.update();
+    startAt = herald ? goAt : done.startAt;
+    const endAt = complete ? track.lastAt : measuredEnd;
+    const requests = e.mock.requests.length - req0;
+    const mockCpuUs = (self1.user + self1.system);
+    const row = {
+      provider: 'expo', sender, library: herald ? `herald ${REV}` : ref.ready.library,
+      transport: herald ? 'h2 (TLS)' : ref.ready.settings?.transport, concurrency: herald ? null : 6,
+      seconds: (endAt - startAt) / 1000, complete, delivered: track.distinct, duplicates: track.duplicates,
+      connections: e.mock.connections - conn0, auth: e.auth() - auth0, requests,
+      // The Node mock runs in this process: its CPU is this process's (with the polling and, in
+      // Herald's row, the triggers), so per message only, as an upper bound.
+      mockCpuUsPerRequest: null, mockCpuUsPerMessage: mockCpuUs / M,
+      mockBusy: mockCpuUs / 1e6 / ((measuredEnd - goAt) / 1000),
+      mock: { node_mock: 'src/providers/expo/expo_mock.mjs (in this process, TLS)' },
+    };
+    if (herald) {
+      const byThread = {};
+      for (const [name, ticks] of Object.entries(cpu1)) {
+        const used = ticks - (cpu0[name] ?? 0);
+        if (used > 0) byThread[name] = Math.round(ticksToUs(used) / M);
+      }
+      Object.assign(row, {
+        cpuUs: ticksToUs(sumTicks(cpu1) - sumTicks(cpu0)) / M,
+        cpuByThread: Object.fromEntries(Object.entries(byThread).sort((a, b) => b[1] - a[1])),
+        triggersAcked: t.acked, triggerErrors: t.errors, triggerSeconds: t.endAt ? (t.endAt - goAt) / 1000 : null, problems: t.problems,
+      });
+    } else {
+      Object.assign(row, {
+        cpuUs: Number.isNaN(ticks1) ? done.cpuUs / M : ticksToUs(ticks1 - ticks0) / M,
+        settings: ref.ready.settings, sent: done.sent, failed: done.failed, problems: done.errors,
+      });
+    }
+    return row;
+  } finally {
+    if (herald) {
+      await stopChild(herald.child);
+      rmSync(herald.dataDir, { recursive: true, force: true });
+    }
+    if (ref) await stopChild(ref.child, 5_000);
+    await closeMock(e.mock);
+  }
+}
+
 // ------------------------------------------------------------------------------------ run
-mkdirSync(path.join(TMP, 'pki'));
-const pki = await makeTlsAuthority({ dir: path.join(TMP, 'pki') });
+if (opts.providers.includes('expo')) {
+  const { makeTlsAuthority } = await import('../../test/e2e/tls_authority.mjs');
+  mkdirSync(path.join(TMP, 'pki'));
+  pki = await makeTlsAuthority({ dir: path.join(TMP, 'pki') });
+}
+const TITLES = { 'web-push': 'Web Push', apns: 'APNs', fcm: 'FCM', expo: 'Expo' };
+const AUTH_KINDS = { 'web-push': kinds['web-push'].authKind, apns: kinds.apns.authKind, fcm: kinds.fcm.authKind, expo: expoKind.authKind };
 const when = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
 const cores = os.cpus().length;
 const loadBefore = os.loadavg().map((x) => Math.round(x * 100) / 100);
-process.stdout.write(`bench/providers: ${M} messages per sender, ${S} subscribers with one token each, reference `
-  + `concurrency ${opts.concurrency}, rev ${REV} (binary built ${BINARY.built}, sha256 ${BINARY.sha256}), ${cores} cores\n`);
+process.stdout.write(`bench/providers: ${M} messages per sender, ${S} subscribers with one token each, mock threads `
+  + `${opts.mockThreads}, rev ${REV} (binary built ${BINARY.built}, sha256 ${BINARY.sha256}), ${cores} cores\n`);
 const rows = [];
 let failedRun = false;
+const LABEL = { herald: 'Herald', reference: 'reference', ceiling: 'ceiling' };
 for (const provider of opts.providers) {
-  for (const [sender, measure] of [['herald', measureHerald], ['reference', measureReference]]) {
-    process.stdout.write(`${kinds[provider].title}: ${sender === 'herald' ? 'Herald' : 'reference'} sending ${M} messages...\n`);
+  const plan = provider === 'expo'
+    ? [['herald', () => measureExpo('herald')], ['reference', () => measureExpo('reference')]]
+    : [['herald', () => measureHerald(provider)], ['reference', () => measureReference(provider)],
+      ...(provider === 'web-push' ? [['ceiling', (h) => measureCrypto(h)]]
+        : h2loadBin ? [['ceiling', (h) => measureH2load(provider, h)]] : [])];
+  let heraldRow = null;
+  for (const [sender, measure] of plan) {
+    process.stdout.write(`${TITLES[provider]}: ${LABEL[sender]}...\n`);
     let row;
     try {
-      row = await measure(provider, pki);
+      row = await measure(heraldRow);
     } catch (err) {
-      row = { provider, sender, library: sender, seconds: 0, delivered: 0, duplicates: 0, complete: false, connections: 0, auth: 0, cpuUs: 0, mockCpuUs: 0, problems: [err.message] };
+      row = { provider, sender, library: sender, seconds: 0, delivered: 0, duplicates: 0, complete: false, connections: 0, auth: 0, cpuUs: NaN, problems: [err.message] };
     }
-    row.deliveriesPerS = row.seconds > 0 ? row.delivered / row.seconds : 0;
-    row.connectionsPer1k = row.connections * 1000 / M;
-    row.authPer1k = row.auth * 1000 / M;
-    row.requestsPer1k = (row.requests ?? 0) * 1000 / M;
-    row.authKind = kinds[provider].authKind;
+    if (sender === 'herald') heraldRow = row;
+    row.messages = sender === 'ceiling' ? row.delivered : M;
+    row.deliveriesPerS = row.deliveriesPerSOverride ?? (row.seconds > 0 ? row.delivered / row.seconds : 0);
+    row.connectionsPer1k = row.connections == null ? null : row.connections * 1000 / M;
+    row.authPer1k = row.auth == null ? null : row.auth * 1000 / M;
+    row.requestsPer1k = row.requests == null || sender === 'ceiling' ? null : row.requests * 1000 / M;
+    row.authKind = sender === 'ceiling' ? null : AUTH_KINDS[provider];
     if (!row.complete) {
       failedRun = true;
-      process.stderr.write(`bench/providers: ${provider} ${sender}: ${row.delivered} of ${M} delivered. ${(row.problems ?? []).join(' | ')} ${row.diagnosis ?? ''}\n`);
+      process.stderr.write(`bench/providers: ${provider} ${sender}: ${row.delivered} of ${row.messages ?? M} delivered. ${(row.problems ?? []).join(' | ')} ${row.diagnosis ?? ''}\n`);
     }
-    process.stdout.write(`  ${row.delivered}/${M} in ${row.seconds.toFixed(2)} s: ${Math.round(row.deliveriesPerS)}/s, `
-      + `${row.connections} connections, ${row.requests ?? 0} requests, ${row.auth} ${row.authKind}, ${row.cpuUs.toFixed(1)} µs CPU/message\n`);
+    process.stdout.write(`  ${row.delivered} in ${Number(row.seconds).toFixed(2)} s: ${Math.round(row.deliveriesPerS)}/s`
+      + `${row.connections == null ? '' : `, ${row.connections} connections, ${row.requests ?? 0} requests, ${row.auth} ${row.authKind}`}`
+      + `, ${Number(row.cpuUs).toFixed(1)} µs CPU/message${row.mockCpuUsPerRequest == null ? '' : `, mock ${row.mockCpuUsPerRequest.toFixed(1)} µs/request`}\n`);
     rows.push(row);
   }
   const h = rows.find((r) => r.provider === provider && r.sender === 'herald');
   const ref = rows.find((r) => r.provider === provider && r.sender === 'reference');
-  h.ratio = ref?.deliveriesPerS > 0 ? h.deliveriesPerS / ref.deliveriesPerS : null;
+  const ceil = rows.find((r) => r.provider === provider && r.sender === 'ceiling');
+  if (h) h.ratioToReference = ref?.deliveriesPerS > 0 ? h.deliveriesPerS / ref.deliveriesPerS : null;
+  for (const r of [h, ref]) if (r) r.ratioToCeiling = ceil?.deliveriesPerS > 0 ? r.deliveriesPerS / ceil.deliveriesPerS : null;
 }
 
 // --------------------------------------------------------------------------------- report
-const r1 = (x) => Math.round(x * 10) / 10;
-const r2 = (x) => Math.round(x * 100) / 100;
+const r1 = (x) => (Number.isFinite(x) ? Math.round(x * 10) / 10 : null);
+const r2 = (x) => (Number.isFinite(x) ? Math.round(x * 100) / 100 : null);
+const r3 = (x) => (Number.isFinite(x) ? Math.round(x * 1000) / 1000 : null);
 const fmt = (x) => (Number.isFinite(x) ? Math.round(x).toLocaleString('en-US') : '–');
+const cellOr = (x, f = (v) => v) => (x == null || (typeof x === 'number' && !Number.isFinite(x)) ? '–' : f(x));
 const lines = [
   '',
-  '| Provider | Sender | Messages | Seconds | Deliveries/s | Connections/1k | Requests/1k | Auth/1k | CPU µs/message | Mock CPU µs/message | Herald ÷ reference |',
-  '|---|---|---|---|---|---|---|---|---|---|---|',
+  '| Provider | Sender | Messages | Seconds | Deliveries/s | ÷ reference | ÷ ceiling | Connections/1k | Auth/1k | Requests/1k | CPU µs/message | Mock CPU µs/request | Duplicates |',
+  '|---|---|---|---|---|---|---|---|---|---|---|---|---|',
 ];
 for (const r of rows) {
-  lines.push(`| ${kinds[r.provider].title} | ${r.library}${r.complete ? '' : ' (incomplete)'} | ${r.delivered}/${M} | ${r.seconds.toFixed(2)} | `
-    + `${fmt(r.deliveriesPerS)} | ${r2(r.connectionsPer1k)} | ${r2(r.requestsPer1k)} | ${r2(r.authPer1k)} (${r.authKind}) | ${r1(r.cpuUs)} | ${r1(r.mockCpuUs)} | `
-    + `${r.sender === 'herald' && r.ratio ? r2(r.ratio) : ''} |`);
+  lines.push(`| ${TITLES[r.provider]} | ${r.library}${r.complete ? '' : ' (incomplete)'} | ${r.delivered}/${r.messages} | ${Number(r.seconds).toFixed(2)} | `
+    + `${fmt(r.deliveriesPerS)} | ${cellOr(r.ratioToReference, r2)} | ${cellOr(r.ratioToCeiling, r3)} | ${cellOr(r.connectionsPer1k, r2)} | `
+    + `${cellOr(r.authPer1k, (v) => `${r2(v)} (${r.authKind})`)} | ${cellOr(r.requestsPer1k, r2)} | ${cellOr(r.cpuUs, r1)} | ${cellOr(r.mockCpuUsPerRequest, r1)} | ${cellOr(r.duplicates)} |`);
 }
 lines.push('');
-for (const r of rows.filter((x) => x.sender === 'herald' && x.cpuByThread)) {
-  lines.push(`${kinds[r.provider].title}: Herald CPU by thread (µs/message): ${Object.entries(r.cpuByThread).map(([k, v]) => `${k} ${v}`).join(', ')}; `
-    + `mock requests ${r.requests} for ${r.delivered} delivered + ${r.duplicates} duplicates (first copies on `
-    + `${r.lostReplyConnections} connections, whose replies were lost); mock HTTP/2 sessions ${r.h2Sessions}`
-    + `${Object.keys(r.sessionErrors ?? {}).length ? ` (ended with errors: ${JSON.stringify(r.sessionErrors)})` : ''}; `
-    + `mock process busy ${r2(r.mockCpuSeconds / r.mockWallSeconds)} of one core`);
-}
-for (const r of rows.filter((x) => x.sender === 'reference')) {
-  lines.push(`${kinds[r.provider].title}: reference ${r.library}: ${r.sent ?? 0} sent, ${r.failed ?? 0} failed; mock requests ${r.requests}; `
-    + `${r.duplicates ?? 0} duplicates; mock HTTP/2 sessions ${r.h2Sessions ?? 0}; mock process busy ${r.mockWallSeconds ? r2(r.mockCpuSeconds / r.mockWallSeconds) : 0} of one core`
-    + `${r.problems?.length ? `; errors: ${r.problems.join(' | ')}` : ''}`);
+for (const r of rows) {
+  const what = `${TITLES[r.provider]} ${r.sender}`;
+  if (r.cpuByThread) lines.push(`${what}: Herald CPU by thread (µs/message): ${Object.entries(r.cpuByThread).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+  if (r.settings) lines.push(`${what}: ${r.library} settings ${JSON.stringify(r.settings)}; ${r.sent ?? 0} sent, ${r.failed ?? 0} failed`);
+  if (r.h2load) lines.push(`${what}: ${r.h2load.command}`);
+  if (r.crypto) lines.push(`${what}: ${r.crypto.command} (${r.crypto.body_bytes}-byte bodies)`);
+  if (r.mock && r.mock.accepted !== undefined) {
+    lines.push(`${what}: mock ${JSON.stringify(r.mock)}; mock busy ${r2(r.mockBusy)} of one core`);
+  }
+  if (r.problems?.length) lines.push(`${what}: problems: ${r.problems.join(' | ')}`);
 }
 const loadAfter = os.loadavg().map((x) => Math.round(x * 100) / 100);
-lines.push(`${M} messages per sender, ${S} subscribers, reference concurrency ${opts.concurrency}, ${cores} cores, rev ${REV}, ${when}; `
+lines.push(`${M} messages per sender, ${S} subscribers, mock threads ${opts.mockThreads}, ${cores} cores, rev ${REV}, ${when}; `
   + `load average (1, 5, 15 min) ${loadBefore.join(' ')} before, ${loadAfter.join(' ')} after`);
 process.stdout.write(`${lines.join('\n')}\n`);
 
 const summary = {
-  when, rev: REV, cores, messages: M, subscribers: S, concurrency: opts.concurrency,
+  when, rev: REV, cores, messages: M, subscribers: S, mock_threads: opts.mockThreads,
   herald_binary: BINARY, load_average_before: loadBefore, load_average_after: loadAfter,
   rows: rows.map((r) => ({
-    provider: r.provider, sender: r.sender, library: r.library, messages: M, delivered: r.delivered,
-    duplicates: r.duplicates, complete: r.complete, seconds: r2(r.seconds), deliveries_per_s: r1(r.deliveriesPerS),
-    connections: r.connections, connections_per_1k: r2(r.connectionsPer1k), requests_per_1k: r2(r.requestsPer1k),
-    auth: r.auth, auth_per_1k: r2(r.authPer1k),
-    auth_kind: r.authKind, cpu_us_per_message: r1(r.cpuUs), mock_cpu_us_per_message: r1(r.mockCpuUs),
-    mock_busy: r.mockWallSeconds ? r2(r.mockCpuSeconds / r.mockWallSeconds) : null,
-    mock_requests: r.requests ?? null, h2_sessions: r.h2Sessions ?? null, connections_lost_replies: r.lostReplyConnections ?? null,
-    session_errors: r.sessionErrors ?? {},
+    provider: r.provider, sender: r.sender, library: r.library, transport: r.transport ?? null, concurrency: r.concurrency ?? null,
+    messages: r.messages, delivered: r.delivered, complete: r.complete, seconds: r3(r.seconds),
+    deliveries_per_s: r1(r.deliveriesPerS),
+    ratio_to_reference: r.sender === 'herald' ? r3(r.ratioToReference) : null,
+    ratio_to_ceiling: r.sender === 'ceiling' ? null : r3(r.ratioToCeiling),
+    connections: r.connections ?? null, connections_per_1k: r2(r.connectionsPer1k), auth: r.auth ?? null,
+    auth_per_1k: r2(r.authPer1k), auth_kind: r.authKind, requests_per_1k: r2(r.requestsPer1k),
+    cpu_us_per_message: r1(r.cpuUs), mock_cpu_us_per_request: r2(r.mockCpuUsPerRequest),
+    mock_cpu_us_per_message: r2(r.mockCpuUsPerMessage), mock_busy: r2(r.mockBusy),
+    duplicates: r.duplicates ?? null, mock: r.mock ?? null,
     ...(r.sender === 'herald' ? {
-      ratio_to_reference: r.ratio == null ? null : Math.round(r.ratio * 1000) / 1000, cpu_by_thread: r.cpuByThread,
-      duplicate_samples: r.duplicateSamples,
-      triggers_acked: r.triggersAcked, trigger_errors: r.triggerErrors, trigger_seconds: r.triggerSeconds,
-    } : { sent: r.sent, failed: r.failed }),
+      cpu_by_thread: r.cpuByThread ?? null, triggers_acked: r.triggersAcked ?? null, trigger_errors: r.triggerErrors ?? null,
+      trigger_seconds: r.triggerSeconds ?? null,
+    } : {}),
+    ...(r.sender === 'reference' ? { sent: r.sent ?? null, failed: r.failed ?? null, settings: r.settings ?? null } : {}),
+    ...(r.h2load ? { h2load: r.h2load } : {}),
+    ...(r.crypto ? { crypto: r.crypto } : {}),
     ...(r.problems?.length ? { problems: r.problems } : {}),
   })),
 };
+// The same rows by provider, in the shape bench/run_all.mjs reads.
+summary.providers = opts.providers.map((provider) => {
+  const pick = (sender) => summary.rows.find((r) => r.provider === provider && r.sender === sender) ?? null;
+  const ceiling = pick('ceiling');
+  return {
+    provider, label: TITLES[provider], herald: pick('herald'), reference: pick('reference'),
+    ceiling: ceiling ? { ...ceiling, name: ceiling.library, per_s: ceiling.deliveries_per_s } : null,
+  };
+});
 process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
 if (process.env.RESULT_JSON) writeFileSync(process.env.RESULT_JSON, `${JSON.stringify(summary)}\n`);
 
-// One CSV row per sender. A day's file written with other columns is left as it is: the rows go
-// to the day's next file (DATE-providers-2.csv, ...), as run.sh does.
-const COLUMNS = ['when', 'rev', 'cores', 'provider', 'sender', 'library', 'messages', 'subscribers', 'concurrency',
-  'delivered', 'duplicates', 'complete', 'seconds', 'deliveries_per_s', 'ratio_to_reference', 'connections',
-  'connections_per_1k', 'auth', 'auth_per_1k', 'auth_kind', 'cpu_us_per_message', 'mock_cpu_us_per_message',
-  'mock_busy', 'mock_requests', 'h2_sessions', 'connections_lost_replies', 'requests_per_1k'];
+// One CSV row per row. A day's file written with other columns is left as it is: the rows go to
+// the day's next file (DATE-providers-2.csv, ...), as run.sh does.
+const COLUMNS = ['when', 'rev', 'cores', 'provider', 'sender', 'library', 'transport', 'messages', 'subscribers',
+  'concurrency', 'mock_threads', 'delivered', 'duplicates', 'complete', 'seconds', 'deliveries_per_s',
+  'ratio_to_reference', 'ratio_to_ceiling', 'connections', 'connections_per_1k', 'auth', 'auth_per_1k', 'auth_kind',
+  'requests_per_1k', 'cpu_us_per_message', 'mock_cpu_us_per_request', 'mock_cpu_us_per_message', 'mock_busy'];
 const header = COLUMNS.join(',');
 mkdirSync(RESULTS_DIR, { recursive: true });
 const day = when.slice(0, 10);
@@ -728,14 +1062,14 @@ const cell = (v) => {
   return /^-?[0-9.]+$/.test(s) || s === 'true' || s === 'false' ? s : `"${s.replace(/"/g, '""')}"`;
 };
 for (const r of summary.rows) {
-  const row = { ...r, when, rev: REV, cores, subscribers: S, concurrency: r.sender === 'reference' ? opts.concurrency : '' };
+  const row = { ...r, when, rev: REV, cores, subscribers: S, mock_threads: r.provider === 'expo' ? '' : opts.mockThreads };
   appendFileSync(csv, `${COLUMNS.map((c) => cell(row[c])).join(',')}\n`);
 }
 process.stdout.write(`appended ${summary.rows.length} rows to ${path.relative(process.cwd(), csv) || csv}\n`);
 
 for (const m of [...mocks]) await closeMock(m);
 keepAlive.destroy();
-pki.cleanup();
+pki?.cleanup();
 if (failedRun) {
   process.stderr.write('bench/providers: incomplete run (missing deliveries or errors); see above\n');
   process.exit(1);
