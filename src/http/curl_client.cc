@@ -27,7 +27,7 @@
 #include "core/url.h"
 #include "http/client.h"
 #include "http/curl_support.h"
-#include "http/engine.h"
+#include "http/engine_inbox.h"
 #include "http/socket_watch.h"
 
 namespace herald::http {
@@ -71,18 +71,10 @@ struct Transfer {
   char error_buffer[CURL_ERROR_SIZE] = {};
 };
 
-class CurlClient final : public Engine {
+class CurlClient final : public InboxEngine<Transfer> {
  public:
   explicit CurlClient(const ClientOptions& options);
   ~CurlClient() override;
-
-  void Send(Request request, Callback done) override;
-  void SetConcurrency(const std::string& key, std::size_t limit) override;
-  std::size_t InFlight() const override;
-  void Shutdown(milliseconds grace) override;
-  void StopAccepting() override;
-  void BeginShutdown() override;
-  bool OnIoThread() const override { return std::this_thread::get_id() == io_thread_id_; }
 
  private:
   struct KeyState {
@@ -105,10 +97,6 @@ class CurlClient final : public Engine {
   std::size_t LimitFor(const std::string& key) const;
 
   void Finish(std::unique_ptr<Transfer> transfer, Outcome outcome);
-
-  // Any thread.
-  void WakeLocked();
-  static void Deliver(Callback done, Outcome outcome);
 
   static size_t OnHeader(char* data, size_t size, size_t count, void* user);
   static size_t OnBody(char* data, size_t size, size_t count, void* user);
@@ -137,32 +125,17 @@ class CurlClient final : public Engine {
   std::unordered_map<std::string, std::unique_ptr<CURLSH, ShareDeleter>> group_shares_;
   std::unique_ptr<CURLM, MultiDeleter> multi_;  // connection cache and the event loop
   int epoll_fd_ = -1;
-  int wake_fd_ = -1;                                            // eventfd: new work or stop
   std::optional<std::chrono::steady_clock::time_point> timer_;  // I/O thread only
   std::optional<SocketWatch> sockets_;  // I/O thread only (libcurl calls the socket hooks there)
-
-  // Guarded by mu_.
-  mutable std::mutex mu_;
-  std::condition_variable idle_cv_;
-  std::vector<std::unique_ptr<Transfer>> inbox_;
-  std::vector<std::pair<std::string, std::size_t>> limit_updates_;
-  std::size_t in_flight_ = 0;
-  bool accepting_ = true;
-  bool stop_ = false;
-  bool wake_pending_ = false;
 
   // I/O thread only.
   std::unordered_map<std::string, std::size_t> limits_;
   std::unordered_map<std::string, KeyState> keys_;
   std::unordered_map<Transfer*, std::unique_ptr<Transfer>> active_;
   std::vector<CURL*> pool_;
-
-  std::mutex shutdown_mu_;
-  std::thread io_thread_;
-  std::thread::id io_thread_id_;
 };
 
-CurlClient::CurlClient(const ClientOptions& options) : options_(options) {
+CurlClient::CurlClient(const ClientOptions& options) : InboxEngine("curl"), options_(options) {
   GlobalInit();
   const curl_version_info_data* info = curl_version_info(CURLVERSION_NOW);
   if ((info->features & CURL_VERSION_HTTP2) == 0) {
@@ -203,12 +176,11 @@ CurlClient::CurlClient(const ClientOptions& options) : options_(options) {
   curl_multi_setopt(multi, CURLMOPT_TIMERFUNCTION, &CurlClient::OnTimer);
   curl_multi_setopt(multi, CURLMOPT_TIMERDATA, this);
 
-  io_thread_ = std::thread([this] {
+  StartIoThread([this] {
     SetThreadName("herald-curl");
     LowerThreadPriority(options_.thread_nice);
     Run();
   });
-  io_thread_id_ = io_thread_.get_id();
 }
 
 CurlClient::~CurlClient() {
@@ -218,71 +190,6 @@ CurlClient::~CurlClient() {
   group_shares_.clear();  // closes the groups' connections (the socket watch is still here)
   if (wake_fd_ >= 0) close(wake_fd_);
   if (epoll_fd_ >= 0) close(epoll_fd_);
-}
-
-void CurlClient::Send(Request request, Callback done) {
-  auto transfer = std::make_unique<Transfer>();
-  transfer->request = std::move(request);
-  transfer->done = std::move(done);
-  {
-    std::lock_guard lock(mu_);
-    if (accepting_) {
-      inbox_.push_back(std::move(transfer));
-      ++in_flight_;
-      WakeLocked();
-      return;
-    }
-  }
-  Deliver(std::move(transfer->done), Outcome{TransportError::kShutdown, kShutdownMessage, {}});
-}
-
-void CurlClient::SetConcurrency(const std::string& key, std::size_t limit) {
-  std::lock_guard lock(mu_);
-  limit_updates_.emplace_back(key, std::max<std::size_t>(1, limit));
-  WakeLocked();
-}
-
-std::size_t CurlClient::InFlight() const {
-  std::lock_guard lock(mu_);
-  return in_flight_;
-}
-
-void CurlClient::StopAccepting() {
-  std::lock_guard lock(mu_);
-  accepting_ = false;
-}
-
-void CurlClient::BeginShutdown() {
-  std::lock_guard lock(mu_);
-  accepting_ = false;
-  stop_ = true;
-  WakeLocked();
-}
-
-void CurlClient::Shutdown(milliseconds grace) {
-  if (OnIoThread()) {
-    spdlog::warn("http_client_shutdown_from_callback");
-    BeginShutdown();
-    return;
-  }
-  std::lock_guard shutdown_lock(shutdown_mu_);
-  if (!io_thread_.joinable()) return;
-  {
-    std::unique_lock lock(mu_);
-    accepting_ = false;
-    idle_cv_.wait_for(lock, grace, [this] { return in_flight_ == 0; });
-    stop_ = true;
-    WakeLocked();
-  }
-  io_thread_.join();
-}
-
-void CurlClient::WakeLocked() {
-  if (wake_pending_ || multi_ == nullptr) return;
-  wake_pending_ = true;
-  std::uint64_t one = 1;
-  ssize_t written = write(wake_fd_, &one, sizeof one);  // fails only if the counter is full
-  (void)written;
 }
 
 int CurlClient::OnSocket(CURL*, curl_socket_t socket, int what, void* user, void*) {
@@ -345,25 +252,11 @@ void CurlClient::WaitAndAct() {
   }
 }
 
-void CurlClient::Deliver(Callback done, Outcome outcome) {
-  if (!done) return;
-  try {
-    done(std::move(outcome));
-  } catch (const std::exception& e) {
-    spdlog::error("http_callback_exception what=\"{}\"", e.what());
-  } catch (...) {
-    spdlog::error("http_callback_exception");
-  }
-}
-
 void CurlClient::Finish(std::unique_ptr<Transfer> transfer, Outcome outcome) {
   Callback done = std::move(transfer->done);
   transfer.reset();
-  {
-    std::lock_guard lock(mu_);
-    if (--in_flight_ == 0) idle_cv_.notify_all();
-  }
-  Deliver(std::move(done), std::move(outcome));
+  CountFinished();
+  DeliverOutcome(done, std::move(outcome));
 }
 
 void CurlClient::Run() {

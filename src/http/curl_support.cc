@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <exception>
 #include <fstream>
 #include <iterator>
 #include <stdexcept>
@@ -14,6 +15,7 @@
 
 #include "core/log.h"
 #include "core/url.h"
+#include "http/engine_inbox.h"
 
 namespace herald::http {
 namespace {
@@ -203,6 +205,25 @@ TrustAnchors LoadTrustAnchors(const std::string& ca_file, bool openssl) {
     trust.pem += extra;
   }
   return trust;
+}
+
+}  // namespace herald::http
+
+namespace herald::http {
+
+void DeliverOutcome(const Callback& done, Outcome outcome) {
+  if (!done) return;
+  try {
+    done(std::move(outcome));
+  } catch (const std::exception& e) {
+    spdlog::error("http_callback_exception what=\"{}\"", e.what());
+  } catch (...) {
+    spdlog::error("http_callback_exception");
+  }
+}
+
+void LogShutdownFromCallback(const char* engine) {
+  spdlog::warn("http_client_shutdown_from_callback engine={}", engine);
 }
 
 }  // namespace herald::http

@@ -29,7 +29,6 @@ std::string HttpVersionName(long version);
 // The error message of a request refused by that check (TransportError::kForbiddenTarget).
 inline constexpr const char* kPrivateTargetMessage =
     "target resolves to a private address (set HERALD_ALLOW_PRIVATE_TARGETS=1 to allow)";
-inline constexpr const char* kShutdownMessage = "http client is shutting down";
 
 // True if `address` (about to be connected to; `length` bytes) is loopback, private, link-local
 // or metadata, or cannot be read: outbound requests never go there unless private targets are

@@ -36,7 +36,7 @@ bool Dropped(const std::string& name, const std::string& value) {
 
 void StoreDeleter::operator()(x509_store_st* store) const { X509_STORE_free(store); }
 
-H2Client::H2Client(const ClientOptions& options) : options_(options) {
+H2Client::H2Client(const ClientOptions& options) : InboxEngine("h2"), options_(options) {
   context_.user_agent = options_.user_agent;
   context_.max_response_bytes = options_.max_response_bytes;
   context_.read_buffer.resize(kReadBufferSize);
@@ -52,12 +52,11 @@ H2Client::H2Client(const ClientOptions& options) : options_(options) {
     throw std::runtime_error("cannot create the http/2 event loop");
   }
   next_sweep_ = Clock::now() + kSweepInterval;
-  io_thread_ = std::thread([this] {
+  StartIoThread([this] {
     SetThreadName("herald-h2");
     LowerThreadPriority(options_.thread_nice);
     Run();
   });
-  io_thread_id_ = io_thread_.get_id();
 }
 
 H2Client::~H2Client() {
@@ -65,82 +64,6 @@ H2Client::~H2Client() {
   resolver_.reset();  // before the inbox it reports to
   close(wake_fd_);
   close(context_.epoll_fd);
-}
-
-void H2Client::Send(Request request, Callback done) {
-  auto transfer = std::make_unique<Transfer>();
-  transfer->request = std::move(request);
-  transfer->done = std::move(done);
-  {
-    std::lock_guard lock(mu_);
-    if (accepting_) {
-      inbox_.push_back(std::move(transfer));
-      ++in_flight_;
-      WakeLocked();
-      return;
-    }
-  }
-  Deliver(std::move(transfer->done), Outcome{TransportError::kShutdown, kShutdownMessage, {}});
-}
-
-void H2Client::SetConcurrency(const std::string& key, std::size_t limit) {
-  std::lock_guard lock(mu_);
-  limit_updates_.emplace_back(key, std::max<std::size_t>(1, limit));
-  WakeLocked();
-}
-
-std::size_t H2Client::InFlight() const {
-  std::lock_guard lock(mu_);
-  return in_flight_;
-}
-
-void H2Client::StopAccepting() {
-  std::lock_guard lock(mu_);
-  accepting_ = false;
-}
-
-void H2Client::BeginShutdown() {
-  std::lock_guard lock(mu_);
-  accepting_ = false;
-  stop_ = true;
-  WakeLocked();
-}
-
-void H2Client::Shutdown(milliseconds grace) {
-  if (OnIoThread()) {
-    spdlog::warn("http_client_shutdown_from_callback engine=h2");
-    BeginShutdown();
-    return;
-  }
-  std::lock_guard shutdown_lock(shutdown_mu_);
-  if (!io_thread_.joinable()) return;
-  {
-    std::unique_lock lock(mu_);
-    accepting_ = false;
-    idle_cv_.wait_for(lock, grace, [this] { return in_flight_ == 0; });
-    stop_ = true;
-    WakeLocked();
-  }
-  io_thread_.join();
-}
-
-void H2Client::WakeLocked() {
-  if (wake_pending_) return;
-  wake_pending_ = true;
-  std::uint64_t one = 1;
-  ssize_t written = write(wake_fd_, &one, sizeof one);  // fails only if the counter is full
-  (void)written;
-}
-
-void H2Client::Deliver(Callback done, Outcome outcome) {
-  if (!done) return;
-  try {
-    done(std::move(outcome));
-  } catch (const std::exception& e) {
-    spdlog::error("http_callback_exception what=\"{}\"", e.what());
-  } catch (...) {
-    spdlog::error("http_callback_exception");
-  }
 }
 
 // --- The loop ------------------------------------------------------------------------------------
@@ -370,11 +293,8 @@ void H2Client::Finish(Transfer* transfer, Outcome outcome) {
   }
   Callback done = std::move(transfer->done);
   if (transfer->connection == nullptr) Destroy(transfer);  // else when its stream ends (Drop)
-  {
-    std::lock_guard lock(mu_);
-    if (--in_flight_ == 0) idle_cv_.notify_all();
-  }
-  Deliver(std::move(done), std::move(outcome));
+  CountFinished();
+  DeliverOutcome(done, std::move(outcome));
 }
 
 void H2Client::Resend(Transfer* transfer) {

@@ -26,7 +26,7 @@
 #include <vector>
 
 #include "http/client.h"
-#include "http/engine.h"
+#include "http/engine_inbox.h"
 #include "http/h2_connection.h"
 #include "http/h2_resolver.h"
 
@@ -38,18 +38,10 @@ struct StoreDeleter {
   void operator()(x509_store_st* store) const;
 };
 
-class H2Client final : public Engine, private ConnectionOwner {
+class H2Client final : public InboxEngine<Transfer>, private ConnectionOwner {
  public:
   explicit H2Client(const ClientOptions& options);
   ~H2Client() override;
-
-  void Send(Request request, Callback done) override;
-  void SetConcurrency(const std::string& key, std::size_t limit) override;
-  std::size_t InFlight() const override;
-  void Shutdown(std::chrono::milliseconds grace) override;
-  void StopAccepting() override;
-  void BeginShutdown() override;
-  bool OnIoThread() const override { return std::this_thread::get_id() == io_thread_id_; }
 
  private:
   struct KeyState {
@@ -102,24 +94,10 @@ class H2Client final : public Engine, private ConnectionOwner {
   void SiftUp(std::size_t slot);
   void SiftDown(std::size_t slot);
 
-  // Any thread.
-  void WakeLocked();
-  static void Deliver(Callback done, Outcome outcome);
-
   const ClientOptions options_;
   ConnectionContext context_;
-  int wake_fd_ = -1;
 
-  // Guarded by mu_.
-  mutable std::mutex mu_;
-  std::condition_variable idle_cv_;
-  std::vector<std::unique_ptr<Transfer>> inbox_;
-  std::vector<std::pair<std::string, std::size_t>> limit_updates_;
-  std::vector<Resolution> resolved_;
-  std::size_t in_flight_ = 0;
-  bool accepting_ = true;
-  bool stop_ = false;
-  bool wake_pending_ = false;
+  std::vector<Resolution> resolved_;  // guarded by mu_
 
   // I/O thread only.
   std::unordered_map<std::string, std::size_t> limits_;
@@ -139,8 +117,5 @@ class H2Client final : public Engine, private ConnectionOwner {
   std::string trust_error_;
 
   std::unique_ptr<Resolver> resolver_;  // started by the first host name to resolve
-  std::mutex shutdown_mu_;
-  std::thread io_thread_;
-  std::thread::id io_thread_id_;
 };
 }  // namespace herald::http::h2
