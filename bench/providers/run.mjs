@@ -72,29 +72,23 @@
 //   polling and, in Herald's row, the triggers); its mock_cpu_us_per_request is null.
 import { spawn, execFileSync } from 'node:child_process';
 import { createECDH, createHash, generateKeyPairSync, randomBytes, sign } from 'node:crypto';
-import {
-  appendFileSync, copyFileSync, chmodSync, existsSync, mkdirSync, mkdtempSync, openSync, closeSync,
-  readFileSync, readdirSync, rmSync, statSync, writeFileSync,
-} from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { measureExpo, expoKind } from './expo.mjs';
+import {
+  HOST, api, children, closeMock, cpuByThread, fail, keepAlive, mocks, processTicks, request, runTimed, setupHerald,
+  sleep, stableCopy, startHerald, startReference, stopChild, sumTicks, ticksToUs, trigger,
+} from './support.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '..', '..');
-const API_KEY = 'bench-development-api-key-0001';
-const WORKFLOW = 'bench';
 const BUNDLE = 'com.example.herald.bench';
 const PROVIDERS = ['web-push', 'apns', 'fcm', 'expo'];
-const HOST = '127.0.0.1';
 
 // ------------------------------------------------------------------------------------ options
-function fail(msg) {
-  process.stderr.write(`bench/providers: ${msg}\n`);
-  process.exit(2);
-}
 const opts = {
   messages: process.env.MESSAGES ?? '20000',
   subscribers: process.env.SUBSCRIBERS ?? '100',
@@ -162,8 +156,6 @@ if (opts.providers.includes('apns') || opts.providers.includes('fcm')) {
 
 // ------------------------------------------------------------------ processes and cleanup
 const TMP = mkdtempSync(path.join(os.tmpdir(), 'herald-bench-providers.'));
-const children = new Set();
-const mocks = new Set();
 function cleanupSync() {
   for (const c of children) { try { c.kill('SIGKILL'); } catch { /* gone */ } }
   children.clear();
@@ -179,212 +171,27 @@ const watchdog = setTimeout(() => {
 }, opts.maxSeconds * 1000);
 watchdog.unref();
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
 const REV = process.env.REV || (() => {
   try { return execFileSync('git', ['-C', ROOT, 'rev-parse', '--short', 'HEAD'], { stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim(); } catch { return 'unknown'; }
 })();
 
-/** Waits for a child's exit, up to ms; resolves true if it exited. */
-function exited(child, ms) {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(true);
-  return new Promise((resolve) => {
-    const t = setTimeout(() => resolve(false), ms);
-    child.once('exit', () => { clearTimeout(t); resolve(true); });
-  });
-}
-async function stopChild(child, graceMs = 10_000) {
-  if (!child) return;
-  if (child.exitCode === null && child.signalCode === null) {
-    child.kill('SIGTERM');
-    if (!await exited(child, graceMs)) { child.kill('SIGKILL'); await exited(child, 5_000); }
-  }
-  children.delete(child);
-}
-async function closeMock(mock) {
-  if (!mock) return;
-  mocks.delete(mock);
-  await Promise.race([mock.close(), sleep(5_000)]);
-}
-
-// A process's CPU time so far by thread name (user + system, clock ticks).
-function cpuByThread(pid) {
-  const out = {};
-  let tasks = [];
-  try { tasks = readdirSync(`/proc/${pid}/task`); } catch { return out; }
-  for (const t of tasks) {
-    try {
-      const stat = readFileSync(`/proc/${pid}/task/${t}/stat`, 'utf8');
-      const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
-      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      out[comm] = (out[comm] ?? 0) + Number(f[11]) + Number(f[12]); // utime, stime
-    } catch { /* the thread ended */ }
-  }
-  return out;
-}
-function processTicks(pid) {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return Number(f[11]) + Number(f[12]);
-  } catch { return NaN; }
-}
-const sumTicks = (o) => Object.values(o).reduce((a, b) => a + b, 0);
-const ticksToUs = (ticks) => ticks * 1e6 / CLK_TCK;
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.on('error', reject);
-    srv.listen(0, HOST, () => { const { port } = srv.address(); srv.close(() => resolve(port)); });
-  });
-}
-
-/** A stable private copy of a build output (the tree's may be relinked during the run). */
-async function stableCopy(src, name) {
-  const dst = path.join(TMP, name);
-  for (let attempt = 0; attempt < 60; attempt++) {
-    try {
-      const before = statSync(src);
-      copyFileSync(src, dst);
-      const after = statSync(src);
-      if (before.size === after.size && before.mtimeMs === after.mtimeMs && statSync(dst).size === after.size
-        && Date.now() - after.mtimeMs > 2_000) {
-        chmodSync(dst, 0o755);
-        return { path: dst, built: after.mtime };
-      }
-    } catch { /* being rebuilt */ }
-    await sleep(1_000);
-  }
-  fail(`could not take a stable copy of ${src} (is it being rebuilt?)`);
-  return null;
-}
-const heraldCopy = await stableCopy(HERALD_SRC, 'herald');
+const heraldCopy = await stableCopy(HERALD_SRC, path.join(TMP, 'herald'));
 const HERALD_BIN = heraldCopy.path;
-const H2MOCK_BIN = usesH2Mock ? (await stableCopy(H2MOCK_SRC, 'herald_bench_h2mock')).path : null;
-const CRYPTO_BIN = opts.providers.includes('web-push') ? (await stableCopy(CRYPTO_SRC, 'herald_bench_crypto')).path : null;
+const H2MOCK_BIN = usesH2Mock ? (await stableCopy(H2MOCK_SRC, path.join(TMP, 'herald_bench_h2mock'))).path : null;
+const CRYPTO_BIN = opts.providers.includes('web-push') ? (await stableCopy(CRYPTO_SRC, path.join(TMP, 'herald_bench_crypto'))).path : null;
 // Which binary was measured (REV names the checkout, which may have moved on since the build).
 const BINARY = {
   path: HERALD_SRC, built: heraldCopy.built.toISOString().replace(/\.\d+Z$/, 'Z'),
   sha256: createHash('sha256').update(readFileSync(HERALD_BIN)).digest('hex').slice(0, 16),
 };
-
-// --------------------------------------------------------------------------------- Herald
-const keepAlive = new http.Agent({ keepAlive: true, maxSockets: 8 });
-/** One HTTP/1.1 request; resolves {status, json, text}. */
-function request(port, method, urlPath, body, { agent = keepAlive, headers = {}, timeout = 30_000 } = {}) {
-  return new Promise((resolve, reject) => {
-    const data = body === undefined ? undefined : (typeof body === 'string' ? body : JSON.stringify(body));
-    const req = http.request({
-      host: HOST, port, path: urlPath, method, agent, timeout,
-      headers: {
-        ...headers,
-        ...(data !== undefined ? { 'content-type': headers['content-type'] ?? 'application/json', 'content-length': Buffer.byteLength(data) } : {}),
-      },
-    }, (res) => {
-      const chunks = [];
-      res.on('data', (c) => chunks.push(c));
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        let json;
-        try { json = JSON.parse(text); } catch { json = undefined; }
-        resolve({ status: res.statusCode, json, text });
-      });
-    });
-    req.on('timeout', () => req.destroy(new Error(`${method} ${urlPath} timed out`)));
-    req.on('error', reject);
-    req.end(data);
-  });
+let pki = null;
+if (opts.providers.includes('expo')) {
+  const { makeTlsAuthority } = await import('../../test/e2e/tls_authority.mjs');
+  mkdirSync(path.join(TMP, 'pki'));
+  pki = await makeTlsAuthority({ dir: path.join(TMP, 'pki') });
 }
-const api = (herald, method, urlPath, body) => request(herald.port, method, urlPath, body, { headers: { authorization: `ApiKey ${API_KEY}` } });
-async function expectApi(herald, method, urlPath, body, status) {
-  const res = await api(herald, method, urlPath, body);
-  if (res.status !== status) throw new Error(`${method} ${urlPath} answered ${res.status}, expected ${status}: ${res.text.slice(0, 400)}`);
-  return res;
-}
-
-async function startHerald(caFile, label) {
-  const env = {};
-  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('HERALD_')) env[k] = v;
-  Object.assign(env, {
-    HERALD_DEVELOPMENT_API_KEY: API_KEY, HERALD_ALLOW_PRIVATE_TARGETS: '1', HERALD_LOG_LEVEL: 'warn',
-    ...(caFile ? { HERALD_CA_FILE: caFile } : {}),
-  });
-  for (let attempt = 1; attempt <= 3; attempt++) {
-    const port = await freePort();
-    const dataDir = mkdtempSync(path.join(TMP, `data-${label}-`));
-    const logPath = path.join(TMP, `herald-${label}-${attempt}.log`);
-    const log = openSync(logPath, 'w');
-    const child = spawn(HERALD_BIN, ['serve', '--listen', `${HOST}:${port}`, '--data', dataDir], {
-      env, stdio: ['ignore', log, log],
-    });
-    closeSync(log);
-    children.add(child);
-    const herald = { child, port, pid: child.pid, logPath, dataDir };
-    const deadline = Date.now() + 15_000;
-    while (Date.now() < deadline && child.exitCode === null) {
-      try {
-        const res = await api(herald, 'GET', '/healthz');
-        if (res.status === 200) return herald;
-      } catch { /* not yet */ }
-      await sleep(100);
-    }
-    const tail = readFileSync(logPath, 'utf8').slice(-600);
-    await stopChild(child);
-    rmSync(dataDir, { recursive: true, force: true });
-    if (!/address already in use|EADDRINUSE/i.test(tail) || attempt === 3) throw new Error(`herald did not start: ${tail}`);
-  }
-  throw new Error('herald did not start');
-}
-
-async function setupHerald(herald, integration, tokens) {
-  await expectApi(herald, 'POST', '/v1/integrations', {
-    providerId: integration.providerId, channel: 'push', name: 'bench', identifier: 'bench', active: true,
-    credentials: integration.credentials,
-  }, 201);
-  for (let k = 0; k < tokens.length; k++) {
-    await expectApi(herald, 'POST', '/v2/subscribers', { subscriberId: `sub-${k}` }, 201);
-    await expectApi(herald, 'PUT', `/v1/subscribers/sub-${k}/credentials`, {
-      providerId: integration.providerId, integrationIdentifier: 'bench', credentials: { deviceTokens: [tokens[k]] },
-    }, 200);
-  }
-  await expectApi(herald, 'POST', '/v2/workflows', {
-    name: WORKFLOW, workflowId: WORKFLOW, active: true,
-    steps: [{ name: 'Push', type: 'push', controlValues: { title: 'Hi {{subscriber.subscriberId}}', body: 'n={{payload.n}}' } }],
-  }, 201);
-}
-
-/**
- * Sends the M triggers (100 events a bulk request, 4 requests in flight); returns a handle whose
- * `done` promise resolves when every request has been answered.
- */
-function trigger(herald, eventExtra) {
-  const BATCH = 100;
-  const batches = Math.ceil(M / BATCH);
-  let nextBatch = 0;
-  const t = { acked: 0, errors: 0, problems: [], finished: false, endAt: 0 };
-  t.done = Promise.all(Array.from({ length: 4 }, async () => {
-    for (;;) {
-      const b = nextBatch++;
-      if (b >= batches) return;
-      const events = [];
-      for (let i = b * BATCH; i < Math.min(M, (b + 1) * BATCH); i++) {
-        events.push({ name: WORKFLOW, to: `sub-${i % S}`, payload: { n: i }, ...eventExtra?.(i) });
-      }
-      try {
-        const res = await api(herald, 'POST', '/v1/events/trigger/bulk', { events });
-        const ok = res.status === 201 && Array.isArray(res.json?.data) ? res.json.data.filter((d) => d.status === 'processed').length : 0;
-        t.acked += ok;
-        t.errors += events.length - ok;
-        if (ok < events.length && t.problems.length < 3) t.problems.push(`${res.status} ${res.text.slice(0, 200)}`);
-      } catch (err) {
-        t.errors += events.length;
-        if (t.problems.length < 3) t.problems.push(err.message);
-      }
-    }
-  })).then(() => { t.finished = true; t.endAt = Date.now(); });
-  return t;
-}
+// What support.mjs and expo.mjs need of this run.
+const bench = { tmp: TMP, heraldBin: HERALD_BIN, messages: M, subscribers: S, waitSeconds: opts.waitSeconds, rev: REV, pki };
 
 // ------------------------------------------------------------------------- the C++ mock
 async function startH2Mock() {
@@ -528,50 +335,6 @@ const kinds = {
   },
 };
 
-// ----------------------------------------------------------------------- reference child
-/** Starts reference.mjs on a job; resolves once it is ready, with go() and done(ms). */
-async function startReference(job) {
-  const jobPath = path.join(TMP, `job-${job.provider}.json`);
-  writeFileSync(jobPath, JSON.stringify(job));
-  const child = spawn(process.execPath, [path.join(HERE, 'reference.mjs'), jobPath], { stdio: ['pipe', 'pipe', 'pipe'] });
-  children.add(child);
-  let stderr = '';
-  child.stderr.setEncoding('utf8');
-  child.stderr.on('data', (d) => { stderr = (stderr + d).slice(-2000); });
-  const events = [];
-  let waiting = null;
-  let buf = '';
-  child.stdout.setEncoding('utf8');
-  child.stdout.on('data', (d) => {
-    buf += d;
-    let nl;
-    while ((nl = buf.indexOf('\n')) >= 0) {
-      const line = buf.slice(0, nl);
-      buf = buf.slice(nl + 1);
-      try { events.push(JSON.parse(line)); } catch { stderr += `\n${line}`; }
-      waiting?.();
-    }
-  });
-  child.on('exit', () => waiting?.());
-  const nextEvent = async (name, ms) => {
-    const until = Date.now() + ms;
-    for (;;) {
-      const e = events.find((x) => x.event === name);
-      if (e) return e;
-      if (child.exitCode !== null || Date.now() > until) throw new Error(`reference sender: no '${name}' (${stderr.slice(-800)})`);
-      await new Promise((r) => { waiting = r; setTimeout(r, 100); });
-      waiting = null;
-    }
-  };
-  const ready = await nextEvent('ready', 30_000);
-  return {
-    child, ready, pid: child.pid,
-    go: () => child.stdin.write('go\n'),
-    isDone: () => events.some((e) => e.event === 'done'),
-    done: (ms) => nextEvent('done', ms),
-  };
-}
-
 // ------------------------------------------------------------------------- rows: h2mock
 async function measureHerald(provider) {
   const kind = kinds[provider];
@@ -579,13 +342,13 @@ async function measureHerald(provider) {
   let herald;
   try {
     const setup = kind.setup(mock);
-    herald = await startHerald(null, provider);
+    herald = await startHerald(bench, null, provider);
     await setupHerald(herald, setup.integration, setup.tokens);
     const s0 = await mock.stats();
     const mockTicks0 = processTicks(mock.pid);
     const cpu0 = cpuByThread(herald.pid);
     const startAt = Date.now();
-    const t = trigger(herald, kind.eventExtra);
+    const t = trigger(bench, herald, kind.eventExtra);
     const deadline = startAt + opts.waitSeconds * 1000;
     let complete = false;
     let s = s0;
@@ -638,7 +401,7 @@ async function measureReference(provider) {
   let ref;
   try {
     const setup = kind.setup(mock);
-    ref = await startReference({
+    ref = await startReference(bench, {
       provider, host: HOST, port: mock.port, origin: mock.origin, messages: M, concurrency: concurrencyOf(provider),
       subscribers: setup.tokens.map((token, k) => ({ subscriberId: `sub-${k}`, token })), ...setup.job,
     });
@@ -682,29 +445,6 @@ async function measureReference(provider) {
     if (ref) await stopChild(ref.child, 5_000);
     await closeMock(mock);
   }
-}
-
-/** Runs a command under bash; resolves {code, stdout, cpuUs: the command's user + system time}. */
-function runTimed(argv0, args, timeoutMs) {
-  return new Promise((resolve) => {
-    // `times` prints the shell's and then its children's user and system time.
-    const child = spawn('bash', ['-c', '"$@"; rc=$?; times; exit $rc', 'bench', argv0, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    children.add(child);
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8');
-    child.stderr.setEncoding('utf8');
-    child.stdout.on('data', (d) => { stdout += d; });
-    child.stderr.on('data', (d) => { stderr = (stderr + d).slice(-2000); });
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      children.delete(child);
-      const t = [...stdout.matchAll(/(\d+)m([\d.]+)s (\d+)m([\d.]+)s/g)].at(-1);
-      const cpuUs = t ? ((Number(t[1]) * 60 + Number(t[2])) + (Number(t[3]) * 60 + Number(t[4]))) * 1e6 : NaN;
-      resolve({ code, stdout, stderr, cpuUs });
-    });
-  });
 }
 
 /** A JSON object of exactly `size` bytes (at least the prefix's), ending in a padding member. */
@@ -788,142 +528,7 @@ async function measureCrypto(heraldRow) {
   };
 }
 
-// ------------------------------------------------------------------ Expo (its Node mock)
-let pki = null;
-const expoKind = {
-  title: 'Expo', authKind: 'distinct access tokens',
-  nOf: (r) => (r.ticket?.status === 'ok' ? bodyN(r.message?.body) : -1),
-};
-function bodyN(body) {
-  if (typeof body !== 'string' || !body.startsWith('n=')) return -1;
-  const n = Number(body.slice(2));
-  return Number.isInteger(n) && n >= 0 && n < M ? n : -1;
-}
-async function startExpo() {
-  const { startExpoMock } = await import('../../src/providers/expo/expo_mock.mjs');
-  const mock = await startExpoMock({ tls: pki.server });
-  mocks.add(mock);
-  const accessToken = `bench-expo-${randomBytes(16).toString('hex')}`;
-  mock.requireAccessToken(accessToken);
-  return {
-    mock, accessToken,
-    tokens: Array.from({ length: S }, (_, k) => `ExponentPushToken[bench-${k}-${randomBytes(8).toString('hex')}]`),
-    auth: () => new Set(mock.sends.map((r) => r.accessToken)).size,
-  };
-}
-/** Which of the M messages the Expo mock has accepted (in-process), and duplicates. */
-function expoTracker(mock) {
-  const seen = new Uint8Array(M);
-  let index = 0;
-  const t = { distinct: 0, duplicates: 0, lastAt: 0 };
-  t.update = () => {
-    const rec = mock.received;
-    for (; index < rec.length; index++) {
-      const n = expoKind.nOf(rec[index]);
-      if (n < 0) continue;
-      if (seen[n]) { t.duplicates += 1; continue; }
-      seen[n] = 1;
-      t.distinct += 1;
-      if (t.distinct === M) t.lastAt = rec[index].at;
-    }
-    return t.distinct === M;
-  };
-  return t;
-}
-async function measureExpo(sender) {
-  const e = await startExpo();
-  let herald;
-  let ref;
-  try {
-    const track = expoTracker(e.mock);
-    const conn0 = e.mock.connections;
-    const auth0 = e.auth();
-    const req0 = e.mock.requests.length;
-    let startAt;
-    let t;
-    let cpu0;
-    let ticks0;
-    if (sender === 'herald') {
-      herald = await startHerald(pki.ca.certPath, 'expo');
-      await setupHerald(herald, { providerId: 'expo', credentials: { apiKey: e.accessToken, baseUrl: e.mock.origin } }, e.tokens);
-      cpu0 = cpuByThread(herald.pid);
-    } else {
-      ref = await startReference({
-        provider: 'expo', host: HOST, port: e.mock.port, origin: e.mock.origin, caFile: pki.ca.certPath, messages: M,
-        concurrency: 6, subscribers: e.tokens.map((token, k) => ({ subscriberId: `sub-${k}`, token })), expo: { accessToken: e.accessToken },
-      });
-      ticks0 = processTicks(ref.pid);
-    }
-    const self0 = process.cpuUsage();
-    const goAt = Date.now();
-    if (herald) t = trigger(herald); else ref.go();
-    const deadline = goAt + opts.waitSeconds * 1000;
-    let complete = false;
-    let doneAt = 0;
-    while (Date.now() < deadline) {
-      if (track.update()) { complete = true; break; }
-      if (herald && (herald.child.exitCode !== null || (t.finished && t.acked === 0))) break;
-      if (ref?.isDone()) { doneAt ||= Date.now(); if (Date.now() - doneAt > 2_000) break; }
-      if (ref && ref.child.exitCode !== null && !doneAt) break;
-      await sleep(20);
-    }
-    const self1 = process.cpuUsage(self0);
-    const measuredEnd = Date.now();
-    const cpu1 = herald ? cpuByThread(herald.pid) : null;
-    const ticks1 = ref ? processTicks(ref.pid) : NaN;
-    let done = null;
-    if (herald) await t.done; else done = await ref.done(Math.max(5_000, deadline - Date.now()));
-    await sleep(300);
-    track.update();
-    startAt = herald ? goAt : done.startAt;
-    const endAt = complete ? track.lastAt : measuredEnd;
-    const requests = e.mock.requests.length - req0;
-    const mockCpuUs = (self1.user + self1.system);
-    const row = {
-      provider: 'expo', sender, library: herald ? `herald ${REV}` : ref.ready.library,
-      transport: herald ? 'h2 (TLS)' : ref.ready.settings?.transport, concurrency: herald ? null : 6,
-      seconds: (endAt - startAt) / 1000, complete, delivered: track.distinct, duplicates: track.duplicates,
-      connections: e.mock.connections - conn0, auth: e.auth() - auth0, requests,
-      // The Node mock runs in this process: its CPU is this process's (with the polling and, in
-      // Herald's row, the triggers), so per message only, as an upper bound.
-      mockCpuUsPerRequest: null, mockCpuUsPerMessage: mockCpuUs / M,
-      mockBusy: mockCpuUs / 1e6 / ((measuredEnd - goAt) / 1000),
-      mock: { node_mock: 'src/providers/expo/expo_mock.mjs (in this process, TLS)' },
-    };
-    if (herald) {
-      const byThread = {};
-      for (const [name, ticks] of Object.entries(cpu1)) {
-        const used = ticks - (cpu0[name] ?? 0);
-        if (used > 0) byThread[name] = Math.round(ticksToUs(used) / M);
-      }
-      Object.assign(row, {
-        cpuUs: ticksToUs(sumTicks(cpu1) - sumTicks(cpu0)) / M,
-        cpuByThread: Object.fromEntries(Object.entries(byThread).sort((a, b) => b[1] - a[1])),
-        triggersAcked: t.acked, triggerErrors: t.errors, triggerSeconds: t.endAt ? (t.endAt - goAt) / 1000 : null, problems: t.problems,
-      });
-    } else {
-      Object.assign(row, {
-        cpuUs: Number.isNaN(ticks1) ? done.cpuUs / M : ticksToUs(ticks1 - ticks0) / M,
-        settings: ref.ready.settings, sent: done.sent, failed: done.failed, problems: done.errors,
-      });
-    }
-    return row;
-  } finally {
-    if (herald) {
-      await stopChild(herald.child);
-      rmSync(herald.dataDir, { recursive: true, force: true });
-    }
-    if (ref) await stopChild(ref.child, 5_000);
-    await closeMock(e.mock);
-  }
-}
-
 // ------------------------------------------------------------------------------------ run
-if (opts.providers.includes('expo')) {
-  const { makeTlsAuthority } = await import('../../test/e2e/tls_authority.mjs');
-  mkdirSync(path.join(TMP, 'pki'));
-  pki = await makeTlsAuthority({ dir: path.join(TMP, 'pki') });
-}
 const TITLES = { 'web-push': 'Web Push', apns: 'APNs', fcm: 'FCM', expo: 'Expo' };
 const AUTH_KINDS = { 'web-push': kinds['web-push'].authKind, apns: kinds.apns.authKind, fcm: kinds.fcm.authKind, expo: expoKind.authKind };
 const when = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
@@ -936,7 +541,7 @@ let failedRun = false;
 const LABEL = { herald: 'Herald', reference: 'reference', ceiling: 'ceiling' };
 for (const provider of opts.providers) {
   const plan = provider === 'expo'
-    ? [['herald', () => measureExpo('herald')], ['reference', () => measureExpo('reference')]]
+    ? [['herald', () => measureExpo(bench, 'herald')], ['reference', () => measureExpo(bench, 'reference')]]
     : [['herald', () => measureHerald(provider)], ['reference', () => measureReference(provider)],
       ...(provider === 'web-push' ? [['ceiling', (h) => measureCrypto(h)]]
         : h2loadBin ? [['ceiling', (h) => measureH2load(provider, h)]] : [])];
