@@ -17,10 +17,10 @@
 //        RESULT_JSON (if set, {rows: [...]} with every size's row is also written there)
 import { spawn } from 'node:child_process';
 import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import { cpus, tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { freePort } from '../free_port.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const buildDir = path.resolve(root, process.env.BUILD_DIR ?? 'build');
@@ -103,17 +103,6 @@ async function idle(pid) {
   }
 }
 
-// A loopback port nobody listens on now (the kernel's pick, released for Herald to take).
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 async function runOnce(n) {
   const dir = mkdtempSync(path.join(tmpdir(), 'herald-fanout-'));

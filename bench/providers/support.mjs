@@ -6,9 +6,9 @@
 import { spawn, execFileSync } from 'node:child_process';
 import { chmodSync, closeSync, copyFileSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
-import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { freePort } from '../free_port.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const API_KEY = 'bench-development-api-key-0001';
@@ -74,13 +74,7 @@ export function processTicks(pid) {
 export const sumTicks = (o) => Object.values(o).reduce((a, b) => a + b, 0);
 export const ticksToUs = (ticks) => ticks * 1e6 / CLK_TCK;
 
-export function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.on('error', reject);
-    srv.listen(0, HOST, () => { const { port } = srv.address(); srv.close(() => resolve(port)); });
-  });
-}
+export { freePort };
 
 /** A stable private copy (at dst) of a build output (the tree's may be relinked during the run). */
 export async function stableCopy(src, dst) {
